@@ -20,7 +20,14 @@ const header = (source) =>
 // Each row: [tag, vr, vm, keyword, name, retired]. The VR keeps PS3.6's "US or SS" forms; the
 // codec resolves them per PS3.5 Annex A.
 const rows = Object.entries(dict.elements)
-  .map(([tag, [vr, vm, name, retired, keyword]]) => [Number.parseInt(tag, 16), vr, vm, keyword, name, retired === 'Retired'])
+  .map(([tag, [vr, vm, name, retired, keyword]]) => [
+    Number.parseInt(tag, 16),
+    vr,
+    vm,
+    keyword,
+    name,
+    retired === 'Retired',
+  ])
   .sort((a, b) => a[0] - b[0]);
 // Repeating groups: 'x' digits become a mask. [value, mask, vr, vm, keyword, name, retired]
 const repeaters = Object.entries(dict.repeaters).map(([tag, [vr, vm, name, retired, keyword]]) => {
@@ -35,14 +42,22 @@ const repeaters = Object.entries(dict.repeaters).map(([tag, [vr, vm, name, retir
 const lit = (v) => JSON.stringify(v);
 let out = header('dicom-dictionary.json');
 out += `// ${dict.source}\n\n`;
-out += 'export type DictionaryRow = readonly [tag: number, vr: string, vm: string, keyword: string, name: string, retired: boolean];\n';
-out += 'export type RepeaterRow = readonly [value: number, mask: number, vr: string, vm: string, keyword: string, name: string, retired: boolean];\n\n';
+out +=
+  'export type DictionaryRow = readonly [tag: number, vr: string, vm: string, keyword: string, name: string, retired: boolean];\n';
+out +=
+  'export type RepeaterRow = readonly [value: number, mask: number, vr: string, vm: string, keyword: string, name: string, retired: boolean];\n\n';
 out += 'export const ELEMENTS: readonly DictionaryRow[] = [\n';
-for (const r of rows) out += `  [0x${r[0].toString(16).padStart(8, '0')}, ${lit(r[1])}, ${lit(r[2])}, ${lit(r[3])}, ${lit(r[4])}, ${r[5]}],\n`;
+for (const r of rows)
+  out += `  [0x${r[0].toString(16).padStart(8, '0')}, ${lit(r[1])}, ${lit(r[2])}, ${lit(r[3])}, ${lit(r[4])}, ${r[5]}],\n`;
 out += '];\n\nexport const REPEATERS: readonly RepeaterRow[] = [\n';
 for (const r of repeaters)
   out += `  [0x${r[0].toString(16).padStart(8, '0')}, 0x${r[1].toString(16).padStart(8, '0')}, ${lit(r[2])}, ${lit(r[3])}, ${lit(r[4])}, ${lit(r[5])}, ${r[6]}],\n`;
-out += '];\n';
+out += '];\n\n';
+// Keyword -> tag for code that names elements: TAG.PatientName === 0x00100010.
+out +=
+  '/** Keyword -> tag number for every standard element, e.g. TAG.PatientName === 0x00100010. */\nexport const TAG = {\n';
+for (const r of rows) if (r[3]) out += `  ${r[3]}: 0x${r[0].toString(16).padStart(8, '0')},\n`;
+out += '} as const;\n';
 writeFileSync(join(outDir, 'dictionary.ts'), out);
 
 // --- UID registry ------------------------------------------------------------------------------
@@ -60,7 +75,10 @@ const NATIVE = {
 function isLossy(uid, name) {
   if (NATIVE[uid]) return false;
   if (/Lossy|Near-Lossless/.test(name)) return true;
-  if (/Lossless|RLE|Deflated Image Frame|Encapsulated Uncompressed|Recompression|SMPTE|RFC 2557|XML/.test(name)) return false;
+  if (
+    /Lossless|RLE|Deflated Image Frame|Encapsulated Uncompressed|Recompression|SMPTE|RFC 2557|XML/.test(name)
+  )
+    return false;
   return /JPEG|MPEG|HEVC|JPIP/.test(name);
 }
 const entries = Object.entries(reg.uids).map(([uid, [name, type, info, retired, keyword]]) => ({
@@ -73,8 +91,10 @@ const entries = Object.entries(reg.uids).map(([uid, [name, type, info, retired, 
 }));
 let u = header('uid-registry.json');
 u += `// ${reg.source}\n\n`;
-u += 'export interface UidEntry { readonly uid: string; readonly name: string; readonly type: string; readonly keyword: string; readonly retired: boolean; readonly info: string }\n';
-u += 'export interface TransferSyntaxEntry extends UidEntry {\n  readonly explicitVR: boolean;\n  readonly littleEndian: boolean;\n  readonly deflated: boolean;\n  /** Pixel data in fragments (PS3.5 A.4). */\n  readonly encapsulated: boolean;\n  readonly lossy: boolean;\n}\n\n';
+u +=
+  'export interface UidEntry { readonly uid: string; readonly name: string; readonly type: string; readonly keyword: string; readonly retired: boolean; readonly info: string }\n';
+u +=
+  'export interface TransferSyntaxEntry extends UidEntry {\n  readonly explicitVR: boolean;\n  readonly littleEndian: boolean;\n  readonly deflated: boolean;\n  /** Pixel data in fragments (PS3.5 A.4). */\n  readonly encapsulated: boolean;\n  readonly lossy: boolean;\n}\n\n';
 u += 'export const UIDS: readonly UidEntry[] = [\n';
 for (const e of entries)
   u += `  { uid: ${lit(e.uid)}, name: ${lit(e.name)}, type: ${lit(e.type)}, keyword: ${lit(e.keyword)}, retired: ${e.retired}, info: ${lit(e.info)} },\n`;
@@ -95,4 +115,6 @@ for (const e of entries) {
 }
 u += '} as const;\n';
 writeFileSync(join(outDir, 'uids.ts'), u);
-console.log(`wrote ${rows.length} elements, ${repeaters.length} repeaters, ${entries.length} UIDs to ${outDir}`);
+console.log(
+  `wrote ${rows.length} elements, ${repeaters.length} repeaters, ${entries.length} UIDs to ${outDir}`,
+);
