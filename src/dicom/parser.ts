@@ -562,7 +562,8 @@ export class DicomParser {
     if (length === UNDEFINED_LENGTH) {
       if (vr === 'OB' || vr === 'OW' || vr === 'UN' || tag === TAG.PixelData) {
         this.stack.push({ kind: Kind.Fragments, end: -1, tag, syntax: ctx.syntax, pixelRepresentation: -1 });
-        this.handler.fragmentsStart(tag, vr === 'UN' ? 'OB' : vr, at);
+        // PS3.5 A.4: encapsulated pixel data is OB (an implicit VR stream or a UN header does not say).
+        this.handler.fragmentsStart(tag, vr === 'UN' || !ctx.syntax.explicit ? 'OB' : vr, at);
         return true;
       }
       this.fail(`undefined length on a ${vr} element`, tag, at);

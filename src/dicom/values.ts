@@ -142,17 +142,25 @@ export function decodeTags(bytes: Uint8Array): number[] {
   return out;
 }
 
-/** Formats a DS value within its 16 characters (PS3.5 6.2). */
+/**
+ * Formats a DS value within its 16 characters (PS3.5 6.2): the shortest text that reads back as
+ * the same number when it fits, else the most significant digits that fit, in fixed or
+ * exponential notation, whichever is shorter (-1.2345678901e-5 keeps all its digits that way).
+ */
 export function formatDS(n: number): string {
   if (!Number.isFinite(n)) throw new DicomEncodeError(`DS value ${n} is not a finite number`);
-  let s = String(n);
+  const s = String(n);
   if (s.length <= 16) return s;
-  for (let p = 15; p > 0; p--) {
-    s = n
-      .toPrecision(p)
+  const tidy = (t: string) =>
+    t
       .replace(/(\.\d*?)0+(e|$)/, '$1$2')
-      .replace(/\.(e|$)/, '$1');
-    if (s.length <= 16) return s;
+      .replace(/\.(e|$)/, '$1')
+      .replace('e+', 'e');
+  for (let p = 16; p > 0; p--) {
+    const fixed = tidy(n.toPrecision(p));
+    const exponential = tidy(n.toExponential(p - 1));
+    const best = fixed.length <= exponential.length ? fixed : exponential;
+    if (best.length <= 16) return best;
   }
   throw new DicomEncodeError(`DS value ${n} does not fit in 16 characters`);
 }
