@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { PacsError } from '../core/errors.js';
 import { convertFile } from '../dicom/convert.js';
+import { toDicomJson } from '../dicom/json.js';
 import { readDicomFile } from '../dicom/reader.js';
 import { dumpFile } from './dump.js';
 
@@ -23,8 +24,6 @@ export function buildProgram(): Command {
     .option('--json', 'print the data set (file meta excluded) as DICOM JSON (PS3.18 F.2)')
     .action(async (file: string, opts: { json?: boolean }) => {
       if (opts.json) {
-        const jsonModule = '../dicom/json.js';
-        const { toDicomJson } = (await import(jsonModule)) as { toDicomJson: (ds: unknown) => unknown };
         const obj = await readDicomFile(file);
         process.stdout.write(`${JSON.stringify(toDicomJson(obj.dataSet), null, 2)}\n`);
         return;
