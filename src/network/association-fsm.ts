@@ -272,6 +272,8 @@ export type Indication =
   /** The provider aborted: a peer provider A-ABORT, a protocol error here, or the transport closing. */
   | {
       readonly type: 'A-P-ABORT-indication';
+      /** 'peer': an A-ABORT PDU with provider source arrived; 'local': our provider detected the problem. */
+      readonly origin: 'peer' | 'local';
       readonly source: number;
       readonly reason: number;
       readonly detail: string;
@@ -439,6 +441,7 @@ function perform(action: ActionName, event: FsmEvent, ctx: FsmContext): ActionRe
           ? { type: 'A-ABORT-indication', source, reason }
           : {
               type: 'A-P-ABORT-indication',
+              origin: 'peer',
               source,
               reason,
               detail: 'A-ABORT PDU from the peer service-provider',
@@ -451,6 +454,7 @@ function perform(action: ActionName, event: FsmEvent, ctx: FsmContext): ActionRe
         outputs: [
           indicate({
             type: 'A-P-ABORT-indication',
+            origin: 'local',
             source: AbortSource.ServiceProvider,
             reason: AbortReason.NotSpecified,
             detail: 'transport connection closed',
@@ -476,6 +480,7 @@ function perform(action: ActionName, event: FsmEvent, ctx: FsmContext): ActionRe
           send({ type: 'A-ABORT', source: AbortSource.ServiceProvider, reason }),
           indicate({
             type: 'A-P-ABORT-indication',
+            origin: 'local',
             source: AbortSource.ServiceProvider,
             reason,
             detail: describeProviderAbort(event, ctx.state),

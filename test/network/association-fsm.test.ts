@@ -189,6 +189,7 @@ describe('association FSM: action details', () => {
       kind: 'indicate',
       indication: {
         type: 'A-P-ABORT-indication',
+        origin: 'peer',
         source: 2,
         reason: 6,
         detail: 'A-ABORT PDU from the peer service-provider',
