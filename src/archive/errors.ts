@@ -1,0 +1,41 @@
+/**
+ * The one error type of the archive layer. Callers switch on `code`; the Storage SCP maps each
+ * code to its DIMSE status (ERR_ARCHIVE_OUT_OF_SPACE is PS3.4 B.2.3 "Refused: Out of Resources", A700).
+ */
+import { PacsError } from '../core/errors.js';
+
+export type ArchiveErrorCode =
+  /** Free space is below the floor, or the disk filled up while writing (ENOSPC, EDQUOT). */
+  | 'ERR_ARCHIVE_OUT_OF_SPACE'
+  /** The duplicate policy is `reject` and the SOP Instance UID is already archived. */
+  | 'ERR_ARCHIVE_DUPLICATE'
+  /** The header lacks what the index needs (SOP Class/Instance, Study and Series Instance UIDs). */
+  | 'ERR_ARCHIVE_INVALID_OBJECT'
+  /** A file operation failed for another reason (permissions, I/O error). */
+  | 'ERR_ARCHIVE_IO'
+  /** The index (SQL) failed: the database is unreachable, a constraint failed... */
+  | 'ERR_ARCHIVE_INDEX'
+  /** The index schema is newer than this program knows, or its URL is not one we open. */
+  | 'ERR_ARCHIVE_SCHEMA'
+  /** An object handle was used after commit or abort, or the archive is closed. */
+  | 'ERR_ARCHIVE_STATE';
+
+export class ArchiveError extends PacsError {
+  override readonly code: ArchiveErrorCode;
+  constructor(code: ArchiveErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.code = code;
+  }
+}
+
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+/** Wraps a failed file operation: a full disk becomes ERR_ARCHIVE_OUT_OF_SPACE, anything else ERR_ARCHIVE_IO. */
+export function fileError(what: string, cause: unknown): ArchiveError {
+  if (cause instanceof ArchiveError) return cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  if (typeof code === 'string' && NO_SPACE.has(code))
+    return new ArchiveError('ERR_ARCHIVE_OUT_OF_SPACE', `${what}: disk full (${detail})`, { cause });
+  return new ArchiveError('ERR_ARCHIVE_IO', `${what}: ${detail}`, { cause });
+}

@@ -1,0 +1,200 @@
+/**
+ * The index port: what services and the archive facade need from the index, independent of the
+ * engine. SqlArchiveIndex implements it on SQLite and PostgreSQL, MemoryArchiveIndex in memory
+ * (for service tests). Every write is durable (committed) when its promise resolves.
+ */
+import type { DicomJsonObject } from '../../dicom/json.js';
+
+export type IndexEngine = 'sqlite' | 'postgres' | 'memory';
+
+/** Patient-level attributes as received (PS3.4 C.6.1.1.2). Absent or empty values are null. */
+export interface PatientAttributes {
+  readonly patientId: string | null;
+  readonly issuerOfPatientId: string | null;
+  /** The PN value as text: component groups separated by '=', components by '^' (PS3.5 6.2). */
+  readonly patientName: string | null;
+  /** DA, YYYYMMDD. */
+  readonly patientBirthDate: string | null;
+  readonly patientSex: string | null;
+}
+
+export interface StudyAttributes {
+  readonly studyInstanceUid: string;
+  readonly studyDate: string | null;
+  readonly studyTime: string | null;
+  readonly accessionNumber: string | null;
+  readonly studyId: string | null;
+  readonly referringPhysicianName: string | null;
+  readonly studyDescription: string | null;
+}
+
+export interface SeriesAttributes {
+  readonly seriesInstanceUid: string;
+  readonly modality: string | null;
+  readonly seriesNumber: number | null;
+  readonly seriesDescription: string | null;
+  readonly bodyPartExamined: string | null;
+}
+
+export interface InstanceAttributes {
+  readonly sopInstanceUid: string;
+  readonly sopClassUid: string;
+  readonly instanceNumber: number | null;
+  /** The transfer syntax the object is stored in. */
+  readonly transferSyntaxUid: string;
+  /** The object file, relative to the data folder, '/' separated. */
+  readonly path: string;
+  readonly size: number;
+  readonly receivedAt: Date;
+  /** The AE title that sent the object (null when unknown, e.g. imported). */
+  readonly callingAet: string | null;
+}
+
+/** What is indexed about one object: its keys at each level of the information model. */
+export interface InstanceRecord {
+  readonly patient: PatientAttributes;
+  readonly study: StudyAttributes;
+  readonly series: SeriesAttributes;
+  readonly instance: InstanceAttributes;
+}
+
+/** Each level's attributes (no bulk data) as DICOM JSON, so that any attribute can be returned later. */
+export interface LevelHeaders {
+  readonly patient: DicomJsonObject;
+  readonly study: DicomJsonObject;
+  readonly series: DicomJsonObject;
+  readonly instance: DicomJsonObject;
+}
+
+/** An indexed object, as findInstance and friends return it. */
+export interface IndexedInstance extends InstanceAttributes {
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+}
+
+/** What an index should do when the SOP Instance UID is indexed already. */
+export type DuplicateMode =
+  /** Leave the indexed object; the result is `duplicate` with the existing one. */
+  | 'keep'
+  /** Index the new object in place of the old; the result is `replaced` with the old one (its file is the caller's to remove). */
+  | 'replace';
+
+export interface InsertOptions {
+  /** Default 'keep'. */
+  readonly onDuplicate?: DuplicateMode;
+}
+
+/**
+ * Data the index did not merge, for the caller to log. Two patients who share a Patient ID
+ * but differ in name or birth date are not merged: each study keeps the patient attributes it
+ * was received with.
+ */
+export type IndexWarning =
+  | {
+      /** A new study names a Patient ID that is indexed with another name or birth date. */
+      readonly code: 'patient-mismatch';
+      readonly message: string;
+      readonly patientId: string;
+      readonly issuerOfPatientId: string | null;
+      readonly indexed: PatientAttributes;
+      readonly received: PatientAttributes;
+    }
+  | {
+      /** An object of an indexed study carries other patient attributes than the study has. */
+      readonly code: 'study-patient-mismatch';
+      readonly message: string;
+      readonly studyInstanceUid: string;
+      readonly indexed: PatientAttributes;
+      readonly received: PatientAttributes;
+    }
+  | {
+      /** The Series Instance UID is indexed under another study; the object joins the indexed series. */
+      readonly code: 'series-study-mismatch';
+      readonly message: string;
+      readonly seriesInstanceUid: string;
+      readonly indexedStudyInstanceUid: string;
+      readonly receivedStudyInstanceUid: string;
+    };
+
+export type InsertResult =
+  | { readonly status: 'inserted'; readonly warnings: readonly IndexWarning[] }
+  | { readonly status: 'duplicate'; readonly existing: IndexedInstance }
+  | {
+      readonly status: 'replaced';
+      readonly previous: IndexedInstance;
+      readonly warnings: readonly IndexWarning[];
+    };
+
+export interface PatientSummary extends PatientAttributes {
+  readonly numberOfStudies: number;
+  readonly header: DicomJsonObject;
+}
+
+export interface StudySummary extends StudyAttributes {
+  /** The patient attributes this study was received with (not necessarily its patient row's). */
+  readonly patient: PatientAttributes;
+  readonly numberOfSeries: number;
+  readonly numberOfInstances: number;
+  /** Distinct values, sorted. */
+  readonly modalitiesInStudy: readonly string[];
+  readonly sopClassesInStudy: readonly string[];
+  readonly header: DicomJsonObject;
+  readonly patientHeader: DicomJsonObject;
+}
+
+export interface SeriesSummary extends SeriesAttributes {
+  readonly studyInstanceUid: string;
+  readonly numberOfInstances: number;
+  readonly header: DicomJsonObject;
+}
+
+export interface InstanceFile {
+  readonly sopInstanceUid: string;
+  readonly path: string;
+}
+
+/** The operations of one transaction (see ArchiveIndex.withTransaction). */
+export interface IndexTransaction {
+  insertInstance(
+    record: InstanceRecord,
+    headers: LevelHeaders,
+    options?: InsertOptions,
+  ): Promise<InsertResult>;
+  /** Removes the object's row and updates the counters; a series, study or patient left empty goes too. */
+  deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+  findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+}
+
+export interface ArchiveIndex {
+  readonly engine: IndexEngine;
+
+  /** One insert in its own transaction; concurrent calls share a commit (group commit). */
+  insertInstance(
+    record: InstanceRecord,
+    headers: LevelHeaders,
+    options?: InsertOptions,
+  ): Promise<InsertResult>;
+  /** Returns the removed row (its file is the caller's to remove), or undefined when not indexed. */
+  deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+  /**
+   * Runs `fn` atomically: all of its operations commit together, or none when it throws (the
+   * error is passed on). Concurrent transactions share one database commit (group commit);
+   * each resolves only after that commit.
+   */
+  withTransaction<T>(fn: (tx: IndexTransaction) => Promise<T>): Promise<T>;
+
+  findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+  findSeries(seriesInstanceUid: string): Promise<SeriesSummary | undefined>;
+  findStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
+  /** The patient row of a Patient ID (and issuer; null matches an absent issuer only). */
+  findPatient(patientId: string, issuerOfPatientId: string | null): Promise<PatientSummary | undefined>;
+  countInstances(): Promise<number>;
+  /**
+   * Every indexed object file, ordered by path (code unit order, which is byte order for the
+   * ASCII paths the store makes), read in pages so memory stays bounded. `after` starts past a path.
+   */
+  listInstanceFiles(options?: { readonly after?: string }): AsyncIterable<InstanceFile>;
+
+  /** Waits for queued writes, then releases the connections. */
+  close(): Promise<void>;
+}

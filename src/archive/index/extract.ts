@@ -1,0 +1,340 @@
+/**
+ * From an object's header to what the index keeps: the key attributes of each level
+ * (InstanceRecord) and each level's attributes as DICOM JSON (LevelHeaders). Which attribute
+ * belongs to which level follows the modules of the composite IODs (PS3.3 C.7): Patient and
+ * Clinical Trial Subject at patient level; General Study, Patient Study and Clinical Trial Study
+ * at study level; General Series, Clinical Trial Series, General Equipment and Frame of Reference
+ * at series level; everything else (private elements too) at instance level.
+ */
+import { err, ok, type Result } from '../../core/result.js';
+import { type DataElement, DataSet } from '../../dicom/dataset.js';
+import { TAG } from '../../dicom/dictionary.js';
+import { toDicomJson } from '../../dicom/json.js';
+import { isGroupLengthTag, type Tag, tagGroup } from '../../dicom/tag.js';
+import { ArchiveError } from '../errors.js';
+import type {
+  InstanceRecord,
+  LevelHeaders,
+  PatientAttributes,
+  SeriesAttributes,
+  StudyAttributes,
+} from './archive-index.js';
+
+/** Binary values longer than this are bulk data and are left out of the stored headers. */
+export const BULK_DATA_THRESHOLD = 1024;
+
+type Keyword = keyof typeof TAG;
+
+// Repeated at every level so that each document decodes on its own.
+const EVERY_LEVEL: readonly Keyword[] = ['SpecificCharacterSet', 'TimezoneOffsetFromUTC'];
+
+// PS3.3 C.7.1.1 Patient, C.7.1.3 Clinical Trial Subject.
+const PATIENT_LEVEL: readonly Keyword[] = [
+  'PatientName',
+  'PatientID',
+  'IssuerOfPatientID',
+  'IssuerOfPatientIDQualifiersSequence',
+  'TypeOfPatientID',
+  'PatientBirthDate',
+  'PatientBirthTime',
+  'PatientBirthDateInAlternativeCalendar',
+  'PatientDeathDateInAlternativeCalendar',
+  'PatientAlternativeCalendar',
+  'PatientSex',
+  'QualityControlSubject',
+  'OtherPatientIDs',
+  'OtherPatientIDsSequence',
+  'OtherPatientNames',
+  'PatientBirthName',
+  'PatientMotherBirthName',
+  'MedicalRecordLocator',
+  'EthnicGroup',
+  'EthnicGroupCodeSequence',
+  'PatientComments',
+  'PatientSpeciesDescription',
+  'PatientSpeciesCodeSequence',
+  'PatientBreedDescription',
+  'PatientBreedCodeSequence',
+  'BreedRegistrationSequence',
+  'StrainDescription',
+  'StrainNomenclature',
+  'StrainCodeSequence',
+  'StrainAdditionalInformation',
+  'StrainStockSequence',
+  'GeneticModificationsSequence',
+  'ResponsiblePerson',
+  'ResponsiblePersonRole',
+  'ResponsibleOrganization',
+  'PatientIdentityRemoved',
+  'DeidentificationMethod',
+  'DeidentificationMethodCodeSequence',
+  'ReferencedPatientSequence',
+  'ReferencedPatientPhotoSequence',
+  'PatientAddress',
+  'CountryOfResidence',
+  'RegionOfResidence',
+  'PatientTelephoneNumbers',
+  'PatientTelecomInformation',
+  'MilitaryRank',
+  'BranchOfService',
+  'PatientReligiousPreference',
+  'PatientPrimaryLanguageCodeSequence',
+  'ClinicalTrialSponsorName',
+  'ClinicalTrialProtocolID',
+  'ClinicalTrialProtocolName',
+  'ClinicalTrialSiteID',
+  'ClinicalTrialSiteName',
+  'ClinicalTrialSubjectID',
+  'ClinicalTrialSubjectReadingID',
+  'IssuerOfClinicalTrialSubjectID',
+];
+
+// PS3.3 C.7.2.1 General Study, C.7.2.2 Patient Study, C.7.2.3 Clinical Trial Study.
+const STUDY_LEVEL: readonly Keyword[] = [
+  'StudyInstanceUID',
+  'StudyDate',
+  'StudyTime',
+  'ReferringPhysicianName',
+  'ReferringPhysicianIdentificationSequence',
+  'ConsultingPhysicianName',
+  'ConsultingPhysicianIdentificationSequence',
+  'StudyID',
+  'AccessionNumber',
+  'IssuerOfAccessionNumberSequence',
+  'StudyDescription',
+  'PhysiciansOfRecord',
+  'PhysiciansOfRecordIdentificationSequence',
+  'NameOfPhysiciansReadingStudy',
+  'PhysiciansReadingStudyIdentificationSequence',
+  'RequestingServiceCodeSequence',
+  'ReferencedStudySequence',
+  'ProcedureCodeSequence',
+  'ReasonForPerformedProcedureCodeSequence',
+  'AdmittingDiagnosesDescription',
+  'AdmittingDiagnosesCodeSequence',
+  'PatientAge',
+  'PatientSize',
+  'PatientSizeCodeSequence',
+  'PatientWeight',
+  'PatientBodyMassIndex',
+  'MeasuredAPDimension',
+  'MeasuredLateralDimension',
+  'Occupation',
+  'AdditionalPatientHistory',
+  'AdmissionID',
+  'IssuerOfAdmissionIDSequence',
+  'ServiceEpisodeID',
+  'IssuerOfServiceEpisodeIDSequence',
+  'ServiceEpisodeDescription',
+  'PatientSexNeutered',
+  'ReasonForVisit',
+  'ReasonForVisitCodeSequence',
+  'MedicalAlerts',
+  'Allergies',
+  'SmokingStatus',
+  'PregnancyStatus',
+  'LastMenstrualDate',
+  'PatientState',
+  'ClinicalTrialTimePointID',
+  'ClinicalTrialTimePointDescription',
+  'LongitudinalTemporalOffsetFromEvent',
+  'LongitudinalTemporalEventType',
+  'ConsentForClinicalTrialUseSequence',
+];
+
+// PS3.3 C.7.3.1 General Series, C.7.3.2 Clinical Trial Series, C.7.5.1 General Equipment, C.7.4.1 Frame of Reference.
+const SERIES_LEVEL: readonly Keyword[] = [
+  'Modality',
+  'SeriesInstanceUID',
+  'SeriesNumber',
+  'Laterality',
+  'SeriesDate',
+  'SeriesTime',
+  'PerformingPhysicianName',
+  'PerformingPhysicianIdentificationSequence',
+  'ProtocolName',
+  'SeriesDescription',
+  'SeriesDescriptionCodeSequence',
+  'OperatorsName',
+  'OperatorIdentificationSequence',
+  'ReferencedPerformedProcedureStepSequence',
+  'RelatedSeriesSequence',
+  'BodyPartExamined',
+  'PatientPosition',
+  'SmallestPixelValueInSeries',
+  'LargestPixelValueInSeries',
+  'RequestAttributesSequence',
+  'PerformedProcedureStepID',
+  'PerformedProcedureStepStartDate',
+  'PerformedProcedureStepStartTime',
+  'PerformedProcedureStepEndDate',
+  'PerformedProcedureStepEndTime',
+  'PerformedProcedureStepDescription',
+  'PerformedProtocolCodeSequence',
+  'CommentsOnThePerformedProcedureStep',
+  'AnatomicalOrientationType',
+  'ClinicalTrialCoordinatingCenterName',
+  'ClinicalTrialSeriesID',
+  'ClinicalTrialSeriesDescription',
+  'Manufacturer',
+  'InstitutionName',
+  'InstitutionAddress',
+  'StationName',
+  'InstitutionalDepartmentName',
+  'InstitutionalDepartmentTypeCodeSequence',
+  'ManufacturerModelName',
+  'ManufacturerModelVersion',
+  'DeviceSerialNumber',
+  'SoftwareVersions',
+  'FrameOfReferenceUID',
+  'PositionReferenceIndicator',
+];
+
+export type Level = 'patient' | 'study' | 'series' | 'instance';
+
+const LEVEL_OF = new Map<Tag, Level>();
+for (const [level, keywords] of [
+  ['patient', PATIENT_LEVEL],
+  ['study', STUDY_LEVEL],
+  ['series', SERIES_LEVEL],
+] as const) {
+  for (const k of keywords) LEVEL_OF.set(TAG[k], level);
+}
+const SHARED = new Set<Tag>(EVERY_LEVEL.map((k) => TAG[k]));
+
+/** The level whose document holds a top-level attribute (SpecificCharacterSet and TimezoneOffsetFromUTC are in all four). */
+export function levelOf(tag: Tag): Level {
+  return LEVEL_OF.get(tag) ?? 'instance';
+}
+
+const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+
+/** Pixel data and the like, trailing padding, digital signatures: never header attributes. */
+function isExcluded(tag: Tag): boolean {
+  const group = tagGroup(tag);
+  return (
+    group === 0x0002 || group === 0x7fe0 || group === 0xfffa || group === 0xfffc || isGroupLengthTag(tag)
+  );
+}
+
+function isBulk(e: DataElement): boolean {
+  const v = e.value;
+  if (v instanceof Uint8Array) return BINARY_VRS.has(e.vr) && v.length > BULK_DATA_THRESHOLD;
+  return !Array.isArray(v); // encapsulated fragments or a value that was not loaded
+}
+
+/** A copy of the elements of `src` that `keep` accepts, without bulk data at any depth. */
+function copyHeader(src: DataSet, keep: (tag: Tag) => boolean): DataSet {
+  const out = new DataSet();
+  for (const e of src) {
+    if (!keep(e.tag) || isExcluded(e.tag) || isBulk(e)) continue;
+    const v = e.value;
+    // Items are copied, not shared: DataSet.set re-parents them, which must not touch the caller's tree.
+    if (Array.isArray(v))
+      out.set({ tag: e.tag, vr: e.vr, value: v.map((item) => copyHeader(item, () => true)) });
+    else out.set(e);
+  }
+  return out;
+}
+
+/** Each level's attributes as DICOM JSON documents. */
+export function splitHeaders(header: DataSet): LevelHeaders {
+  const at = (level: Level) => (tag: Tag) => SHARED.has(tag) || levelOf(tag) === level;
+  return {
+    patient: toDicomJson(copyHeader(header, at('patient'))),
+    study: toDicomJson(copyHeader(header, at('study'))),
+    series: toDicomJson(copyHeader(header, at('series'))),
+    instance: toDicomJson(copyHeader(header, at('instance'))),
+  };
+}
+
+/** Where and how the object is stored: what the header does not say. */
+export interface StoredObjectInfo {
+  readonly transferSyntaxUid: string;
+  /** Relative to the data folder. */
+  readonly path: string;
+  readonly size: number;
+  readonly receivedAt: Date;
+  readonly callingAet: string | null;
+}
+
+export interface IndexEntry {
+  readonly record: InstanceRecord;
+  readonly headers: LevelHeaders;
+}
+
+/**
+ * The index entry of an object from its header (the data set up to Pixel Data). Fails with
+ * ERR_ARCHIVE_INVALID_OBJECT when a UID the index is keyed by is missing.
+ */
+export function describeInstance(
+  header: DataSet,
+  stored: StoredObjectInfo,
+): Result<IndexEntry, ArchiveError> {
+  const text = (tag: Tag): string | null => header.string(tag) ?? null;
+  const missing = (
+    ['SOPInstanceUID', 'SOPClassUID', 'StudyInstanceUID', 'SeriesInstanceUID'] as const
+  ).filter((k) => text(TAG[k]) === null);
+  if (missing.length > 0)
+    return err(new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `the data set has no ${missing.join(', ')}`));
+
+  const patient: PatientAttributes = {
+    patientId: text(TAG.PatientID),
+    issuerOfPatientId: text(TAG.IssuerOfPatientID),
+    patientName: text(TAG.PatientName),
+    patientBirthDate: text(TAG.PatientBirthDate),
+    patientSex: text(TAG.PatientSex),
+  };
+  const study: StudyAttributes = {
+    studyInstanceUid: text(TAG.StudyInstanceUID) ?? '',
+    studyDate: text(TAG.StudyDate),
+    studyTime: text(TAG.StudyTime),
+    accessionNumber: text(TAG.AccessionNumber),
+    studyId: text(TAG.StudyID),
+    referringPhysicianName: text(TAG.ReferringPhysicianName),
+    studyDescription: text(TAG.StudyDescription),
+  };
+  const series: SeriesAttributes = {
+    seriesInstanceUid: text(TAG.SeriesInstanceUID) ?? '',
+    modality: text(TAG.Modality),
+    seriesNumber: integer(header, TAG.SeriesNumber),
+    seriesDescription: text(TAG.SeriesDescription),
+    bodyPartExamined: text(TAG.BodyPartExamined),
+  };
+  let headers: LevelHeaders;
+  try {
+    headers = splitHeaders(header);
+  } catch (e) {
+    const detail = e instanceof Error ? e.message : String(e);
+    return err(
+      new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `the header cannot be stored: ${detail}`, { cause: e }),
+    );
+  }
+  return ok({
+    record: {
+      patient,
+      study,
+      series,
+      instance: {
+        sopInstanceUid: text(TAG.SOPInstanceUID) ?? '',
+        sopClassUid: text(TAG.SOPClassUID) ?? '',
+        instanceNumber: integer(header, TAG.InstanceNumber),
+        ...stored,
+      },
+    },
+    headers,
+  });
+}
+
+/** An IS value as a 32-bit integer (PS3.5 6.2 range); null when absent or not a number. */
+function integer(ds: DataSet, tag: Tag): number | null {
+  let n: number | undefined;
+  try {
+    n = ds.number(tag);
+  } catch {
+    return null;
+  }
+  if (n === undefined || !Number.isFinite(n)) return null;
+  const i = Math.trunc(n);
+  return i >= -(2 ** 31) && i < 2 ** 31 ? i : null;
+}
