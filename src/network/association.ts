@@ -79,7 +79,7 @@ export interface UpperLayerOptions {
   readonly logger?: NetworkLogger;
   /** Bytes of received PDVs queued for a slow consumer before the socket is paused. Default 1 MiB. */
   readonly receiveHighWaterMark?: number;
-  /** Largest P-DATA-TF variable field we send when the peer announces 0 (no limit). Default 64 KiB. */
+  /** Largest P-DATA-TF variable field we send; a smaller peer maximum wins, 0 (no limit) uses this. Default 256 KiB. */
   readonly maxSendPduLength?: number;
   /**
    * Bytes over our advertised maximum length still accepted in a P-DATA-TF. Default 6: tolerates
@@ -105,7 +105,7 @@ export interface AssociationEventMap {
 
 const DEFAULT_ACSE_MS = 30_000;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
-const DEFAULT_MAX_SEND_PDU = 65536;
+const DEFAULT_MAX_SEND_PDU = 256 * 1024;
 const DEFAULT_SLACK = 6;
 /** After we close our side, the peer gets this long to close its side before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
@@ -663,6 +663,8 @@ class UpperLayer {
         this.endReceive({ kind: 'error', error });
         this.rejectReleaseWaiters(error);
       }
+      // A requestor waiting for its association learns at once, not after the ARTIM wait in Sta13.
+      if (!this.established) this.reportFailure();
       const level = end.abort.initiator === 'local' ? 'info' : 'warn';
       this.log[level](
         { ...end.abort, abort: describeAbort(end.abort.source, end.abort.reason) },
@@ -713,11 +715,17 @@ class UpperLayer {
       for (const w of waiters) w.resolve();
     }
     this.wakeSenders();
-    if (!this.established) {
-      this.onOutcome({ kind: 'failed', error: this.failureBeforeEstablished() });
-    }
+    if (!this.established) this.reportFailure();
     this.resolveClosed(end);
     if (this.established) process.nextTick(() => this.emitter.emit('closed', end));
+  }
+
+  private failureReported = false;
+
+  private reportFailure(): void {
+    if (this.failureReported) return;
+    this.failureReported = true;
+    this.onOutcome({ kind: 'failed', error: this.failureBeforeEstablished() });
   }
 
   private failureBeforeEstablished(): NetworkError {
@@ -834,8 +842,10 @@ export class Association extends EventEmitter<AssociationEventMap> {
 
   /** Largest PDV value we send in one P-DATA-TF: the peer's maximum less the PDV header, kept even. */
   get maxPdvDataLength(): number {
-    const limit = this.peerMaxPduLength === 0 ? this.maxSendPdu : Math.min(this.peerMaxPduLength, 0xffffffff);
-    return Math.max(2, (limit - PDV_HEADER_LENGTH) & ~1);
+    const limit =
+      this.peerMaxPduLength === 0 ? this.maxSendPdu : Math.min(this.peerMaxPduLength, this.maxSendPdu);
+    const room = limit - PDV_HEADER_LENGTH;
+    return Math.max(2, room - (room % 2));
   }
 
   /**

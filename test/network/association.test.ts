@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
-import type { Association } from '../../src/network/association.js';
+import { type Association, requestAssociation } from '../../src/network/association.js';
 import { NetworkError } from '../../src/network/errors.js';
 import type { Pdv } from '../../src/network/pdu.js';
 import { h } from './bytes-helpers.js';
@@ -270,6 +271,25 @@ describe('Upper Layer over TCP loopback', () => {
     assert.equal(info.initiator, 'peer');
     const closed = await scp.closed;
     assert.equal(closed.kind === 'aborted' && closed.abort.detail, 'idle for 150 ms');
+  });
+
+  it('gives up with ERR_TIMEOUT when the acceptor never answers the A-ASSOCIATE-RQ (ACSE timeout)', async () => {
+    const silent = net.createServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    const started = Date.now();
+    const result = await requestAssociation({
+      host: '127.0.0.1',
+      port,
+      callingAeTitle: 'SCU',
+      calledAeTitle: 'SILENT',
+      presentationContexts: [{ abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE] }],
+      timeouts: { acseMs: 150 },
+    });
+    assert.equal(!result.ok && result.error.code, 'ERR_TIMEOUT');
+    assert.ok(Date.now() - started < 1000, 'answered without waiting for ARTIM in Sta13');
+    silent.close();
+    silent.unref();
   });
 
   it('fails with ERR_CONNECT when nothing listens', async () => {
