@@ -239,7 +239,17 @@ class UpperLayer {
         if (pdu.type !== 'P-DATA-TF') this.log.debug({ pdu: describePdu(pdu) }, 'PDU received');
         if (pdu.type === 'A-ASSOCIATE-RQ' && this.fsm.state === 'Sta2' && this.negotiate !== undefined) {
           this.rq = pdu;
-          const outcome = this.negotiate(pdu);
+          let outcome: NegotiationOutcome;
+          try {
+            outcome = this.negotiate(pdu);
+          } catch (error) {
+            this.log.error(
+              { err: error instanceof Error ? error.stack : String(error) },
+              'negotiation failed: rejecting',
+            );
+            const rj: AssociateRjPdu = { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 1 };
+            outcome = { kind: 'reject', rj, by: 'user', why: `internal error: ${String(error)}` };
+          }
           this.pendingOutcome = outcome;
           const providerReject =
             outcome.kind === 'reject' && outcome.by === 'provider' ? outcome.rj : undefined;
@@ -271,8 +281,21 @@ class UpperLayer {
         }
         if (!t.inTable)
           this.log.warn({ event: t.event, state: t.from }, 'event not valid in this state: aborting');
-        for (const output of t.outputs) this.perform(output, t);
-        this.afterTransition(t);
+        try {
+          for (const output of t.outputs) this.perform(output, t);
+          this.afterTransition(t);
+        } catch (error) {
+          // A bug (ours, a policy hook's, a listener's) ends this association only (ARCHITECTURE.md).
+          this.log.error(
+            { err: error instanceof Error ? error.stack : String(error) },
+            'internal error: aborting association',
+          );
+          this.abortLocally(
+            AbortSource.ServiceProvider,
+            AbortReason.NotSpecified,
+            `internal error: ${String(error)}`,
+          );
+        }
       }
     } finally {
       this.dispatching = false;

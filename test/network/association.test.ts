@@ -292,6 +292,32 @@ describe('Upper Layer over TCP loopback', () => {
     silent.unref();
   });
 
+  it('survives a throwing policy hook and a throwing listener: that association ends, the server goes on', async () => {
+    const hx = await startAcceptor({
+      verifyUserIdentity: () => {
+        throw new Error('identity store down');
+      },
+    });
+    harnesses.push(hx);
+    const identity = {
+      identityType: 1,
+      positiveResponseRequested: false,
+      primaryField: h('61'),
+      secondaryField: h(''),
+    };
+    const refused = await hx.request({ userIdentity: identity });
+    assert.deepEqual(!refused.ok && refused.error.reject, { result: 1, source: 1, reason: 1 });
+
+    hx.acceptor.once('association', () => {
+      throw new Error('listener bug');
+    });
+    const first = unwrapOk(await hx.request());
+    const closed = await first.closed;
+    assert.equal(closed.kind, 'aborted');
+    const second = unwrapOk(await hx.request());
+    await second.release();
+  });
+
   it('fails with ERR_CONNECT when nothing listens', async () => {
     const hx = await startAcceptor();
     const port = hx.port;
