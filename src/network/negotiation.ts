@@ -2,6 +2,10 @@
  * Association negotiation (PS3.7 Annex D.3, PS3.8 7.1.1): the acceptor's answer to an
  * A-ASSOCIATE-RQ under a policy, and the requestor's reading of an A-ASSOCIATE-AC. Pure functions.
  */
+
+// Our implementation class UID and version name (PS3.7 D.3.3.2): one definition for the
+// file meta and the association, in dicom/uid.ts.
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/uid.js';
 import {
   AbortSource,
   type AssociateAcPdu,
@@ -19,10 +23,7 @@ import {
   type UserInformation,
 } from './pdu.js';
 
-/** Our implementation class UID (PS3.7 D.3.3.2), a UUID-derived UID (PS3.5 B.2). */
-export const IMPLEMENTATION_CLASS_UID = '2.25.77570831529039098342807077106073656331';
-/** Our implementation version name (PS3.7 D.3.3.2.3, at most 16 characters). */
-export const IMPLEMENTATION_VERSION_NAME = 'PACS_TS_0.1';
+export { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME };
 /** Largest P-DATA-TF variable field we offer to receive unless configured (PS3.8 D.1). */
 export const DEFAULT_MAX_PDU_LENGTH = 65536;
 
