@@ -124,6 +124,8 @@ export class DicomParser {
   private meta: DataSet | undefined;
   private metaBuilder: MetaCollector | undefined;
   private inflater: Inflate | undefined;
+  /** An exception thrown while parsing inflated bytes, on its way out through fflate. */
+  private inflatedError: { error: unknown } | undefined;
   private ts = '';
 
   // A value being streamed (State.Value).
@@ -229,15 +231,37 @@ export class DicomParser {
   private inflatePush(chunk: Uint8Array, final: boolean): void {
     const inflater = this.inflater;
     if (!inflater) return;
+    this.inflatedError = undefined;
     try {
       inflater.push(chunk, final);
     } catch (e) {
+      // What the inflated bytes' parse or the handler threw passes through as it is (a handler's
+      // own error is not corrupt data); only fflate's errors mean a corrupt deflate stream.
+      const passed = this.takeInflatedError();
+      if (passed) throw passed.error;
+      this.state = State.Done;
       throw new DicomParseError(
         `deflated data set is corrupt (${(e as Error).message})`,
         this.offset,
         undefined,
         { cause: e },
       );
+    }
+  }
+
+  private takeInflatedError(): { error: unknown } | undefined {
+    const e = this.inflatedError;
+    this.inflatedError = undefined;
+    return e;
+  }
+
+  /** The inflater's output callback: parses the inflated bytes, keeping what they throw for inflatePush. */
+  private acceptInflated(data: Uint8Array): void {
+    try {
+      this.accept(data);
+    } catch (e) {
+      this.inflatedError = { error: e };
+      throw e;
     }
   }
 
@@ -415,7 +439,7 @@ export class DicomParser {
       this.pending = [];
       this.pendingBytes = 0;
       this.base = 0;
-      this.inflater = new Inflate((data) => this.accept(data));
+      this.inflater = new Inflate((data) => this.acceptInflated(data));
       if (rest.length > 0) this.inflatePush(rest, false);
       for (const c of pendingChunks) this.inflatePush(c, false);
     }
@@ -598,7 +622,9 @@ export class DicomParser {
    * under an explicit VR UID and the reverse); like pydicom and DCMTK, read what the bytes show.
    */
   private checkFirstElementSyntax(ctx: Context): void {
-    if (!ctx.syntax.little) return;
+    // A syntax given for a raw data set (negotiated on an association) is not second-guessed: an
+    // implicit VR length such as 0x424F reads as 'OB' but is no VR.
+    if (!ctx.syntax.little || this.format === 'dataset') return;
     const b = this.buf;
     const p = this.pos;
     const explicitLooking = isVRBytes(b[p + 4], b[p + 5]);
