@@ -16,7 +16,16 @@ export function decodeText(bytes: Uint8Array, vr: VR, charsets: readonly string[
   return latin1(bytes);
 }
 
-const TRAILING_PAD = /[\0 ]+$/;
+/** The text without trailing spaces and NULs; a loop, as /[\0 ]+$/ takes quadratic time on long runs of padding. */
+function trimTrailingPadding(text: string): string {
+  let end = text.length;
+  while (end > 0) {
+    const c = text.charCodeAt(end - 1);
+    if (c !== 0x20 && c !== 0) break;
+    end--;
+  }
+  return end === text.length ? text : text.slice(0, end);
+}
 
 /**
  * The values of a string element: decoded, split at '\' (after decoding, since multi-byte sets may
@@ -28,7 +37,7 @@ export function decodeStrings(bytes: Uint8Array, vr: VR, charsets: readonly stri
   const text = decodeText(bytes, vr, charsets);
   if (!isMultiValuedStringVR(vr)) {
     // LT, ST, UT, UR: one value; only trailing spaces (and stray NULs) are padding.
-    return [text.replace(TRAILING_PAD, '')];
+    return [trimTrailingPadding(text)];
   }
   const parts = text.split('\\');
   const out: string[] = new Array(parts.length);
@@ -42,7 +51,7 @@ export function decodeStrings(bytes: Uint8Array, vr: VR, charsets: readonly stri
     vr === 'DT' ||
     vr === 'AS';
   for (let i = 0; i < parts.length; i++) {
-    let p = (parts[i] as string).replace(TRAILING_PAD, '');
+    let p = trimTrailingPadding(parts[i] as string);
     if (trimLeading) p = p.replace(/^ +/, '');
     out[i] = p;
   }
