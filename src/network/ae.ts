@@ -1,0 +1,237 @@
+/**
+ * The library API: an application entity that listens (SCP) or connects (SCU), with services
+ * registered by SOP class. A few lines write an SCP or an SCU:
+ *
+ *   const ae = new ApplicationEntity({ aeTitle: 'PACS' }).addService(verificationService());
+ *   const server = await ae.listen({ port: 11112 });
+ *
+ *   const assoc = unwrap(await new ApplicationEntity({ aeTitle: 'ME' }).connect({
+ *     host, port, calledAeTitle: 'PACS', contexts: [{ abstractSyntax: UID.Verification, transferSyntaxes: [IMPLICIT_VR_LE] }] }));
+ *   await echo(assoc);
+ *   await assoc.release();
+ */
+import type { AddressInfo } from 'node:net';
+import { err, ok, type Result } from '../core/result.js';
+import {
+  type Association,
+  AssociationAcceptor,
+  type AssociationTimeouts,
+  type ProposedPresentationContext,
+  requestAssociation,
+} from './association.js';
+import { DimseAssociation, type ServiceLookup } from './dimse.js';
+import type { NetworkError } from './errors.js';
+import { type NetworkLogger, silentLogger } from './logger.js';
+import type { AllowedCaller, NegotiationPolicy, SupportedAbstractSyntax } from './negotiation.js';
+import type { DimseService } from './service.js';
+import type { TlsClientOptions, TlsServerOptions } from './transport.js';
+
+export interface AeOptions {
+  readonly aeTitle: string;
+  /** Largest P-DATA-TF we receive (our maximum length). Default 256 KiB. */
+  readonly maxPduLength?: number;
+  readonly logger?: NetworkLogger;
+  readonly timeouts?: AssociationTimeouts;
+  /** Longest wait for a response to a request we send (ms); default none. */
+  readonly responseTimeoutMs?: number;
+}
+
+export interface ListenOptions {
+  readonly port: number;
+  readonly host?: string;
+  readonly tls?: TlsServerOptions;
+  /** Live associations beyond which new ones are rejected (transient, local limit exceeded). */
+  readonly maxAssociations?: number;
+  /** Accept any called AE title. */
+  readonly promiscuous?: boolean;
+  /** When given, only these calling AE titles (optionally from one host) may associate. */
+  readonly allowedCallers?: readonly AllowedCaller[];
+}
+
+export interface ConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly calledAeTitle: string;
+  readonly contexts: readonly ProposedPresentationContext[];
+  readonly tls?: TlsClientOptions;
+}
+
+/** What the server reports when an association ends (one log line per association). */
+export interface AssociationSummary {
+  readonly callingAeTitle: string;
+  readonly calledAeTitle: string;
+  readonly remoteAddress: string | undefined;
+  readonly contexts: readonly string[];
+  readonly durationMs: number;
+  readonly outcome: 'released' | 'aborted';
+  readonly requests: number;
+  readonly failures: number;
+  readonly bytesReceived: number;
+}
+
+export const DEFAULT_AE_MAX_PDU_LENGTH = 256 * 1024;
+
+export class ApplicationEntity implements ServiceLookup {
+  readonly aeTitle: string;
+  readonly maxPduLength: number;
+  private readonly log: NetworkLogger;
+  private readonly timeouts: AssociationTimeouts | undefined;
+  private readonly responseTimeoutMs: number | undefined;
+  private readonly services: DimseService[] = [];
+  private readonly bySopClass = new Map<string, DimseService>();
+
+  constructor(options: AeOptions) {
+    this.aeTitle = options.aeTitle;
+    this.maxPduLength = options.maxPduLength ?? DEFAULT_AE_MAX_PDU_LENGTH;
+    this.log = options.logger ?? silentLogger;
+    this.timeouts = options.timeouts;
+    this.responseTimeoutMs = options.responseTimeoutMs;
+  }
+
+  /** Registers a service for its SOP classes (a later registration of a SOP class wins). */
+  addService(service: DimseService): this {
+    this.services.push(service);
+    for (const c of service.sopClasses) this.bySopClass.set(c.uid, service);
+    return this;
+  }
+
+  serviceFor(sopClassUid: string): DimseService | undefined {
+    return this.bySopClass.get(sopClassUid);
+  }
+
+  get registeredServices(): readonly DimseService[] {
+    return this.services;
+  }
+
+  /** The acceptor's negotiation policy, built from the registered services. */
+  policy(options: Omit<ListenOptions, 'port' | 'host' | 'tls'> = {}): NegotiationPolicy {
+    const abstractSyntaxes: SupportedAbstractSyntax[] = [];
+    for (const [uid, service] of this.bySopClass) {
+      const sc = service.sopClasses.find((c) => c.uid === uid);
+      const negotiate = service.extendedNegotiation;
+      abstractSyntaxes.push({
+        abstractSyntax: uid,
+        transferSyntaxes: sc?.transferSyntaxes ?? service.transferSyntaxes,
+        ...(service.requestorRoles ? { requestorRoles: service.requestorRoles } : {}),
+        ...(negotiate ? { extendedNegotiation: (requested: Uint8Array) => negotiate(uid, requested) } : {}),
+      });
+    }
+    return {
+      aeTitle: this.aeTitle,
+      maxPduLength: this.maxPduLength,
+      abstractSyntaxes,
+      ...(options.promiscuous !== undefined ? { promiscuous: options.promiscuous } : {}),
+      ...(options.allowedCallers?.length ? { allowedCallers: options.allowedCallers } : {}),
+      ...(options.maxAssociations !== undefined ? { maxAssociations: options.maxAssociations } : {}),
+    };
+  }
+
+  /** Listens for associations; each is served by the registered services until it ends. */
+  async listen(options: ListenOptions): Promise<DicomServer> {
+    const acceptor = new AssociationAcceptor({
+      policy: this.policy(options),
+      logger: this.log,
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(this.timeouts ? { timeouts: this.timeouts } : {}),
+    });
+    const server = new DicomServer(acceptor, this.log);
+    acceptor.on('association', (association) => server.serve(association, this));
+    acceptor.on('failed', (error, info) => {
+      server.emitFailed(error, info.remoteAddress);
+    });
+    const address = await acceptor.listen(options.port, options.host);
+    server.address = address;
+    return server;
+  }
+
+  /** Opens an association as SCU; the registered services answer requests the peer sends back (C-GET). */
+  async connect(options: ConnectOptions): Promise<Result<DimseAssociation, NetworkError>> {
+    const result = await requestAssociation({
+      host: options.host,
+      port: options.port,
+      callingAeTitle: this.aeTitle,
+      calledAeTitle: options.calledAeTitle,
+      presentationContexts: options.contexts,
+      maxPduLength: this.maxPduLength,
+      logger: this.log,
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(this.timeouts ? { timeouts: this.timeouts } : {}),
+    });
+    if (!result.ok) return err(result.error);
+    const dimse = new DimseAssociation(result.value, {
+      services: this,
+      log: this.log,
+      ...(this.responseTimeoutMs !== undefined ? { responseTimeoutMs: this.responseTimeoutMs } : {}),
+    });
+    void dimse.run();
+    return ok(dimse);
+  }
+}
+
+/** A listening acceptor and the associations it serves. */
+export class DicomServer {
+  address: AddressInfo | undefined;
+  /** Called with a summary when an association ends. */
+  onAssociationEnd: ((summary: AssociationSummary) => void) | undefined;
+  /** Called when a connection ends before an association was established (rejected, bad PDU...). */
+  onFailedAssociation: ((error: NetworkError, remoteAddress: string | undefined) => void) | undefined;
+  private readonly live = new Set<DimseAssociation>();
+
+  constructor(
+    private readonly acceptor: AssociationAcceptor,
+    private readonly log: NetworkLogger,
+  ) {}
+
+  get activeAssociations(): number {
+    return this.acceptor.activeAssociations;
+  }
+
+  /** @internal */
+  serve(association: Association, services: ServiceLookup): void {
+    const started = Date.now();
+    const dimse = new DimseAssociation(association, { services, log: this.log });
+    this.live.add(dimse);
+    void dimse.run().finally(async () => {
+      this.live.delete(dimse);
+      const info = await association.closed;
+      const summary: AssociationSummary = {
+        callingAeTitle: association.callingAeTitle,
+        calledAeTitle: association.calledAeTitle,
+        remoteAddress: association.remoteAddress,
+        contexts: association.presentationContexts.map((c) => c.abstractSyntax),
+        durationMs: Date.now() - started,
+        outcome: info.kind,
+        requests: dimse.stats.requestsReceived,
+        failures: dimse.stats.failures,
+        bytesReceived: dimse.stats.bytesReceived,
+      };
+      this.onAssociationEnd?.(summary);
+    });
+  }
+
+  /** @internal */
+  emitFailed(error: NetworkError, remoteAddress: string | undefined): void {
+    this.onFailedAssociation?.(error, remoteAddress);
+  }
+
+  /**
+   * Stops accepting; running associations get `graceMs` to finish, then are aborted.
+   * Resolves when every association is closed.
+   */
+  async close(graceMs = 30_000): Promise<void> {
+    const closing = this.acceptor.close();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    const outcome = await Promise.race([closing.then(() => 'closed' as const), timeout]);
+    if (timer) clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.log.warn(
+        { live: this.live.size },
+        `associations still running after ${graceMs} ms: aborting them`,
+      );
+      await this.acceptor.close({ abort: true });
+    }
+  }
+}

@@ -1,0 +1,646 @@
+/**
+ * DIMSE message exchange over an established association (PS3.7 and PS3.8 annex E): commands and
+ * data sets assembled from PDVs and cut into PDVs, requests dispatched to service handlers by SOP
+ * class and command, responses matched to the requests we sent, C-CANCEL.
+ *
+ * Data sets stream: a C-STORE data set goes from the socket to its handler chunk by chunk (with
+ * backpressure: the read loop waits while the handler is behind), and outgoing data sets are cut
+ * into PDVs as they are read from their source. Other data sets (identifiers, N- attributes) are
+ * small by nature and are collected, up to a limit.
+ */
+import { DicomParseError, PacsError } from '../core/errors.js';
+import { DataSet } from '../dicom/dataset.js';
+import { parseDicom } from '../dicom/reader.js';
+import { encodeDataSet } from '../dicom/writer.js';
+import type { Association } from './association.js';
+import {
+  CommandField,
+  commandName,
+  type DimseCommand,
+  decodeCommand,
+  encodeCommand,
+  isResponse,
+} from './dimse-command.js';
+import { Status, statusCategory } from './dimse-status.js';
+import { type NetworkLogger, silentLogger } from './logger.js';
+import { AbortReason, AbortSource, type OutgoingPdv } from './pdu.js';
+import type {
+  DimseHandlers,
+  DimseResponse,
+  DimseService,
+  OutgoingData,
+  RequestContext,
+  RequestSender,
+  ResponseMessage,
+} from './service.js';
+
+/** Identifiers and N- data sets larger than this are refused (they are small by nature). */
+const MAX_COLLECTED_DATA_SET = 64 * 1024 * 1024;
+/** Bytes of a streamed data set queued for a slow handler before the read loop waits. */
+const STREAM_HIGH_WATER_MARK = 1024 * 1024;
+
+/** Finds the service for a SOP class (the dispatcher's registry). */
+export interface ServiceLookup {
+  serviceFor(sopClassUid: string): DimseService | undefined;
+}
+
+export interface DimseOptions {
+  readonly services?: ServiceLookup;
+  readonly log?: NetworkLogger;
+  /** Longest wait for a response to a request we sent (ms); default none. */
+  readonly responseTimeoutMs?: number;
+}
+
+/** Counts kept per association for the log line and metrics. */
+export interface DimseStats {
+  requestsReceived: number;
+  requestsSent: number;
+  failures: number;
+  bytesReceived: number;
+}
+
+const REQUEST_NAMES: Readonly<Record<number, keyof DimseHandlers>> = {
+  [CommandField.C_ECHO_RQ]: 'C-ECHO',
+  [CommandField.C_STORE_RQ]: 'C-STORE',
+  [CommandField.C_FIND_RQ]: 'C-FIND',
+  [CommandField.C_GET_RQ]: 'C-GET',
+  [CommandField.C_MOVE_RQ]: 'C-MOVE',
+  [CommandField.N_CREATE_RQ]: 'N-CREATE',
+  [CommandField.N_SET_RQ]: 'N-SET',
+  [CommandField.N_GET_RQ]: 'N-GET',
+  [CommandField.N_ACTION_RQ]: 'N-ACTION',
+  [CommandField.N_DELETE_RQ]: 'N-DELETE',
+  [CommandField.N_EVENT_REPORT_RQ]: 'N-EVENT-REPORT',
+};
+
+/** A byte channel from the read loop to a streaming handler, with backpressure. */
+class ByteChannel implements AsyncIterable<Uint8Array> {
+  private readonly queue: Uint8Array[] = [];
+  private queued = 0;
+  private done = false;
+  private error: Error | undefined;
+  private wakeReader: (() => void) | undefined;
+  private wakeWriter: (() => void) | undefined;
+  /** Set when the consumer stopped reading: further data is dropped. */
+  private abandoned = false;
+
+  /** Resolves when the consumer has room again. */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.abandoned) return;
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.wakeReader?.();
+    while (this.queued > STREAM_HIGH_WATER_MARK && !this.abandoned && !this.error) {
+      await new Promise<void>((resolve) => {
+        this.wakeWriter = resolve;
+      });
+    }
+  }
+
+  end(): void {
+    this.done = true;
+    this.wakeReader?.();
+  }
+
+  fail(error: Error): void {
+    this.error = error;
+    this.wakeReader?.();
+    this.wakeWriter?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    try {
+      for (;;) {
+        const chunk = this.queue.shift();
+        if (chunk) {
+          this.queued -= chunk.length;
+          if (this.queued <= STREAM_HIGH_WATER_MARK) this.wakeWriter?.();
+          yield chunk;
+          continue;
+        }
+        if (this.error) throw this.error;
+        if (this.done) return;
+        await new Promise<void>((resolve) => {
+          this.wakeReader = resolve;
+        });
+        this.wakeReader = undefined;
+      }
+    } finally {
+      this.abandoned = this.queue.length > 0 || !this.done;
+      this.queue.length = 0;
+      this.queued = 0;
+      this.wakeWriter?.();
+    }
+  }
+}
+
+/** Responses to one request we sent, in arrival order. */
+class ResponseQueue {
+  private readonly items: ResponseMessage[] = [];
+  private error: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  put(msg: ResponseMessage): void {
+    this.items.push(msg);
+    this.wake?.();
+  }
+
+  fail(error: Error): void {
+    this.error = error;
+    this.wake?.();
+  }
+
+  async take(timeoutMs: number | undefined): Promise<ResponseMessage> {
+    for (;;) {
+      const item = this.items.shift();
+      if (item) return item;
+      if (this.error) throw this.error;
+      await new Promise<void>((resolve, reject) => {
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(
+                () => reject(new PacsError('ERR_DIMSE_TIMEOUT', `no response within ${timeoutMs} ms`)),
+                timeoutMs,
+              );
+        this.wake = () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
+interface InboundMessage {
+  readonly contextId: number;
+  readonly command: DimseCommand;
+  /** For a streamed C-STORE data set. */
+  channel?: ByteChannel;
+  /** For a collected data set. */
+  chunks?: Uint8Array[];
+  size: number;
+}
+
+/**
+ * DIMSE on one association: the read loop, the dispatcher for requests the peer sends us, and
+ * the requests we send. Create it once the association is established, then call run().
+ */
+export class DimseAssociation implements RequestSender {
+  readonly association: Association;
+  readonly stats: DimseStats = { requestsReceived: 0, requestsSent: 0, failures: 0, bytesReceived: 0 };
+  private readonly services: ServiceLookup | undefined;
+  private readonly log: NetworkLogger;
+  private readonly responseTimeoutMs: number | undefined;
+  private nextMessageId = 1;
+  private readonly waiting = new Map<number, ResponseQueue>();
+  /** Requests being handled, by message ID: C-CANCEL aborts them. */
+  private readonly active = new Map<number, AbortController>();
+  private readonly handlers = new Set<Promise<void>>();
+  private sendChain: Promise<void> = Promise.resolve();
+  private loop: Promise<void> | undefined;
+  private closedError: Error | undefined;
+
+  constructor(association: Association, options: DimseOptions = {}) {
+    this.association = association;
+    this.services = options.services;
+    this.log = options.log ?? silentLogger;
+    this.responseTimeoutMs = options.responseTimeoutMs;
+  }
+
+  get presentationContexts(): Association['presentationContexts'] {
+    return this.association.presentationContexts;
+  }
+
+  /** Starts the read loop (idempotent); resolves when the association is over and handlers have finished. */
+  run(): Promise<void> {
+    if (!this.loop) this.loop = this.readLoop();
+    return this.loop;
+  }
+
+  // --- receiving -----------------------------------------------------------------------------
+
+  private async readLoop(): Promise<void> {
+    let commandParts: Uint8Array[] = [];
+    let commandSize = 0;
+    let commandContext = 0;
+    let current: InboundMessage | undefined;
+    try {
+      for await (const pdv of this.association.pdvs()) {
+        this.stats.bytesReceived += pdv.data.length;
+        if (pdv.isCommand) {
+          if (current)
+            return this.protocolError('a command arrived before the previous data set was complete');
+          if (commandParts.length > 0 && pdv.contextId !== commandContext)
+            return this.protocolError('command fragments on different presentation contexts');
+          if (!this.association.context(pdv.contextId))
+            return this.protocolError(`PDV on presentation context ${pdv.contextId}, which was not accepted`);
+          commandContext = pdv.contextId;
+          commandParts.push(pdv.data);
+          commandSize += pdv.data.length;
+          if (commandSize > 64 * 1024) return this.protocolError('command set larger than 64 KiB');
+          if (!pdv.isLast) continue;
+          let command: DimseCommand;
+          try {
+            command = decodeCommand(Buffer.concat(commandParts));
+          } catch (e) {
+            return this.protocolError(`malformed command set: ${(e as Error).message}`);
+          }
+          commandParts = [];
+          commandSize = 0;
+          const msg: InboundMessage = { contextId: pdv.contextId, command, size: 0 };
+          if (!command.hasDataSet) {
+            this.deliver(msg, undefined);
+            continue;
+          }
+          if (command.commandField === CommandField.C_STORE_RQ) {
+            msg.channel = new ByteChannel();
+            this.deliver(msg, undefined);
+          } else msg.chunks = [];
+          current = msg;
+          continue;
+        }
+        // A data set fragment.
+        if (!current) return this.protocolError('data set fragment without a command');
+        if (pdv.contextId !== current.contextId)
+          return this.protocolError('data set fragment on another presentation context than its command');
+        current.size += pdv.data.length;
+        if (current.channel) {
+          if (pdv.data.length > 0) await current.channel.push(pdv.data);
+          if (pdv.isLast) current.channel.end();
+        } else if (current.chunks) {
+          if (current.size > MAX_COLLECTED_DATA_SET)
+            return this.protocolError('data set larger than the limit for its kind');
+          current.chunks.push(pdv.data);
+          if (pdv.isLast) this.deliver(current, Buffer.concat(current.chunks));
+        }
+        if (pdv.isLast) current = undefined;
+      }
+    } catch (e) {
+      this.closedError = e as Error;
+      current?.channel?.fail(e as Error);
+    } finally {
+      const error = this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association ended');
+      current?.channel?.fail(error);
+      for (const q of this.waiting.values()) q.fail(error);
+      this.waiting.clear();
+      for (const c of this.active.values()) c.abort(error);
+      await Promise.allSettled([...this.handlers]);
+    }
+  }
+
+  private protocolError(message: string): void {
+    this.log.warn({ peer: this.association.callingAeTitle }, `DIMSE protocol error, aborting: ${message}`);
+    this.closedError = new PacsError('ERR_DIMSE_PROTOCOL', message);
+    this.association.abort(AbortSource.ServiceProvider, AbortReason.UnexpectedPdu, message);
+  }
+
+  /** A complete inbound message: a response for a waiter, a C-CANCEL, or a request for a handler. */
+  private deliver(msg: InboundMessage, data: Uint8Array | undefined): void {
+    const { command } = msg;
+    if (isResponse(command.commandField)) {
+      const id = command.messageIdBeingRespondedTo ?? -1;
+      const queue = this.waiting.get(id);
+      if (!queue) {
+        this.log.warn(
+          { messageId: id },
+          `unexpected ${commandName(command.commandField)} for no outstanding request: ignored`,
+        );
+        return;
+      }
+      let dataSet: DataSet | undefined;
+      if (data) {
+        try {
+          dataSet = this.parse(msg.contextId, data);
+        } catch (e) {
+          queue.fail(e as Error);
+          return;
+        }
+      }
+      queue.put({ command, dataSet });
+      return;
+    }
+    if (command.commandField === CommandField.C_CANCEL_RQ) {
+      const id = command.messageIdBeingRespondedTo ?? -1;
+      this.active.get(id)?.abort(new PacsError('ERR_CANCELLED', 'C-CANCEL received'));
+      return;
+    }
+    this.stats.requestsReceived++;
+    const running = this.handle(msg, data).catch((e: unknown) => {
+      this.log.error({ err: e }, 'DIMSE dispatch failed');
+    });
+    this.handlers.add(running);
+    void running.finally(() => this.handlers.delete(running));
+  }
+
+  private parse(contextId: number, data: Uint8Array): DataSet {
+    const ts = this.association.context(contextId)?.transferSyntax ?? '';
+    return parseDicom(data, { format: 'dataset', transferSyntax: ts }).dataSet;
+  }
+
+  /** Runs the handler for a request and sends its response(s). */
+  private async handle(msg: InboundMessage, data: Uint8Array | undefined): Promise<void> {
+    const { command, contextId } = msg;
+    const pc = this.association.context(contextId);
+    const name = REQUEST_NAMES[command.commandField];
+    const messageId = command.messageId ?? 0;
+    const respond = (r: DimseResponse) => this.sendResponse(contextId, command, r);
+    if (!pc || name === undefined) {
+      void drain(msg.channel);
+      return respond({
+        status: Status.UnrecognizedOperation,
+        errorComment: `${commandName(command.commandField)} is not supported`,
+      });
+    }
+    // The SOP class of the request must be the context's abstract syntax (PS3.7 9.1.1.1).
+    const sopClass = command.affectedSopClassUid ?? command.requestedSopClassUid;
+    const service = this.services?.serviceFor(pc.abstractSyntax);
+    const handler = service?.handlers[name];
+    if (!service || !handler || !pc.scp) {
+      void drain(msg.channel);
+      return respond({
+        status: Status.UnrecognizedOperation,
+        errorComment: `${name} is not served for this SOP class`,
+      });
+    }
+    if (sopClass !== undefined && sopClass !== pc.abstractSyntax && name !== 'C-ECHO') {
+      void drain(msg.channel);
+      return respond({
+        status: name.startsWith('N-') ? Status.ClassInstanceConflict : Status.IdentifierDoesNotMatchSopClass,
+        errorComment: 'SOP Class UID of the command differs from the presentation context',
+      });
+    }
+    const controller = new AbortController();
+    this.active.set(messageId, controller);
+    const ctx: RequestContext = {
+      contextId,
+      abstractSyntax: pc.abstractSyntax,
+      transferSyntax: pc.transferSyntax,
+      command,
+      peerAeTitle:
+        this.association.role === 'acceptor'
+          ? this.association.callingAeTitle
+          : this.association.calledAeTitle,
+      localAeTitle:
+        this.association.role === 'acceptor'
+          ? this.association.calledAeTitle
+          : this.association.callingAeTitle,
+      remoteAddress: this.association.remoteAddress,
+      signal: controller.signal,
+      log: this.log,
+      association: this,
+    };
+    try {
+      if (name === 'C-STORE') {
+        const store = handler as NonNullable<DimseHandlers['C-STORE']>;
+        const channel = msg.channel ?? new ByteChannel();
+        if (!msg.channel) channel.end();
+        await respond(await this.guard(name, () => store(ctx, channel)));
+        return;
+      }
+      let dataSet: DataSet | undefined;
+      if (data) {
+        try {
+          dataSet = this.parse(contextId, data);
+        } catch (e) {
+          const comment = e instanceof DicomParseError ? e.message : 'data set does not parse';
+          return respond({
+            status: name.startsWith('N-') ? Status.ProcessingFailure : Status.CannotUnderstand,
+            errorComment: comment,
+          });
+        }
+      }
+      if (name === 'C-FIND' || name === 'C-GET' || name === 'C-MOVE') {
+        const multi = handler as NonNullable<DimseHandlers['C-FIND']>;
+        await this.runMulti(ctx, respond, () => multi(ctx, dataSet ?? new DataSet()));
+        return;
+      }
+      const single = handler as NonNullable<DimseHandlers['C-ECHO']>;
+      await respond(await this.guard(name, async () => single(ctx, dataSet)));
+    } finally {
+      this.active.delete(messageId);
+    }
+  }
+
+  /** Runs a handler; an exception becomes a failure status (Processing failure) and a log line. */
+  private async guard(name: string, fn: () => Promise<DimseResponse>): Promise<DimseResponse> {
+    try {
+      return await fn();
+    } catch (e) {
+      this.log.error({ err: e, op: name }, `${name} handler failed`);
+      return {
+        status: Status.ProcessingFailure,
+        errorComment: `${name} failed: ${(e as Error)?.message ?? String(e)}`,
+      };
+    }
+  }
+
+  /** Streams a multi-response handler's responses; checks for C-CANCEL between them. */
+  private async runMulti(
+    ctx: RequestContext,
+    respond: (r: DimseResponse) => Promise<void>,
+    start: () => AsyncIterable<DimseResponse>,
+  ): Promise<void> {
+    let iterator: AsyncIterator<DimseResponse> | undefined;
+    let final: DimseResponse | undefined;
+    try {
+      iterator = start()[Symbol.asyncIterator]();
+      for (;;) {
+        if (ctx.signal.aborted) {
+          await iterator.return?.();
+          final = { status: Status.Cancel };
+          break;
+        }
+        const next = await iterator.next();
+        if (next.done) break;
+        const r = next.value;
+        if (statusCategory(r.status) === 'pending') {
+          if (ctx.signal.aborted) continue;
+          await respond(r);
+          continue;
+        }
+        final = r;
+        await iterator.return?.();
+        break;
+      }
+    } catch (e) {
+      this.log.error({ err: e }, 'multi-response handler failed');
+      final = {
+        status: Status.ProcessingFailure,
+        errorComment: `failed: ${(e as Error)?.message ?? String(e)}`,
+      };
+    }
+    await respond(final ?? { status: Status.Success });
+  }
+
+  private async sendResponse(contextId: number, request: DimseCommand, r: DimseResponse): Promise<void> {
+    if (statusCategory(r.status) === 'failure') this.stats.failures++;
+    const pc = this.association.context(contextId);
+    const responseField = request.commandField | 0x8000;
+    const isN = request.commandField >= 0x0100 && request.commandField <= 0x0150;
+    const command: DimseCommand = {
+      commandField: responseField,
+      messageIdBeingRespondedTo: request.messageId ?? 0,
+      affectedSopClassUid: request.affectedSopClassUid ?? request.requestedSopClassUid ?? pc?.abstractSyntax,
+      hasDataSet: r.dataSet !== undefined,
+      status: r.status,
+      ...(r.affectedSopInstanceUid !== undefined
+        ? { affectedSopInstanceUid: r.affectedSopInstanceUid }
+        : request.affectedSopInstanceUid !== undefined ||
+            (isN && request.requestedSopInstanceUid !== undefined)
+          ? { affectedSopInstanceUid: request.affectedSopInstanceUid ?? request.requestedSopInstanceUid }
+          : {}),
+      ...(r.errorComment !== undefined ? { errorComment: r.errorComment } : {}),
+      ...(r.errorId !== undefined ? { errorId: r.errorId } : {}),
+      ...(r.offendingElements !== undefined ? { offendingElements: r.offendingElements } : {}),
+      ...(r.remainingSubOperations !== undefined ? { remainingSubOperations: r.remainingSubOperations } : {}),
+      ...(r.completedSubOperations !== undefined ? { completedSubOperations: r.completedSubOperations } : {}),
+      ...(r.failedSubOperations !== undefined ? { failedSubOperations: r.failedSubOperations } : {}),
+      ...(r.warningSubOperations !== undefined ? { warningSubOperations: r.warningSubOperations } : {}),
+    };
+    // C-ECHO-RSP and C-STORE-RSP carry no Error Comment when successful; others as given.
+    if (!this.association.canSend) return;
+    await this.sendMessage(contextId, command, r.dataSet);
+  }
+
+  // --- sending -------------------------------------------------------------------------------
+
+  /**
+   * Sends one message: the command, then its data set cut into PDVs within the peer's maximum
+   * length. Messages never interleave (one sender at a time).
+   */
+  sendMessage(contextId: number, command: DimseCommand, data?: OutgoingData): Promise<void> {
+    const run = async (): Promise<void> => {
+      const max = this.association.maxPdvDataLength;
+      await this.sendBytes(contextId, true, [encodeCommand(command)], max);
+      if (data === undefined) return;
+      if (data instanceof DataSet) {
+        const ts = this.association.context(contextId)?.transferSyntax ?? '';
+        await this.sendBytes(contextId, false, [encodeDataSet(data, ts)], max);
+      } else if (data instanceof Uint8Array) await this.sendBytes(contextId, false, [data], max);
+      else await this.sendBytes(contextId, false, data, max);
+    };
+    const next = this.sendChain.then(run, run);
+    this.sendChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Cuts a byte source into PDVs of at most `max` bytes; the last one is flagged as last. */
+  private async sendBytes(
+    contextId: number,
+    isCommand: boolean,
+    source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    max: number,
+  ): Promise<void> {
+    let parts: Uint8Array[] = [];
+    let pending = 0;
+    const take = (n: number): Uint8Array[] => {
+      const out: Uint8Array[] = [];
+      let need = n;
+      while (need > 0 && parts.length > 0) {
+        const first = parts[0] as Uint8Array;
+        if (first.length <= need) {
+          out.push(first);
+          parts.shift();
+          need -= first.length;
+        } else {
+          out.push(first.subarray(0, need));
+          parts[0] = first.subarray(need);
+          need = 0;
+        }
+      }
+      pending -= n - need;
+      return out;
+    };
+    const send = (isLast: boolean, data: Uint8Array[]): Promise<void> => {
+      const pdv: OutgoingPdv = { contextId, isCommand, isLast, data };
+      return this.association.sendPData([pdv]);
+    };
+    for await (const chunk of source) {
+      if (chunk.length === 0) continue;
+      parts.push(chunk);
+      pending += chunk.length;
+      while (pending > max) await send(false, take(max));
+    }
+    await send(true, take(pending));
+    parts = [];
+  }
+
+  /**
+   * Sends a request and yields its responses until the final one (pending responses of C-FIND,
+   * C-GET and C-MOVE included). Throws when the association ends first or no response comes in time.
+   */
+  async *request(
+    contextId: number,
+    command: Omit<DimseCommand, 'messageId'>,
+    data?: OutgoingData,
+  ): AsyncGenerator<ResponseMessage, void, undefined> {
+    this.run();
+    if (this.closedError) throw this.closedError;
+    const messageId = this.allocateMessageId();
+    const queue = new ResponseQueue();
+    this.waiting.set(messageId, queue);
+    this.stats.requestsSent++;
+    try {
+      await this.sendMessage(contextId, { ...command, messageId } as DimseCommand, data);
+      for (;;) {
+        const response = await queue.take(this.responseTimeoutMs);
+        yield response;
+        if (statusCategory(response.command.status ?? 0) !== 'pending') return;
+      }
+    } finally {
+      this.waiting.delete(messageId);
+    }
+  }
+
+  /** Sends a request with one response (C-ECHO, C-STORE, N-*). */
+  async requestOne(
+    contextId: number,
+    command: Omit<DimseCommand, 'messageId'>,
+    data?: OutgoingData,
+  ): Promise<ResponseMessage> {
+    for await (const r of this.request(contextId, command, data)) {
+      if (statusCategory(r.command.status ?? 0) !== 'pending') return r;
+    }
+    throw new PacsError('ERR_DIMSE_PROTOCOL', 'no final response');
+  }
+
+  /** C-CANCEL-RQ for a request we sent (PS3.7 9.3.2.3). */
+  cancel(contextId: number, messageId: number): Promise<void> {
+    return this.sendMessage(contextId, {
+      commandField: CommandField.C_CANCEL_RQ,
+      messageIdBeingRespondedTo: messageId,
+      hasDataSet: false,
+    });
+  }
+
+  /** The message ID the next request will get (for C-CANCEL). */
+  get lastMessageId(): number {
+    return this.nextMessageId - 1;
+  }
+
+  private allocateMessageId(): number {
+    const id = this.nextMessageId;
+    this.nextMessageId = id >= 0xffff ? 1 : id + 1;
+    return id;
+  }
+
+  /** Releases the association once our sends are done; resolves when released. */
+  async release(): Promise<void> {
+    await this.sendChain;
+    await this.association.release();
+    await this.run();
+  }
+
+  abort(): void {
+    this.association.abort();
+  }
+}
+
+async function drain(channel: ByteChannel | undefined): Promise<void> {
+  if (!channel) return;
+  for await (const _ of channel) {
+    // discard
+  }
+}
