@@ -1,8 +1,9 @@
 /**
  * Group commit: write operations submitted while a commit is in progress (or within `delayMs`)
  * run together in one transaction and share its commit, the way database engines batch their
- * log flushes. Each operation runs in its own savepoint, so one that fails is rolled back alone
- * and the others still commit. Every promise resolves only after the commit it belongs to.
+ * log flushes. An operation that fails is rolled back alone and the others still commit (the
+ * batch is then run again with a savepoint per operation). Every promise resolves only after the
+ * commit it belongs to.
  *
  * With no load there is no added latency (the batch starts on the next turn of the event loop);
  * under load batches grow by themselves while the previous commit waits for the disk.
@@ -128,20 +129,34 @@ export class GroupCommit<C> {
   }
 
   private async runBatch(batch: Job<C>[]): Promise<void> {
-    const outcomes: Outcome[] = [];
     this.counters.batches++;
     this.counters.operations += batch.length;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    // Optimistically without savepoints (each costs two round trips on PostgreSQL); if any
+    // operation fails, the transaction is rolled back and the batch runs again, isolated.
+    const fast = await this.attempt(batch, false);
+    if (fast.ok || batch.length === 1) {
+      this.settle(batch, fast);
+      return;
+    }
+    this.settle(batch, await this.attempt(batch, true));
+  }
+
+  /** One transaction over the batch: the outcome of each job, or the failure of the whole. */
+  private async attempt(
+    batch: Job<C>[],
+    isolated: boolean,
+  ): Promise<{ ok: true; outcomes: Outcome[] } | { ok: false; error: unknown }> {
+    const outcomes: Outcome[] = [];
     try {
       await this.host.transaction(async (conn) => {
         outcomes.length = 0;
-        if (batch.length === 1) {
-          // Alone, the transaction is the operation: no savepoint needed, a failure rolls it back.
-          outcomes.push({ ok: true, value: await (batch[0] as Job<C>).run(conn) });
-          return;
-        }
         for (let i = 0; i < batch.length; i++) {
           const job = batch[i] as Job<C>;
+          if (!isolated) {
+            outcomes.push({ ok: true, value: await job.run(conn) });
+            continue;
+          }
           try {
             outcomes.push({
               ok: true,
@@ -153,12 +168,22 @@ export class GroupCommit<C> {
         }
       });
     } catch (error) {
-      // Begin or commit failed (or a lone operation threw): nothing of this batch is committed.
-      for (const job of batch) this.fail(job, error);
+      // Begin or commit failed, or (not isolated) an operation threw: nothing of this batch is committed.
+      return { ok: false, error };
+    }
+    return { ok: true, outcomes };
+  }
+
+  private settle(
+    batch: Job<C>[],
+    result: { ok: true; outcomes: Outcome[] } | { ok: false; error: unknown },
+  ): void {
+    if (!result.ok) {
+      for (const job of batch) this.fail(job, result.error);
       return;
     }
     batch.forEach((job, i) => {
-      const o = outcomes[i] as Outcome;
+      const o = result.outcomes[i] as Outcome;
       if (o.ok) job.resolve(o.value);
       else this.fail(job, o.error);
     });

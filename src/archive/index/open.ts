@@ -78,6 +78,10 @@ export async function openIndex(url: string, options: OpenIndexOptions = {}): Pr
     const memory = target.path === ':memory:';
     const file = memory ? target.path : resolve(options.baseDir ?? '.', target.path);
     if (!memory) mkdirSync(dirname(file), { recursive: true });
+    // better-sqlite3 waits for a lock synchronously: a second connection in this process would
+    // block the event loop while the first holds the lock it needs, so there is one per file.
+    if (openSqliteFiles.has(file))
+      throw new ArchiveError('ERR_ARCHIVE_INDEX', `the index ${file} is open in this process already`);
     const sqlite = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
     try {
       if (!memory) sqlite.pragma('journal_mode = WAL');
@@ -86,9 +90,12 @@ export async function openIndex(url: string, options: OpenIndexOptions = {}): Pr
       sqlite.pragma('foreign_keys = ON');
     } catch (e) {
       sqlite.close();
-      throw e;
+      throw indexError(`cannot open the index at ${file}`, e);
     }
-    db = new Kysely<IndexDatabase>({ dialect: new SqliteDialect({ database: cachingDatabase(sqlite) }) });
+    if (!memory) openSqliteFiles.add(file);
+    db = new Kysely<IndexDatabase>({
+      dialect: new SqliteDialect({ database: cachingDatabase(sqlite, () => openSqliteFiles.delete(file)) }),
+    });
   } else {
     engine = 'postgres';
     const schema = options.schema ?? target.schema;
@@ -112,7 +119,7 @@ export async function openIndex(url: string, options: OpenIndexOptions = {}): Pr
     db = new Kysely<IndexDatabase>({ dialect: new PostgresDialect({ pool }) });
     if (schema !== undefined) {
       try {
-        await sql.raw(`create schema if not exists ${schema}`).execute(db);
+        await createSchema(db, schema);
       } catch (e) {
         await db.destroy();
         throw indexError(`cannot open the index at ${redact(url)}`, e);
@@ -133,6 +140,27 @@ export async function openIndex(url: string, options: OpenIndexOptions = {}): Pr
   options.logger?.debug({ engine, migrations }, 'index opened');
   return { index, migrations };
 }
+
+/** CREATE SCHEMA IF NOT EXISTS races with itself on PostgreSQL: serialise it with an advisory lock. */
+async function createSchema(db: Kysely<IndexDatabase>, schema: string): Promise<void> {
+  await db.connection().execute(async (conn) => {
+    await sql.raw('begin').execute(conn);
+    try {
+      await sql`select pg_advisory_xact_lock(hashtext(${`pacs.create-schema.${schema}`}))`.execute(conn);
+      await sql.raw(`create schema if not exists ${schema}`).execute(conn);
+      await sql.raw('commit').execute(conn);
+    } catch (e) {
+      await sql
+        .raw('rollback')
+        .execute(conn)
+        .catch(() => undefined);
+      throw e;
+    }
+  });
+}
+
+/** SQLite files open in this process (resolved paths). */
+const openSqliteFiles = new Set<string>();
 
 function indexError(what: string, cause: unknown): ArchiveError {
   const detail =
@@ -156,10 +184,14 @@ const int8AsNumber = ((oid: number, format?: 'text' | 'binary') =>
     : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
 
 /** better-sqlite3 with prepared statements cached: kysely prepares every query anew otherwise. */
-function cachingDatabase(db: Database.Database): SqliteDatabase {
+function cachingDatabase(db: Database.Database, onClose: () => void): SqliteDatabase {
   const cache = new Map<string, SqliteStatement>();
   return {
-    close: () => db.close(),
+    close: () => {
+      cache.clear();
+      db.close();
+      onClose();
+    },
     prepare(text: string): SqliteStatement {
       let stmt = cache.get(text);
       if (stmt === undefined) {

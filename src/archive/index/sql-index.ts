@@ -26,6 +26,15 @@ import type {
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
 import type { SqlEngine } from './migrations.js';
 import { normalizePersonName } from './person-name.js';
+import {
+  addToList,
+  joinList,
+  patientKey,
+  patientMismatch,
+  seriesStudyMismatch,
+  splitList,
+  studyPatientMismatch,
+} from './rules.js';
 import type { IndexDatabase } from './schema.js';
 
 type Db = Kysely<IndexDatabase>;
@@ -263,14 +272,8 @@ class SqlTransaction implements IndexTransaction {
     if (indexedSeries) {
       studyFk = Number(indexedSeries.study_fk);
       seriesFk = Number(indexedSeries.id);
-      if (indexedSeries.study_instance_uid !== study.studyInstanceUid)
-        warnings.push({
-          code: 'series-study-mismatch',
-          message: `series ${series.seriesInstanceUid} is indexed in study ${indexedSeries.study_instance_uid}, the object names study ${study.studyInstanceUid}: it joins the indexed series`,
-          seriesInstanceUid: series.seriesInstanceUid,
-          indexedStudyInstanceUid: indexedSeries.study_instance_uid,
-          receivedStudyInstanceUid: study.studyInstanceUid,
-        });
+      const w = seriesStudyMismatch(series, indexedSeries.study_instance_uid, study.studyInstanceUid);
+      if (w) warnings.push(w);
     } else {
       const resolved = await this.resolveStudy(record, headers, now, warnings);
       studyFk = resolved.id;
@@ -352,15 +355,8 @@ class SqlTransaction implements IndexTransaction {
       .execute();
 
     if (!studyCreated) {
-      const indexed = patientOf(studyRow);
-      if (!samePatient(indexed, record.patient))
-        warnings.push({
-          code: 'study-patient-mismatch',
-          message: `study ${studyRow.study_instance_uid} is indexed for patient ${describePatient(indexed)}, the object names ${describePatient(record.patient)}: the study keeps its patient`,
-          studyInstanceUid: studyRow.study_instance_uid,
-          indexed,
-          received: record.patient,
-        });
+      const w = studyPatientMismatch(studyRow.study_instance_uid, patientOf(studyRow), record.patient);
+      if (w) warnings.push(w);
     }
     return existing ? { status: 'replaced', previous: existing, warnings } : { status: 'inserted', warnings };
   }
@@ -392,16 +388,8 @@ class SqlTransaction implements IndexTransaction {
     let patientFk: number;
     if (indexedPatient) {
       patientFk = Number(indexedPatient.id);
-      const indexed = patientOf(indexedPatient);
-      if (!samePatient(indexed, patient) && patient.patientId !== null)
-        warnings.push({
-          code: 'patient-mismatch',
-          message: `patient ID ${describeId(patient)} is indexed as ${describePatient(indexed)}, study ${study.studyInstanceUid} names ${describePatient(patient)}: not merged, the study keeps its own patient attributes`,
-          patientId: patient.patientId,
-          issuerOfPatientId: patient.issuerOfPatientId,
-          indexed,
-          received: patient,
-        });
+      const w = patientMismatch(patientOf(indexedPatient), patient, study);
+      if (w) warnings.push(w);
       await conn
         .updateTable('patient')
         .set((eb) => ({ number_of_studies: eb('number_of_studies', '+', 1), updated_at: now }))
@@ -578,21 +566,6 @@ async function findInstance(db: Db, sopInstanceUid: string): Promise<IndexedInst
   };
 }
 
-/**
- * The identity of a patient row: Patient ID and issuer (PS3.4 C.6.1.1.2: the patient level's
- * unique key). Objects without a Patient ID are never merged with one another: each study gets
- * a patient row of its own.
- */
-export function patientKey(
-  patientId: string | null,
-  issuer: string | null,
-  studyInstanceUid: string,
-): string {
-  return patientId === null
-    ? JSON.stringify(['', issuer ?? '', studyInstanceUid])
-    : JSON.stringify([patientId, issuer ?? '']);
-}
-
 interface PatientColumns {
   patient_id: string | null;
   issuer_of_patient_id: string | null;
@@ -609,47 +582,6 @@ function patientOf(row: PatientColumns): PatientAttributes {
     patientBirthDate: row.patient_birth_date,
     patientSex: row.patient_sex,
   };
-}
-
-/**
- * Same Patient ID and issuer, and no conflicting name (compared normalised: case and padding do
- * not count) or birth date. A value missing on one side is not a conflict.
- */
-export function samePatient(a: PatientAttributes, b: PatientAttributes): boolean {
-  const compatible = (x: string | null, y: string | null) => x === null || y === null || x === y;
-  return (
-    a.patientId === b.patientId &&
-    a.issuerOfPatientId === b.issuerOfPatientId &&
-    compatible(normalizePersonName(a.patientName), normalizePersonName(b.patientName)) &&
-    compatible(a.patientBirthDate, b.patientBirthDate)
-  );
-}
-
-function describeId(p: PatientAttributes): string {
-  return JSON.stringify(
-    p.issuerOfPatientId ? `${p.patientId ?? ''} (issuer ${p.issuerOfPatientId})` : p.patientId,
-  );
-}
-
-export function describePatient(p: PatientAttributes): string {
-  return `${describeId(p)} ${JSON.stringify(p.patientName ?? '')} born ${p.patientBirthDate ?? '(unknown)'}`;
-}
-
-/** The list with `value` added (sorted, '\'-joined), or undefined when it is there already or null. */
-function addToList(list: string | null, value: string | null): string | undefined {
-  if (value === null) return undefined;
-  const values = splitList(list);
-  if (values.includes(value)) return undefined;
-  return joinList([...values, value]) ?? undefined;
-}
-
-function joinList(values: readonly (string | null)[]): string | null {
-  const distinct = [...new Set(values.filter((v): v is string => v !== null && v !== ''))].sort();
-  return distinct.length === 0 ? null : distinct.join('\\');
-}
-
-function splitList(list: string | null): string[] {
-  return list === null || list === '' ? [] : list.split('\\');
 }
 
 function parseJson(text: string): DicomJsonObject {

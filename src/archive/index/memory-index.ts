@@ -1,0 +1,310 @@
+/**
+ * An ArchiveIndex in memory, for testing services without a database. It follows the same rules
+ * as the SQL index (rules.ts) and passes the same contract tests. Transactions run one at a time;
+ * a transaction that throws is undone.
+ */
+import type { DicomJsonObject } from '../../dicom/json.js';
+import type {
+  ArchiveIndex,
+  IndexedInstance,
+  IndexTransaction,
+  IndexWarning,
+  InsertOptions,
+  InsertResult,
+  InstanceFile,
+  InstanceRecord,
+  LevelHeaders,
+  PatientAttributes,
+  PatientSummary,
+  SeriesAttributes,
+  SeriesSummary,
+  StudyAttributes,
+  StudySummary,
+} from './archive-index.js';
+import {
+  addToList,
+  joinList,
+  patientKey,
+  patientMismatch,
+  seriesStudyMismatch,
+  splitList,
+  studyPatientMismatch,
+} from './rules.js';
+
+interface PatientRow {
+  readonly attributes: PatientAttributes;
+  readonly numberOfStudies: number;
+  readonly header: DicomJsonObject;
+}
+
+interface StudyRow {
+  readonly attributes: StudyAttributes;
+  readonly patientKey: string;
+  readonly patient: PatientAttributes;
+  readonly numberOfSeries: number;
+  readonly numberOfInstances: number;
+  readonly modalities: string | null;
+  readonly sopClasses: string | null;
+  readonly header: DicomJsonObject;
+  readonly patientHeader: DicomJsonObject;
+}
+
+interface SeriesRow {
+  readonly attributes: SeriesAttributes;
+  readonly studyInstanceUid: string;
+  readonly numberOfInstances: number;
+  readonly header: DicomJsonObject;
+}
+
+interface InstanceRow {
+  readonly instance: IndexedInstance;
+  readonly header: DicomJsonObject;
+}
+
+interface Tables {
+  readonly patients: Map<string, PatientRow>;
+  readonly studies: Map<string, StudyRow>;
+  readonly series: Map<string, SeriesRow>;
+  readonly instances: Map<string, InstanceRow>;
+}
+
+export class MemoryArchiveIndex implements ArchiveIndex {
+  readonly engine = 'memory' as const;
+  private readonly tables: Tables = {
+    patients: new Map(),
+    studies: new Map(),
+    series: new Map(),
+    instances: new Map(),
+  };
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  withTransaction<T>(fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the index is closed'));
+    const run = async (): Promise<T> => {
+      const undo: (() => void)[] = [];
+      try {
+        return await fn(new MemoryTransaction(this.tables, undo));
+      } catch (e) {
+        for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)();
+        throw e;
+      }
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  insertInstance(
+    record: InstanceRecord,
+    headers: LevelHeaders,
+    options?: InsertOptions,
+  ): Promise<InsertResult> {
+    return this.withTransaction((tx) => tx.insertInstance(record, headers, options));
+  }
+
+  deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
+    return this.withTransaction((tx) => tx.deleteInstance(sopInstanceUid));
+  }
+
+  async findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
+    return this.tables.instances.get(sopInstanceUid)?.instance;
+  }
+
+  async findSeries(seriesInstanceUid: string): Promise<SeriesSummary | undefined> {
+    const row = this.tables.series.get(seriesInstanceUid);
+    if (!row) return undefined;
+    return {
+      ...row.attributes,
+      studyInstanceUid: row.studyInstanceUid,
+      numberOfInstances: row.numberOfInstances,
+      header: row.header,
+    };
+  }
+
+  async findStudy(studyInstanceUid: string): Promise<StudySummary | undefined> {
+    const row = this.tables.studies.get(studyInstanceUid);
+    if (!row) return undefined;
+    return {
+      ...row.attributes,
+      patient: row.patient,
+      numberOfSeries: row.numberOfSeries,
+      numberOfInstances: row.numberOfInstances,
+      modalitiesInStudy: splitList(row.modalities),
+      sopClassesInStudy: splitList(row.sopClasses),
+      header: row.header,
+      patientHeader: row.patientHeader,
+    };
+  }
+
+  async findPatient(
+    patientId: string,
+    issuerOfPatientId: string | null,
+  ): Promise<PatientSummary | undefined> {
+    const row = this.tables.patients.get(patientKey(patientId, issuerOfPatientId, ''));
+    return row && { ...row.attributes, numberOfStudies: row.numberOfStudies, header: row.header };
+  }
+
+  async countInstances(): Promise<number> {
+    return this.tables.instances.size;
+  }
+
+  async *listInstanceFiles(options: { readonly after?: string } = {}): AsyncIterable<InstanceFile> {
+    const after = options.after;
+    const files = [...this.tables.instances.values()]
+      .map((r) => ({ sopInstanceUid: r.instance.sopInstanceUid, path: r.instance.path }))
+      .filter((f) => after === undefined || f.path > after)
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    yield* files;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.tail;
+  }
+}
+
+class MemoryTransaction implements IndexTransaction {
+  constructor(
+    private readonly t: Tables,
+    private readonly undo: (() => void)[],
+  ) {}
+
+  private put<V>(map: Map<string, V>, key: string, value: V): void {
+    const had = map.has(key);
+    const old = map.get(key);
+    this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+    map.set(key, value);
+  }
+
+  private drop<V>(map: Map<string, V>, key: string): void {
+    if (!map.has(key)) return;
+    const old = map.get(key) as V;
+    this.undo.push(() => map.set(key, old));
+    map.delete(key);
+  }
+
+  async findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
+    return this.t.instances.get(sopInstanceUid)?.instance;
+  }
+
+  async insertInstance(
+    record: InstanceRecord,
+    headers: LevelHeaders,
+    options: InsertOptions = {},
+  ): Promise<InsertResult> {
+    const existing = this.t.instances.get(record.instance.sopInstanceUid)?.instance;
+    if (existing && (options.onDuplicate ?? 'keep') === 'keep') return { status: 'duplicate', existing };
+    if (existing) this.remove(existing.sopInstanceUid);
+
+    const warnings: IndexWarning[] = [];
+    const { patient, study, series, instance } = record;
+    const push = (w: IndexWarning | null) => {
+      if (w) warnings.push(w);
+    };
+    let seriesRow = this.t.series.get(series.seriesInstanceUid);
+    const seriesCreated = seriesRow === undefined;
+    let studyCreated = false;
+    if (seriesRow) {
+      push(seriesStudyMismatch(series, seriesRow.studyInstanceUid, study.studyInstanceUid));
+    } else {
+      if (!this.t.studies.has(study.studyInstanceUid)) {
+        studyCreated = true;
+        const key = patientKey(patient.patientId, patient.issuerOfPatientId, study.studyInstanceUid);
+        const indexed = this.t.patients.get(key);
+        if (indexed) {
+          push(patientMismatch(indexed.attributes, patient, study));
+          this.put(this.t.patients, key, { ...indexed, numberOfStudies: indexed.numberOfStudies + 1 });
+        } else {
+          this.put(this.t.patients, key, {
+            attributes: patient,
+            numberOfStudies: 1,
+            header: headers.patient,
+          });
+        }
+        this.put(this.t.studies, study.studyInstanceUid, {
+          attributes: study,
+          patientKey: key,
+          patient,
+          numberOfSeries: 0,
+          numberOfInstances: 0,
+          modalities: null,
+          sopClasses: null,
+          header: headers.study,
+          patientHeader: headers.patient,
+        });
+      }
+      seriesRow = {
+        attributes: series,
+        studyInstanceUid: study.studyInstanceUid,
+        numberOfInstances: 0,
+        header: headers.series,
+      };
+    }
+    const studyUid = seriesRow.studyInstanceUid;
+    this.put(this.t.instances, instance.sopInstanceUid, {
+      instance: { ...instance, seriesInstanceUid: series.seriesInstanceUid, studyInstanceUid: studyUid },
+      header: headers.instance,
+    });
+    this.put(this.t.series, series.seriesInstanceUid, {
+      ...seriesRow,
+      numberOfInstances: seriesRow.numberOfInstances + 1,
+    });
+    const studyRow = this.t.studies.get(studyUid) as StudyRow;
+    this.put(this.t.studies, studyUid, {
+      ...studyRow,
+      numberOfSeries: studyRow.numberOfSeries + (seriesCreated ? 1 : 0),
+      numberOfInstances: studyRow.numberOfInstances + 1,
+      modalities: seriesCreated
+        ? (addToList(studyRow.modalities, series.modality) ?? studyRow.modalities)
+        : studyRow.modalities,
+      sopClasses: addToList(studyRow.sopClasses, instance.sopClassUid) ?? studyRow.sopClasses,
+    });
+    if (!studyCreated) push(studyPatientMismatch(studyUid, studyRow.patient, patient));
+    return existing ? { status: 'replaced', previous: existing, warnings } : { status: 'inserted', warnings };
+  }
+
+  async deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
+    const existing = this.t.instances.get(sopInstanceUid)?.instance;
+    if (existing) this.remove(sopInstanceUid);
+    return existing;
+  }
+
+  private remove(sopInstanceUid: string): void {
+    const row = this.t.instances.get(sopInstanceUid);
+    if (!row) return;
+    this.drop(this.t.instances, sopInstanceUid);
+    const { seriesInstanceUid, studyInstanceUid } = row.instance;
+    const series = this.t.series.get(seriesInstanceUid) as SeriesRow;
+    const seriesGone = series.numberOfInstances <= 1;
+    if (seriesGone) this.drop(this.t.series, seriesInstanceUid);
+    else
+      this.put(this.t.series, seriesInstanceUid, {
+        ...series,
+        numberOfInstances: series.numberOfInstances - 1,
+      });
+    const study = this.t.studies.get(studyInstanceUid) as StudyRow;
+    if (study.numberOfInstances <= 1) {
+      this.drop(this.t.studies, studyInstanceUid);
+      const patient = this.t.patients.get(study.patientKey) as PatientRow;
+      if (patient.numberOfStudies <= 1) this.drop(this.t.patients, study.patientKey);
+      else
+        this.put(this.t.patients, study.patientKey, {
+          ...patient,
+          numberOfStudies: patient.numberOfStudies - 1,
+        });
+      return;
+    }
+    const instances = [...this.t.instances.values()].filter(
+      (r) => r.instance.studyInstanceUid === studyInstanceUid,
+    );
+    const seriesOfStudy = [...this.t.series.values()].filter((s) => s.studyInstanceUid === studyInstanceUid);
+    this.put(this.t.studies, studyInstanceUid, {
+      ...study,
+      numberOfInstances: study.numberOfInstances - 1,
+      numberOfSeries: study.numberOfSeries - (seriesGone ? 1 : 0),
+      sopClasses: joinList(instances.map((r) => r.instance.sopClassUid)),
+      modalities: joinList(seriesOfStudy.map((s) => s.attributes.modality)),
+    });
+  }
+}
