@@ -8,7 +8,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import type { ArchiveIndex, InsertResult, StudySummary } from '../../src/archive/index/archive-index.js';
+import type {
+  ArchiveIndex,
+  InsertResult,
+  InstanceFile,
+  StudySummary,
+} from '../../src/archive/index/archive-index.js';
 import { openIndex } from '../../src/archive/index/open.js';
 import type { SqlArchiveIndex } from '../../src/archive/index/sql-index.js';
 import { TAG } from '../../src/dicom/dictionary.js';
@@ -363,14 +368,14 @@ for (const engine of ALL_ENGINES) {
         );
         for (let i = 0; i < n; i += 500)
           await Promise.all(entries.slice(i, i + 500).map((e) => index.insertInstance(e.record, e.headers)));
-        const listed = [];
+        const listed: InstanceFile[] = [];
         for await (const f of index.listInstanceFiles()) listed.push(f);
         const expected = entries
           .map((e) => ({ sopInstanceUid: e.record.instance.sopInstanceUid, path: e.record.instance.path }))
           .sort((x, y) => (x.path < y.path ? -1 : 1));
         assert.deepEqual(listed, expected);
         const after = expected[1000]?.path;
-        const rest = [];
+        const rest: InstanceFile[] = [];
         for await (const f of index.listInstanceFiles({ after })) rest.push(f);
         assert.deepEqual(rest, expected.slice(1001));
       }));

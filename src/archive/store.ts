@@ -1,0 +1,465 @@
+/**
+ * The object store: Part-10 files under DATA/objects, named by an internal random id (never by a
+ * UID or other text a peer sent): objects/ab/cd/abcd....dcm for the 128-bit hex id abcd.....
+ *
+ * Durable write protocol (ARCHITECTURE.md decision 3): an object is written as a stream to
+ * DATA/tmp/<id>.part; commit() fsyncs it, renames it into place and fsyncs the folder, so after a
+ * crash an object file is either complete or absent. Concurrent commits into one folder share its
+ * fsync. abort() removes the temporary file. Below a free-space floor no object is begun.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { err, ok, type Result } from '../core/result.js';
+import { ArchiveError, fileError } from './errors.js';
+
+export type Durability = 'fsync' | 'none';
+
+export interface ObjectStoreOptions {
+  /** The data folder: objects go to DATA/objects, temporary files to DATA/tmp (same file system, so rename is atomic). */
+  readonly dataDir: string;
+  /** 'fsync' (default) makes each commit survive a power loss; 'none' is for test rigs. */
+  readonly durability?: Durability;
+  /** beginObject fails with ERR_ARCHIVE_OUT_OF_SPACE while less than this is free (default 64 MiB). */
+  readonly minFreeBytes?: number;
+  /** Bytes queued per object before write() returns false and the writer should await drain() (default 1 MiB). */
+  readonly highWaterMark?: number;
+}
+
+export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
+
+/** A committed object file. */
+export interface StoredFile {
+  readonly id: string;
+  /** Relative to the data folder, '/' separated: what the index keeps. */
+  readonly path: string;
+  readonly size: number;
+}
+
+/** An object file found by walkObjects. */
+export interface ObjectFileEntry {
+  readonly path: string;
+  readonly absolutePath: string;
+  /** How far the walk has come, 0 to 1 (by first-level folder), for progress bars. */
+  readonly fraction: number;
+}
+
+const OBJECTS = 'objects';
+const TMP = 'tmp';
+const HEX2 = /^[0-9a-f]{2}$/;
+const PART = '.part';
+
+export class ObjectStore {
+  readonly dataDir: string;
+  readonly durability: Durability;
+  readonly minFreeBytes: number;
+  private readonly highWaterMark: number;
+  private readonly objectsDir: string;
+  private readonly tmpDir: string;
+  private readonly dirSync = new DirSyncer();
+  private readonly knownDirs = new Set<string>();
+  private readonly creating = new Map<string, Promise<void>>();
+  /** Temporary files being written by this process (cleanTemp leaves them alone). */
+  private readonly active = new Set<string>();
+
+  private constructor(options: ObjectStoreOptions) {
+    this.dataDir = resolve(options.dataDir);
+    this.durability = options.durability ?? 'fsync';
+    this.minFreeBytes = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
+    this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
+    this.objectsDir = join(this.dataDir, OBJECTS);
+    this.tmpDir = join(this.dataDir, TMP);
+  }
+
+  /** Creates the folders if needed. */
+  static async open(options: ObjectStoreOptions): Promise<ObjectStore> {
+    const store = new ObjectStore(options);
+    try {
+      await mkdir(store.objectsDir, { recursive: true });
+      await mkdir(store.tmpDir, { recursive: true });
+    } catch (e) {
+      throw fileError(`cannot create the data folder ${store.dataDir}`, e);
+    }
+    return store;
+  }
+
+  /** Bytes available to us on the data folder's file system. */
+  async freeBytes(): Promise<number> {
+    const s = await statfs(this.dataDir);
+    return s.bavail * s.bsize;
+  }
+
+  /**
+   * Starts a new object: a temporary file to write the Part-10 bytes into. Fails with
+   * ERR_ARCHIVE_OUT_OF_SPACE below the free-space floor (and writes nothing).
+   */
+  async beginObject(): Promise<Result<ObjectWriter, ArchiveError>> {
+    try {
+      if (this.minFreeBytes > 0) {
+        const free = await this.freeBytes();
+        if (free < this.minFreeBytes)
+          return err(
+            new ArchiveError(
+              'ERR_ARCHIVE_OUT_OF_SPACE',
+              `only ${free} bytes free in ${this.dataDir}, below the floor of ${this.minFreeBytes}`,
+            ),
+          );
+      }
+      const id = randomBytes(16).toString('hex');
+      const tmpPath = join(this.tmpDir, id + PART);
+      const fh = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      this.active.add(tmpPath);
+      return ok(new ObjectWriter(this, id, tmpPath, fh, this.highWaterMark));
+    } catch (e) {
+      return err(fileError('cannot begin an object file', e));
+    }
+  }
+
+  /** The path an object id is stored at, relative to the data folder. */
+  static pathOf(id: string): string {
+    return `${OBJECTS}/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}.dcm`;
+  }
+
+  /** The absolute path of a stored object; throws for a path outside the objects folder (a bug or a tampered row). */
+  absolutePath(path: string): string {
+    if (!path.startsWith(`${OBJECTS}/`) || path.split('/').some((p) => p === '..' || p === '' || p === '.'))
+      throw new ArchiveError('ERR_ARCHIVE_IO', `${JSON.stringify(path)} is not an object path`);
+    return join(this.dataDir, ...path.split('/'));
+  }
+
+  /** Removes a stored object; false when it was not there. */
+  async remove(path: string): Promise<boolean> {
+    try {
+      await unlink(this.absolutePath(path));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw fileError(`cannot remove ${path}`, e);
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      return (await stat(this.absolutePath(path))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Removes leftover temporary files (of a crash or a killed process) and returns how many.
+   * Files this process is writing are kept, and with `olderThanMs` so are recent ones (other
+   * processes sharing the data folder may be writing them).
+   */
+  async cleanTemp(options: { readonly olderThanMs?: number } = {}): Promise<number> {
+    const olderThan = options.olderThanMs ?? 0;
+    let removed = 0;
+    for (const name of await readdir(this.tmpDir)) {
+      const p = join(this.tmpDir, name);
+      if (this.active.has(p)) continue;
+      try {
+        if (olderThan > 0 && Date.now() - (await stat(p)).mtimeMs < olderThan) continue;
+        await unlink(p);
+        removed++;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(`cannot remove ${p}`, e);
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Every file under objects/, in path order (the order of ArchiveIndex.listInstanceFiles),
+   * one folder in memory at a time.
+   */
+  async *walkObjects(): AsyncIterable<ObjectFileEntry> {
+    const tops = (await readdir(this.objectsDir)).filter((n) => HEX2.test(n)).sort();
+    for (let i = 0; i < tops.length; i++) {
+      const top = tops[i] as string;
+      const subs = (await readdirOrEmpty(join(this.objectsDir, top))).filter((n) => HEX2.test(n)).sort();
+      for (const sub of subs) {
+        const dir = join(this.objectsDir, top, sub);
+        const files = (await readdirOrEmpty(dir)).sort();
+        for (const name of files)
+          yield {
+            path: `${OBJECTS}/${top}/${sub}/${name}`,
+            absolutePath: join(dir, name),
+            fraction: (i + 1) / tops.length,
+          };
+      }
+    }
+  }
+
+  // --- used by ObjectWriter ------------------------------------------------------------------
+
+  /** @internal Moves a complete, synced temporary file into place. */
+  async install(id: string, tmpPath: string): Promise<string> {
+    const path = ObjectStore.pathOf(id);
+    const target = this.absolutePath(path);
+    const dir = join(this.objectsDir, id.slice(0, 2), id.slice(2, 4));
+    await this.ensureDir(dir);
+    try {
+      await rename(tmpPath, target);
+    } catch (e) {
+      // The folder may have been removed behind our back: make it again, once.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      this.knownDirs.delete(dir);
+      await this.ensureDir(dir);
+      await rename(tmpPath, target);
+    }
+    this.active.delete(tmpPath);
+    if (this.durability === 'fsync') await this.dirSync.sync(dir);
+    return path;
+  }
+
+  /** @internal */
+  released(tmpPath: string): void {
+    this.active.delete(tmpPath);
+  }
+
+  /** The folder exists, and (with fsync) its entry in its parent is durable. */
+  private ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return Promise.resolve();
+    // Concurrent commits into a new folder wait for the same creation (and parent syncs).
+    let creating = this.creating.get(dir);
+    if (!creating) {
+      creating = this.createDir(dir).finally(() => this.creating.delete(dir));
+      this.creating.set(dir, creating);
+    }
+    return creating;
+  }
+
+  private async createDir(dir: string): Promise<void> {
+    const first = await mkdir(dir, { recursive: true });
+    // A new folder is an entry in its parent: sync the parents of what was created.
+    if (first !== undefined && this.durability === 'fsync') {
+      const parents: string[] = [];
+      for (let d = dir; d.length >= first.length; d = resolve(d, '..')) parents.push(resolve(d, '..'));
+      await Promise.all(parents.map((p) => this.dirSync.sync(p)));
+    }
+    this.knownDirs.add(dir);
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return [];
+    throw e;
+  }
+}
+
+type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
+
+/**
+ * A new object being written. write() queues a chunk (the writer owns it from then on: do not
+ * modify it) and returns false when the queue is over the high-water mark: await drain() before
+ * writing more. A write error (disk full) is kept, later writes are dropped, and commit() reports
+ * it, so the caller can go on reading its input to the end and then answer.
+ */
+export class ObjectWriter {
+  readonly id: string;
+  private readonly store: ObjectStore;
+  private readonly tmpPath: string;
+  private readonly fh: FileHandle;
+  private readonly highWaterMark: number;
+  private state: WriterState = 'open';
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private written = 0;
+  private accepted = 0;
+  private pumping: Promise<void> | undefined;
+  private failure: ArchiveError | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private ending: Promise<unknown> | undefined;
+
+  /** @internal Made by ObjectStore.beginObject. */
+  constructor(store: ObjectStore, id: string, tmpPath: string, fh: FileHandle, highWaterMark: number) {
+    this.store = store;
+    this.id = id;
+    this.tmpPath = tmpPath;
+    this.fh = fh;
+    this.highWaterMark = highWaterMark;
+  }
+
+  /** Bytes accepted by write() so far. */
+  get bytesWritten(): number {
+    return this.accepted;
+  }
+
+  /** The first write error, if any (the object cannot be committed then). */
+  get error(): ArchiveError | undefined {
+    return this.failure;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.state !== 'open')
+      throw new ArchiveError('ERR_ARCHIVE_STATE', `object ${this.id} is ${this.state}: cannot write`);
+    if (this.failure || chunk.length === 0) return true;
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.accepted += chunk.length;
+    this.pumping ??= this.pump();
+    return this.queued < this.highWaterMark;
+  }
+
+  /** Resolves when the queue is below the high-water mark again (at once after a write error). */
+  drain(): Promise<void> {
+    if (this.queued < this.highWaterMark || this.failure) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        // At most 1024 buffers per writev (IOV_MAX on Linux).
+        const batch = this.queue.splice(0, 1024);
+        let bytes = batch.reduce((n, c) => n + c.length, 0);
+        let pending = batch;
+        while (bytes > 0) {
+          const { bytesWritten } = await this.fh.writev(pending, this.written);
+          this.written += bytesWritten;
+          this.queued -= bytesWritten;
+          bytes -= bytesWritten;
+          if (bytes > 0) pending = rest(pending, bytesWritten);
+        }
+        this.wakeDrain();
+      }
+    } catch (e) {
+      this.failure = fileError(`writing object ${this.id}`, e);
+      this.queue = [];
+      this.queued = 0;
+      this.wakeDrain();
+    } finally {
+      this.pumping = undefined;
+    }
+  }
+
+  private wakeDrain(): void {
+    if (this.queued >= this.highWaterMark && !this.failure) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Finishes the object: waits for queued bytes, fsyncs the file, renames it into place and
+   * fsyncs its folder. On failure the temporary file is removed and the error returned.
+   */
+  commit(): Promise<Result<StoredFile, ArchiveError>> {
+    if (this.state !== 'open')
+      return Promise.resolve(
+        err(new ArchiveError('ERR_ARCHIVE_STATE', `object ${this.id} is ${this.state}: cannot commit`)),
+      );
+    this.state = 'committing';
+    const done = this.finish();
+    this.ending = done;
+    return done;
+  }
+
+  private async finish(): Promise<Result<StoredFile, ArchiveError>> {
+    let closed = false;
+    try {
+      while (this.pumping) await this.pumping;
+      if (this.failure) throw this.failure;
+      if (this.store.durability === 'fsync') await this.fh.datasync();
+      await this.fh.close();
+      closed = true;
+      const path = await this.store.install(this.id, this.tmpPath);
+      this.state = 'committed';
+      return ok({ id: this.id, path, size: this.written });
+    } catch (e) {
+      const error = fileError(`committing object ${this.id}`, e);
+      if (!closed) await this.fh.close().catch(() => undefined);
+      await this.removeTemp();
+      // If the rename happened and the folder sync failed, the object is not known durable: take it back.
+      await this.store.remove(ObjectStore.pathOf(this.id)).catch(() => undefined);
+      this.state = 'aborted';
+      return err(error);
+    }
+  }
+
+  /** Drops the object: closes and removes the temporary file. Does nothing after a commit. */
+  abort(): Promise<void> {
+    if (this.state === 'open') {
+      this.state = 'aborted';
+      this.ending = (async () => {
+        this.queue = [];
+        this.queued = 0;
+        this.wakeDrain();
+        while (this.pumping) await this.pumping;
+        await this.fh.close().catch(() => undefined);
+        await this.removeTemp();
+      })();
+    }
+    return this.ending ? this.ending.then(() => undefined) : Promise.resolve();
+  }
+
+  private async removeTemp(): Promise<void> {
+    await unlink(this.tmpPath).catch(() => undefined);
+    this.store.released(this.tmpPath);
+  }
+}
+
+/** The buffers left after the first `skip` bytes of them. */
+function rest(buffers: Uint8Array[], skip: number): Uint8Array[] {
+  let i = 0;
+  let n = skip;
+  while (i < buffers.length && n >= (buffers[i] as Uint8Array).length) {
+    n -= (buffers[i] as Uint8Array).length;
+    i++;
+  }
+  const out = buffers.slice(i);
+  if (n > 0 && out.length > 0) out[0] = (out[0] as Uint8Array).subarray(n);
+  return out;
+}
+
+/**
+ * fsync of folders, shared: a request made while a sync of the same folder is running waits for
+ * the next one, which all such requests share (one fsync for any number of renames).
+ */
+class DirSyncer {
+  private readonly states = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    let s = this.states.get(dir);
+    if (!s) {
+      s = {};
+      this.states.set(dir, s);
+    }
+    if (s.next) return s.next;
+    if (s.running) {
+      const state = s;
+      const next = s.running
+        .catch(() => undefined)
+        .then(() => {
+          state.next = undefined;
+          return this.start(dir, state);
+        });
+      s.next = next;
+      return next;
+    }
+    return this.start(dir, s);
+  }
+
+  private start(dir: string, s: { running?: Promise<void>; next?: Promise<void> }): Promise<void> {
+    const running = fsyncDir(dir).finally(() => {
+      if (s.running === running) s.running = undefined;
+      if (!s.running && !s.next) this.states.delete(dir);
+    });
+    s.running = running;
+    return running;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
