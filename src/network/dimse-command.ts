@@ -123,9 +123,13 @@ export function encodeCommand(cmd: DimseCommand): Uint8Array {
   return out;
 }
 
-/** Error Comment is LO: at most 64 characters (dcm4che's rule, PS3.7 C.4). */
+/**
+ * Error Comment is LO: at most 64 characters (dcm4che's rule, PS3.7 C.4), one value, and in the
+ * default repertoire, since a command set has no Specific Character Set (PS3.7 6.3.1): any other
+ * character becomes '?', so a handler's message in any script still encodes.
+ */
 export function truncateErrorComment(text: string): string {
-  const flat = text.replace(/[\\\r\n]/g, ' ');
+  const flat = text.replace(/[\\\r\n\t]/g, ' ').replace(/[^\x20-\x7e]/gu, '?');
   return flat.length <= 64 ? flat : `${flat.slice(0, 61)}...`;
 }
 
