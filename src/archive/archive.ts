@@ -1,0 +1,220 @@
+/**
+ * The archive: the object store and the index together, with the duplicate policy. ingest()
+ * commits the object file (fsync, rename, folder fsync), then indexes it, and only then
+ * resolves, so an object reported stored survives a crash; when indexing fails the file is
+ * removed again. reconcile() repairs what a crash can leave (see reconcile.ts).
+ */
+import { join } from 'node:path';
+import type { Logger } from '../core/logger.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { DataSet } from '../dicom/dataset.js';
+import { ArchiveError } from './errors.js';
+import type { ArchiveIndex, IndexedInstance, IndexWarning } from './index/archive-index.js';
+import { describeInstance } from './index/extract.js';
+import type { GroupCommitOptions } from './index/group-commit.js';
+import { openIndex } from './index/open.js';
+import { type ReconcileOptions, type ReconcileReport, reconcile } from './reconcile.js';
+import { type Durability, ObjectStore, type ObjectWriter, type StoredFile } from './store.js';
+
+/**
+ * What to do with an object whose SOP Instance UID is archived already:
+ * - keep (default): keep the archived object, drop the new one, report `duplicate` (the Storage
+ *   SCP answers a warning): a resent object does not silently change what was read already;
+ * - replace: archive the new object in place of the old one;
+ * - reject: drop the new one and fail with ERR_ARCHIVE_DUPLICATE.
+ */
+export type DuplicatePolicy = 'keep' | 'replace' | 'reject';
+
+export interface IngestMeta {
+  /** The transfer syntax the data set was written in. */
+  readonly transferSyntaxUid: string;
+  /** The calling AE title of the association it came on. */
+  readonly callingAet?: string | null;
+  /** Default: now. */
+  readonly receivedAt?: Date;
+  /** Overrides the archive's policy for this object. */
+  readonly duplicatePolicy?: DuplicatePolicy;
+}
+
+export type IngestOutcome =
+  | {
+      readonly status: 'stored';
+      readonly file: StoredFile;
+      /** Data the index did not merge (a patient ID shared by two patients...): for the caller to log. */
+      readonly warnings: readonly IndexWarning[];
+    }
+  | {
+      /** Policy keep: the archived object stays, the new one was dropped. */
+      readonly status: 'duplicate';
+      readonly existing: IndexedInstance;
+    }
+  | {
+      /** Policy replace: the new object is archived, the old file removed. */
+      readonly status: 'replaced';
+      readonly file: StoredFile;
+      readonly previous: IndexedInstance;
+      readonly warnings: readonly IndexWarning[];
+    };
+
+export interface ArchiveOptions {
+  readonly duplicatePolicy?: DuplicatePolicy;
+  readonly logger?: Logger;
+}
+
+export interface OpenArchiveOptions extends ArchiveOptions {
+  /** The data folder (objects/, tmp/ and, by default, the SQLite index file). */
+  readonly dataDir: string;
+  /** `sqlite:PATH` or `postgres://...`; default: sqlite:DATA/index.sqlite. */
+  readonly dbUrl?: string;
+  /** For the store and the index alike (default 'fsync'). */
+  readonly durability?: Durability;
+  readonly minFreeBytes?: number;
+  readonly groupCommit?: GroupCommitOptions;
+}
+
+export class Archive {
+  readonly store: ObjectStore;
+  readonly index: ArchiveIndex;
+  readonly duplicatePolicy: DuplicatePolicy;
+  private readonly logger: Logger | undefined;
+
+  constructor(store: ObjectStore, index: ArchiveIndex, options: ArchiveOptions = {}) {
+    this.store = store;
+    this.index = index;
+    this.duplicatePolicy = options.duplicatePolicy ?? 'keep';
+    this.logger = options.logger;
+  }
+
+  /** Starts a new object file (see ObjectStore.beginObject): ERR_ARCHIVE_OUT_OF_SPACE below the free-space floor. */
+  beginObject(): Promise<Result<ObjectWriter, ArchiveError>> {
+    return this.store.beginObject();
+  }
+
+  /**
+   * Archives a fully written object: `header` is its data set up to Pixel Data at least (what
+   * the index keeps). Resolves once the file is durable and indexed, or after the file was
+   * dropped (duplicate, invalid header, full disk, index failure: see ArchiveErrorCode).
+   */
+  async ingest(
+    handle: ObjectWriter,
+    header: DataSet,
+    meta: IngestMeta,
+  ): Promise<Result<IngestOutcome, ArchiveError>> {
+    const policy = meta.duplicatePolicy ?? this.duplicatePolicy;
+    const described = describeInstance(header, {
+      transferSyntaxUid: meta.transferSyntaxUid,
+      path: '',
+      size: 0,
+      receivedAt: meta.receivedAt ?? new Date(),
+      callingAet: meta.callingAet ?? null,
+    });
+    if (!described.ok) {
+      await handle.abort();
+      return described;
+    }
+    const { record, headers } = described.value;
+    const uid = record.instance.sopInstanceUid;
+
+    // A duplicate known now costs no fsync; the insert below still decides (another writer may win the race).
+    if (policy !== 'replace') {
+      let existing: IndexedInstance | undefined;
+      try {
+        existing = await this.index.findInstance(uid);
+      } catch (e) {
+        await handle.abort();
+        return err(indexFailure(uid, e));
+      }
+      if (existing) {
+        await handle.abort();
+        return duplicate(policy, existing);
+      }
+    }
+
+    const committed = await handle.commit();
+    if (!committed.ok) return committed;
+    const file = committed.value;
+    const complete = { ...record, instance: { ...record.instance, path: file.path, size: file.size } };
+
+    let inserted: Awaited<ReturnType<ArchiveIndex['insertInstance']>>;
+    try {
+      inserted = await this.index.insertInstance(complete, headers, {
+        onDuplicate: policy === 'replace' ? 'replace' : 'keep',
+      });
+    } catch (e) {
+      await this.removeFile(file.path, 'its indexing failed');
+      return err(indexFailure(uid, e));
+    }
+    switch (inserted.status) {
+      case 'inserted':
+        return ok({ status: 'stored', file, warnings: inserted.warnings });
+      case 'duplicate':
+        // Our own file indexed by someone else (a reconcile running in another process) is ours.
+        if (inserted.existing.path === file.path) return ok({ status: 'stored', file, warnings: [] });
+        await this.removeFile(file.path, 'it is a duplicate');
+        return duplicate(policy, inserted.existing);
+      case 'replaced':
+        if (inserted.previous.path !== file.path)
+          await this.removeFile(inserted.previous.path, 'it was replaced');
+        return ok({ status: 'replaced', file, previous: inserted.previous, warnings: inserted.warnings });
+    }
+  }
+
+  /** Removes an object from the index, then its file. False when it was not archived. */
+  async delete(sopInstanceUid: string): Promise<boolean> {
+    const removed = await this.index.deleteInstance(sopInstanceUid);
+    if (!removed) return false;
+    await this.removeFile(removed.path, 'it was deleted');
+    return true;
+  }
+
+  /** Start-up (and `pacs archive reindex`) repair: see reconcile.ts. */
+  reconcile(options: ReconcileOptions = {}): Promise<ReconcileReport> {
+    return reconcile(this.store, this.index, { ...options, logger: options.logger ?? this.logger });
+  }
+
+  async close(): Promise<void> {
+    await this.index.close();
+  }
+
+  private async removeFile(path: string, why: string): Promise<void> {
+    try {
+      await this.store.remove(path);
+    } catch (e) {
+      // Left behind, the file is found by the next reconcile (a duplicate of an indexed object: removed).
+      this.logger?.warn({ err: e, path }, `could not remove an object file after ${why}`);
+    }
+  }
+}
+
+function duplicate(policy: DuplicatePolicy, existing: IndexedInstance): Result<IngestOutcome, ArchiveError> {
+  if (policy === 'reject')
+    return err(
+      new ArchiveError(
+        'ERR_ARCHIVE_DUPLICATE',
+        `SOP Instance ${existing.sopInstanceUid} is archived already`,
+      ),
+    );
+  return ok({ status: 'duplicate', existing });
+}
+
+function indexFailure(uid: string, cause: unknown): ArchiveError {
+  if (cause instanceof ArchiveError) return cause;
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  return new ArchiveError('ERR_ARCHIVE_INDEX', `indexing ${uid} failed: ${detail}`, { cause });
+}
+
+/** Opens the store and the index of a data folder (creating what is missing, running migrations). */
+export async function openArchive(options: OpenArchiveOptions): Promise<Archive> {
+  const durability = options.durability ?? 'fsync';
+  const store = await ObjectStore.open({
+    dataDir: options.dataDir,
+    durability,
+    ...(options.minFreeBytes === undefined ? {} : { minFreeBytes: options.minFreeBytes }),
+  });
+  const { index } = await openIndex(options.dbUrl ?? `sqlite:${join(store.dataDir, 'index.sqlite')}`, {
+    durability,
+    ...(options.groupCommit ? { groupCommit: options.groupCommit } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  return new Archive(store, index, options);
+}
