@@ -186,7 +186,9 @@ class UpperLayer {
     this.dimseTimeoutMs = this.timeouts.dimseMs;
     this.highWaterMark = options.receiveHighWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.reader = new PduReader({
-      maxPDataLength: ourMaxPduLength + (options.pduLengthSlack ?? DEFAULT_SLACK),
+      // PS3.8 D.1: a maximum length of 0 means no limit.
+      maxPDataLength:
+        ourMaxPduLength === 0 ? 0xffffffff : ourMaxPduLength + (options.pduLengthSlack ?? DEFAULT_SLACK),
       maxAssociateLength: options.maxAssociatePduLength ?? DEFAULT_MAX_ASSOCIATE_LENGTH,
     });
     this.closed = new Promise((resolve) => {
@@ -688,11 +690,14 @@ class UpperLayer {
       }
       // A requestor waiting for its association learns at once, not after the ARTIM wait in Sta13.
       if (!this.established) this.reportFailure();
-      const level = end.abort.initiator === 'local' ? 'info' : 'warn';
-      this.log[level](
-        { ...end.abort, abort: describeAbort(end.abort.source, end.abort.reason) },
-        'association aborted',
-      );
+      // A rejected association is not an aborted one: its rejection was reported already.
+      if (this.rejected === undefined || this.established) {
+        const level = end.abort.initiator === 'local' ? 'info' : 'warn';
+        this.log[level](
+          { ...end.abort, abort: describeAbort(end.abort.source, end.abort.reason) },
+          'association aborted',
+        );
+      }
       if (this.established) process.nextTick(() => this.emitter.emit('aborted', end.abort));
     }
   }
