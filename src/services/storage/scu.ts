@@ -1,0 +1,455 @@
+/**
+ * Storage SCU (PS3.4 Annex B): reads a file's header, plans the presentation contexts to propose,
+ * and sends the file with C-STORE. The data set is streamed from disk, never loaded whole
+ * (ARCHITECTURE.md decision 2): as its bytes are when the peer accepted the file's own transfer
+ * syntax, re-encoded on the fly (parser piped into writer) when it accepted only another
+ * uncompressed one.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { DicomEncodeError, DicomParseError, PacsError } from '../../core/errors.js';
+import { err, ok, type Result } from '../../core/result.js';
+import type { DataSet } from '../../dicom/dataset.js';
+import { TAG } from '../../dicom/dictionary.js';
+import { type DataSetHandler, DicomParser } from '../../dicom/parser.js';
+import { DataSetBuilder } from '../../dicom/reader.js';
+import {
+  DEFLATED_EXPLICIT_VR_LE,
+  describeUid,
+  EXPLICIT_VR_BE,
+  EXPLICIT_VR_LE,
+  IMPLICIT_VR_LE,
+  transferSyntax,
+} from '../../dicom/uid.js';
+import { DataSetWriter } from '../../dicom/writer.js';
+import type { ProposedPresentationContext } from '../../network/association.js';
+import type { DimseAssociation } from '../../network/dimse.js';
+import { CommandField, Priority } from '../../network/dimse-command.js';
+import { Status } from '../../network/dimse-status.js';
+
+/** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
+export const MAX_PRESENTATION_CONTEXTS = 128;
+
+/** The uncompressed syntaxes proposed as a fallback for a SOP class, in order of preference. */
+export const FALLBACK_TRANSFER_SYNTAXES: readonly string[] = [EXPLICIT_VR_LE, IMPLICIT_VR_LE];
+
+/** Syntaxes whose data sets re-encode without a pixel data codec (the parser reads them all). */
+const REENCODABLE: ReadonlySet<string> = new Set([
+  IMPLICIT_VR_LE,
+  EXPLICIT_VR_LE,
+  EXPLICIT_VR_BE,
+  DEFLATED_EXPLICIT_VR_LE,
+]);
+
+/** Targets for re-encoding, best first: little endian explicit, then the others. */
+const REENCODE_TARGETS: readonly string[] = [
+  EXPLICIT_VR_LE,
+  IMPLICIT_VR_LE,
+  DEFLATED_EXPLICIT_VR_LE,
+  EXPLICIT_VR_BE,
+];
+
+const CHUNK = 256 * 1024;
+
+/** What a header read tells about a file to send. */
+export interface FileInfo {
+  readonly path: string;
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  /** The file's transfer syntax (from its meta; guessed from the bytes for a raw data set). */
+  readonly transferSyntaxUid: string;
+  /** Byte offset where the data set starts: after preamble and file meta, 0 for a raw data set. */
+  readonly dataSetOffset: number;
+  /** File size in bytes. */
+  readonly size: number;
+  /**
+   * False when the data set is not encoded as its meta says (implicit VR under an explicit VR
+   * UID or the reverse, seen in the field): it is then re-encoded into its declared syntax.
+   */
+  readonly encodingMatchesSyntax: boolean;
+}
+
+export type FileInfoErrorCode =
+  /** Not DICOM at all (no meta, no plausible data element). */
+  | 'ERR_NOT_DICOM'
+  /** DICOM, but its header does not parse. */
+  | 'ERR_MALFORMED'
+  /** DICOM, but no SOP Class and SOP Instance UID in the data set: nothing a Storage SCP can take. */
+  | 'ERR_NOT_STORABLE'
+  /** The file cannot be read. */
+  | 'ERR_FILE';
+
+export class FileInfoError extends PacsError {
+  override readonly code: FileInfoErrorCode;
+  constructor(code: FileInfoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.code = code;
+  }
+}
+
+/** Builds the header and notes where the data set starts. */
+class HeaderBuilder extends DataSetBuilder {
+  parser: DicomParser | undefined;
+  dataSetOffset = 0;
+
+  constructor() {
+    super({ bulkData: 'skip', bulkDataThreshold: 1024 });
+  }
+
+  // The parser's offset when it reports the meta is where the data set starts (PS3.10 7.1: the
+  // meta is the run of group 0002 elements, whatever its group length says).
+  override meta(meta: DataSet, ts: string): void {
+    super.meta(meta, ts);
+    this.dataSetOffset = this.parser?.offset ?? 0;
+  }
+}
+
+/** Reads a file's header (up to SOP Instance UID) to learn what to propose and how to send it. */
+export async function readFileInfo(path: string): Promise<Result<FileInfo, FileInfoError>> {
+  let size: number;
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
+    size = s.size;
+  } catch (e) {
+    return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
+  }
+  if (size === 0) return err(new FileInfoError('ERR_NOT_DICOM', 'not DICOM: empty file'));
+  const header = new HeaderBuilder();
+  const parser = new DicomParser(header, { stopAtTag: TAG.SOPInstanceUID + 1 });
+  header.parser = parser;
+  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+  try {
+    for await (const chunk of stream) {
+      parser.write(chunk as Buffer);
+      if (parser.stopped) break;
+    }
+    parser.end();
+  } catch (e) {
+    if (e instanceof DicomParseError) {
+      return /^not (a )?DICOM/.test(e.message)
+        ? err(new FileInfoError('ERR_NOT_DICOM', e.message, { cause: e }))
+        : err(new FileInfoError('ERR_MALFORMED', `malformed: ${e.message}`, { cause: e }));
+    }
+    return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
+  } finally {
+    stream.destroy();
+  }
+  const sopClassUid = header.root.string(TAG.SOPClassUID);
+  const sopInstanceUid = header.root.string(TAG.SOPInstanceUID);
+  if (!sopClassUid || !sopInstanceUid) {
+    const missing = !sopClassUid ? 'SOP Class UID' : 'SOP Instance UID';
+    return err(new FileInfoError('ERR_NOT_STORABLE', `no ${missing} in the data set: not a storable object`));
+  }
+  return ok({
+    path,
+    sopClassUid,
+    sopInstanceUid,
+    transferSyntaxUid: parser.transferSyntaxUid,
+    dataSetOffset: header.dataSetOffset,
+    size,
+    encodingMatchesSyntax: !parser.syntaxMismatch,
+  });
+}
+
+/** True when a data set in this syntax can be re-encoded into another uncompressed syntax. */
+export function isReencodable(transferSyntaxUid: string): boolean {
+  return REENCODABLE.has(transferSyntaxUid);
+}
+
+interface ClassNeeds {
+  /** The files' own syntaxes, in first-seen order. */
+  readonly own: string[];
+  fallback: boolean;
+}
+
+function needsOf(files: readonly FileInfo[]): Map<string, ClassNeeds> {
+  const byClass = new Map<string, ClassNeeds>();
+  for (const f of files) addNeeds(byClass, f);
+  return byClass;
+}
+
+function addNeeds(byClass: Map<string, ClassNeeds>, f: FileInfo): void {
+  let needs = byClass.get(f.sopClassUid);
+  if (!needs) {
+    needs = { own: [], fallback: false };
+    byClass.set(f.sopClassUid, needs);
+  }
+  if (!needs.own.includes(f.transferSyntaxUid)) needs.own.push(f.transferSyntaxUid);
+  if (isReencodable(f.transferSyntaxUid)) needs.fallback = true;
+}
+
+/** Contexts a file would add to those already planned. */
+function extraContexts(byClass: Map<string, ClassNeeds>, f: FileInfo): number {
+  const needs = byClass.get(f.sopClassUid);
+  const own = needs?.own.includes(f.transferSyntaxUid) ? 0 : 1;
+  const fallback = isReencodable(f.transferSyntaxUid) && !needs?.fallback ? 1 : 0;
+  return own + fallback;
+}
+
+function countContexts(byClass: Map<string, ClassNeeds>): number {
+  let n = 0;
+  for (const needs of byClass.values()) n += needs.own.length + (needs.fallback ? 1 : 0);
+  return n;
+}
+
+/**
+ * The presentation contexts to propose for these files. Per SOP class: one context for each of
+ * the files' own transfer syntaxes, alone, so that the peer accepts it whenever it supports it
+ * (an acceptor picks one syntax of a context by its own preference, which would otherwise turn
+ * a big endian or implicit VR file into a re-encoded one); then, when a file of that class can
+ * be re-encoded, one context with the uncompressed syntaxes (Explicit VR LE, Implicit VR LE) to
+ * fall back on. An encapsulated (compressed) syntax thus always has a context of its own.
+ * Use planAssociations() to keep each association within MAX_PRESENTATION_CONTEXTS.
+ */
+export function planContexts(files: readonly FileInfo[]): ProposedPresentationContext[] {
+  const contexts: ProposedPresentationContext[] = [];
+  for (const [sopClass, needs] of needsOf(files)) {
+    for (const ts of needs.own) contexts.push({ abstractSyntax: sopClass, transferSyntaxes: [ts] });
+    if (needs.fallback)
+      contexts.push({ abstractSyntax: sopClass, transferSyntaxes: [...FALLBACK_TRANSFER_SYNTAXES] });
+  }
+  return contexts;
+}
+
+/** The files one association sends, and the contexts it proposes for them. */
+export interface AssociationPlan {
+  readonly contexts: ProposedPresentationContext[];
+  readonly files: FileInfo[];
+}
+
+/**
+ * Groups files into associations of at most `maxContexts` proposed contexts each: a file joins
+ * the first planned association that has, or has room for, the contexts it needs (first fit), so
+ * a study of a few SOP classes is one association whatever the order of its files.
+ */
+export function planAssociations(
+  files: readonly FileInfo[],
+  maxContexts: number = MAX_PRESENTATION_CONTEXTS,
+): AssociationPlan[] {
+  if (maxContexts < 2) throw new RangeError('an association plan needs room for at least 2 contexts');
+  const groups: { byClass: Map<string, ClassNeeds>; count: number; files: FileInfo[] }[] = [];
+  for (const f of files) {
+    let group = groups.find((g) => g.count + extraContexts(g.byClass, f) <= maxContexts);
+    if (!group) {
+      group = { byClass: new Map(), count: 0, files: [] };
+      groups.push(group);
+    }
+    addNeeds(group.byClass, f);
+    group.count = countContexts(group.byClass);
+    group.files.push(f);
+  }
+  return groups.map((g) => ({ contexts: planContexts(g.files), files: g.files }));
+}
+
+export interface StoreOptions {
+  /** PS3.7 9.3.1.1; default Priority.Medium. */
+  readonly priority?: number;
+  /** For the sub-operations of a C-MOVE (PS3.7 9.3.1.1: Move Originator AE Title and Message ID). */
+  readonly moveOriginator?: { readonly aeTitle: string; readonly messageId: number };
+  /**
+   * Parse the data set while it is sent (default true): a file found malformed part-way is not
+   * completed; the association is aborted instead, so the peer discards what it received.
+   */
+  readonly verify?: boolean;
+  /** Called with the number of file bytes just read and handed to the association (progress). */
+  readonly onBytes?: (bytes: number) => void;
+}
+
+/** The peer's answer to one C-STORE. */
+export interface StoreOutcome {
+  readonly status: number;
+  readonly errorComment?: string;
+  /** The transfer syntax the data set was sent in. */
+  readonly transferSyntaxUid: string;
+  /** True when the data set was re-encoded rather than sent as its bytes are in the file. */
+  readonly reencoded: boolean;
+}
+
+export type StoreErrorCode =
+  /** No accepted context fits: the association is still usable for other files. */
+  | 'ERR_NO_CONTEXT'
+  /** The file could not be read or turned out malformed; the association was aborted if it was mid-message. */
+  | 'ERR_FILE'
+  /** The association ended (or timed out) before the response came; it is no longer usable. */
+  | 'ERR_ASSOCIATION';
+
+export class StoreError extends PacsError {
+  override readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.code = code;
+  }
+}
+
+type Plan = { contextId: number; transferSyntaxUid: string; reencode: boolean };
+
+/** The accepted context to send this file on, and whether its data set must be re-encoded. */
+export function chooseContext(
+  assoc: Pick<DimseAssociation, 'presentationContexts'>,
+  file: FileInfo,
+): Result<Plan, StoreError> {
+  const usable = assoc.presentationContexts.filter((c) => c.abstractSyntax === file.sopClassUid && c.scu);
+  const own = usable.find((c) => c.transferSyntax === file.transferSyntaxUid);
+  if (own)
+    return ok({
+      contextId: own.id,
+      transferSyntaxUid: own.transferSyntax,
+      reencode: !file.encodingMatchesSyntax,
+    });
+  if (isReencodable(file.transferSyntaxUid)) {
+    for (const ts of REENCODE_TARGETS) {
+      const c = usable.find((u) => u.transferSyntax === ts);
+      if (c) return ok({ contextId: c.id, transferSyntaxUid: ts, reencode: true });
+    }
+  }
+  const what = describeUid(file.sopClassUid);
+  const syntax = describeUid(file.transferSyntaxUid);
+  const message =
+    usable.length === 0
+      ? `the peer accepted no presentation context for ${what}`
+      : isReencodable(file.transferSyntaxUid)
+        ? `the peer accepted ${what} in no uncompressed transfer syntax`
+        : `the peer did not accept ${what} in ${syntax}, and a compressed data set cannot be converted without a transcoder`;
+  return err(new StoreError('ERR_NO_CONTEXT', message));
+}
+
+/**
+ * Sends one file with C-STORE on an open association and returns the peer's status. Expected
+ * failures are values: no fitting context (association untouched), an unreadable or malformed
+ * file, or the association ending (both leave it unusable: check `canSend` before the next file).
+ */
+export async function storeFile(
+  assoc: DimseAssociation,
+  file: FileInfo,
+  options: StoreOptions = {},
+): Promise<Result<StoreOutcome, StoreError>> {
+  const chosen = chooseContext(assoc, file);
+  if (!chosen.ok) return chosen;
+  const { contextId, transferSyntaxUid, reencode } = chosen.value;
+  if (reencode && !transferSyntax(transferSyntaxUid))
+    return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
+  const fileError: { error?: Error } = {};
+  const data = reencode
+    ? reencoded(file, transferSyntaxUid, options.onBytes, fileError)
+    : asStored(file, options.verify ?? true, options.onBytes, fileError);
+  try {
+    const r = await assoc.requestOne(
+      contextId,
+      {
+        commandField: CommandField.C_STORE_RQ,
+        affectedSopClassUid: file.sopClassUid,
+        affectedSopInstanceUid: file.sopInstanceUid,
+        priority: options.priority ?? Priority.Medium,
+        hasDataSet: true,
+        ...(options.moveOriginator
+          ? {
+              moveOriginatorAet: options.moveOriginator.aeTitle,
+              moveOriginatorMessageId: options.moveOriginator.messageId,
+            }
+          : {}),
+      },
+      data,
+    );
+    const status = r.command.status;
+    if (status === undefined)
+      return ok({
+        status: Status.ProcessingFailure,
+        errorComment: 'C-STORE-RSP without a Status',
+        transferSyntaxUid,
+        reencoded: reencode,
+      });
+    return ok({
+      status,
+      ...(r.command.errorComment !== undefined ? { errorComment: r.command.errorComment } : {}),
+      transferSyntaxUid,
+      reencoded: reencode,
+    });
+  } catch (e) {
+    // A message cut off part-way cannot be resumed (PS3.8 has no way to cancel a data set): abort.
+    assoc.abort();
+    if (fileError.error) {
+      const f = fileError.error;
+      const why = f instanceof DicomParseError || f instanceof DicomEncodeError ? 'malformed: ' : '';
+      return err(new StoreError('ERR_FILE', `${why}${f.message}`, { cause: f }));
+    }
+    return err(new StoreError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
+  }
+}
+
+/** The data set bytes as they are in the file, checked by a parser on the way when `verify`. */
+async function* asStored(
+  file: FileInfo,
+  verify: boolean,
+  onBytes: ((n: number) => void) | undefined,
+  failure: { error?: Error },
+): AsyncGenerator<Uint8Array> {
+  const parser = verify
+    ? new DicomParser(NULL_HANDLER, { format: 'dataset', transferSyntax: file.transferSyntaxUid })
+    : undefined;
+  const stream = createReadStream(file.path, { start: file.dataSetOffset, highWaterMark: CHUNK });
+  try {
+    for await (const chunk of stream) {
+      const bytes = chunk as Buffer;
+      parser?.write(bytes);
+      onBytes?.(bytes.length);
+      yield bytes;
+    }
+    parser?.end();
+  } catch (e) {
+    failure.error = e as Error;
+    throw e;
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** The data set re-encoded into `target` as the file is read: the parser drives the writer. */
+async function* reencoded(
+  file: FileInfo,
+  target: string,
+  onBytes: ((n: number) => void) | undefined,
+  failure: { error?: Error },
+): AsyncGenerator<Uint8Array> {
+  let out: Uint8Array[] = [];
+  const stream = createReadStream(file.path, { highWaterMark: CHUNK });
+  try {
+    const writer = new DataSetWriter((c) => out.push(c), target);
+    // From the start of the file, as the header read did: the meta is read and not written.
+    const parser = new DicomParser(writer);
+    for await (const chunk of stream) {
+      parser.write(chunk as Buffer);
+      onBytes?.((chunk as Buffer).length);
+      if (out.length > 0) {
+        const ready = out;
+        out = [];
+        yield* ready;
+      }
+    }
+    parser.end();
+    writer.end();
+    yield* out;
+  } catch (e) {
+    failure.error = e as Error;
+    throw e;
+  } finally {
+    stream.destroy();
+  }
+}
+
+const noop = (): void => {};
+/** A handler that ignores everything: the parser only checks the structure. */
+const NULL_HANDLER: DataSetHandler = {
+  element: noop,
+  valueStart: noop,
+  valueChunk: noop,
+  valueEnd: noop,
+  sequenceStart: noop,
+  itemStart: noop,
+  itemEnd: noop,
+  sequenceEnd: noop,
+  fragmentsStart: noop,
+  fragmentStart: noop,
+  fragmentEnd: noop,
+  fragmentsEnd: noop,
+};
