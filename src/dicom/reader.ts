@@ -2,7 +2,7 @@
  * Building data sets from the streaming parser: whole buffers (parseDicom) and files read in
  * chunks (readDicomFile). Large values can be kept, skipped or left as references to the source.
  */
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { type DataElement, DataSet, type ElementValue } from './dataset.js';
 import { type DataSetHandler, DicomParser, type ParserOptions } from './parser.js';
 import type { Tag } from './tag.js';
@@ -186,15 +186,24 @@ export function parseDicom(bytes: Uint8Array, options: ReadOptions = {}): DicomO
 export async function readDicomFile(path: string, options: ReadOptions = {}): Promise<DicomObject> {
   const builder = new DataSetBuilder(options);
   const parser = makeParser(builder, options);
-  const stream = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const fh = await open(path, 'r');
   try {
-    for await (const chunk of stream) {
-      parser.write(chunk as Buffer);
+    // A header usually fits the first small read; whole files go on in larger reads. Each read
+    // gets a fresh buffer because the data set may keep views into it.
+    let size = options.stopAtTag === undefined ? 256 * 1024 : 16 * 1024;
+    let position = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(buf, 0, size, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      parser.write(bytesRead === size ? buf : buf.subarray(0, bytesRead));
       if (parser.stopped) break;
+      size = 256 * 1024;
     }
     parser.end();
   } finally {
-    stream.destroy();
+    await fh.close();
   }
   return result(builder, parser);
 }
