@@ -8,6 +8,7 @@ import { convertFile } from '../dicom/convert.js';
 import { toDicomJson } from '../dicom/json.js';
 import { readDicomFile } from '../dicom/reader.js';
 import { dumpFile } from './dump.js';
+import { registerStoreCommand } from './store.js';
 
 export function buildProgram(): Command {
   const program = new Command('pacs')
@@ -47,6 +48,8 @@ export function buildProgram(): Command {
     .action(async (input: string, output: string, opts: { ts: string }) => {
       await convertFile(input, output, TS_ALIASES[opts.ts] ?? opts.ts);
     });
+
+  registerStoreCommand(program);
 
   return program;
 }

@@ -388,14 +388,17 @@ async function* asStored(
     ? new DicomParser(NULL_HANDLER, { format: 'dataset', transferSyntax: file.transferSyntaxUid })
     : undefined;
   const stream = createReadStream(file.path, { start: file.dataSetOffset, highWaterMark: CHUNK });
+  let length = 0;
   try {
     for await (const chunk of stream) {
       const bytes = chunk as Buffer;
       parser?.write(bytes);
       onBytes?.(bytes.length);
+      length += bytes.length;
       yield bytes;
     }
     parser?.end();
+    if (length % 2 === 1 && file.transferSyntaxUid === DEFLATED_EXPLICIT_VR_LE) yield DEFLATE_PAD;
   } catch (e) {
     failure.error = e as Error;
     throw e;
@@ -412,6 +415,7 @@ async function* reencoded(
   failure: { error?: Error },
 ): AsyncGenerator<Uint8Array> {
   let out: Uint8Array[] = [];
+  let written = 0;
   const stream = createReadStream(file.path, { highWaterMark: CHUNK });
   try {
     const writer = new DataSetWriter((c) => out.push(c), target);
@@ -423,12 +427,16 @@ async function* reencoded(
       if (out.length > 0) {
         const ready = out;
         out = [];
+        for (const c of ready) written += c.length;
         yield* ready;
       }
     }
     parser.end();
     writer.end();
+    let length = 0;
+    for (const c of out) length += c.length;
     yield* out;
+    if (target === DEFLATED_EXPLICIT_VR_LE && (written + length) % 2 === 1) yield DEFLATE_PAD;
   } catch (e) {
     failure.error = e as Error;
     throw e;
@@ -436,6 +444,12 @@ async function* reencoded(
     stream.destroy();
   }
 }
+
+/**
+ * PS3.5 A.5: a deflated data set of odd length is padded with one trailing 00H, so that PDVs
+ * stay even (DCMTK refuses an odd fragment). Files in the field lack it (pydicom's image_dfl.dcm).
+ */
+const DEFLATE_PAD = Uint8Array.of(0);
 
 const noop = (): void => {};
 /** A handler that ignores everything: the parser only checks the structure. */
