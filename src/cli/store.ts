@@ -294,7 +294,7 @@ function summary(conn: Connection, report: StoreReport, bytes: number, seconds: 
   const skipped = report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : '';
   lines.push(
     `C-STORE to ${conn.target}: ${report.sent} stored${warned}, ${report.failed} failed${skipped}; ` +
-      `${formatMB(bytes)} in ${seconds.toFixed(1)} s (${formatMB(bytes / Math.max(seconds, 0.001))}/s)`,
+      `${formatSize(bytes)} in ${seconds.toFixed(1)} s (${formatMB(bytes / Math.max(seconds, 0.001))}/s)`,
   );
   for (const f of report.files) {
     const category = f.status === null ? 'failure' : statusCategory(f.status);
@@ -308,6 +308,10 @@ function summary(conn: Connection, report: StoreReport, bytes: number, seconds: 
 
 function formatMB(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function formatSize(bytes: number): string {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : formatMB(bytes);
 }
 
 function formatDuration(seconds: number): string {
@@ -370,7 +374,7 @@ class ProgressBar {
     const left = rate > 0 ? (this.totalBytes - this.bytesDone) / rate : Number.NaN;
     const counts = `${this.objectsDone}/${this.totalObjects} objects`;
     const tail = `${formatMB(rate)}/s  ${Number.isFinite(left) ? `${formatDuration(left)} left` : '--:-- left'}`;
-    const room = (this.out.columns ?? 80) - counts.length - tail.length - 6;
+    const room = (this.out.columns || 80) - counts.length - tail.length - 6;
     const width = Math.max(0, Math.min(30, room));
     const fraction = this.totalBytes > 0 ? Math.min(1, this.bytesDone / this.totalBytes) : 1;
     const full = Math.round(fraction * width);
