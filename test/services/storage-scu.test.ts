@@ -356,6 +356,19 @@ describe('storeFile', () => {
     await waitFor(() => p.received.length === 2 && p.received.every((r) => r.error !== undefined));
   });
 
+  it('fails a file gone since its header was read without touching the association', async () => {
+    const p = await peer([MR], [EXPLICIT_VR_LE]);
+    const f = await fileInfo('MR_small.dcm');
+    const assoc = await p.connect([f]);
+    const gone = await storeFile(assoc, { ...f, path: join(TEST_FILES, 'vanished.dcm') });
+    assert.equal(gone.ok ? '' : gone.error.code, 'ERR_FILE');
+    assert.equal(assoc.association.canSend, true);
+    const fine = await storeFile(assoc, f);
+    assert.ok(fine.ok && fine.value.status === Status.Success);
+    await assoc.release();
+    assert.equal(p.received.length, 1);
+  });
+
   it('reports the association ending as ERR_ASSOCIATION', async () => {
     const p = await peer([MR], [EXPLICIT_VR_LE]);
     const f = await fileInfo('MR_small.dcm');

@@ -5,8 +5,7 @@
  * syntax, re-encoded on the fly (parser piped into writer) when it accepted only another
  * uncompressed one.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { DicomEncodeError, DicomParseError, PacsError } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { DataSet } from '../../dicom/dataset.js';
@@ -106,22 +105,24 @@ class HeaderBuilder extends DataSetBuilder {
 
 /** Reads a file's header (up to SOP Instance UID) to learn what to propose and how to send it. */
 export async function readFileInfo(path: string): Promise<Result<FileInfo, FileInfoError>> {
-  let size: number;
+  let fh: FileHandle;
   try {
-    const s = await stat(path);
-    if (!s.isFile()) return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
-    size = s.size;
+    fh = await open(path, 'r');
   } catch (e) {
     return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
   }
-  if (size === 0) return err(new FileInfoError('ERR_NOT_DICOM', 'not DICOM: empty file'));
   const header = new HeaderBuilder();
   const parser = new DicomParser(header, { stopAtTag: TAG.SOPInstanceUID + 1 });
   header.parser = parser;
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+  let size: number;
   try {
-    for await (const chunk of stream) {
-      parser.write(chunk as Buffer);
+    const s = await fh.stat();
+    if (!s.isFile()) return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
+    size = s.size;
+    if (size === 0) return err(new FileInfoError('ERR_NOT_DICOM', 'not DICOM: empty file'));
+    // A header usually fits one small read (as readDicomFile does).
+    for await (const chunk of readChunks(fh, 0, 16 * 1024)) {
+      parser.write(chunk);
       if (parser.stopped) break;
     }
     parser.end();
@@ -133,7 +134,7 @@ export async function readFileInfo(path: string): Promise<Result<FileInfo, FileI
     }
     return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
   } finally {
-    stream.destroy();
+    await fh.close();
   }
   const sopClassUid = header.root.string(TAG.SOPClassUID);
   const sopInstanceUid = header.root.string(TAG.SOPInstanceUID);
@@ -329,10 +330,17 @@ export async function storeFile(
   const { contextId, transferSyntaxUid, reencode } = chosen.value;
   if (reencode && !transferSyntax(transferSyntaxUid))
     return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
+  // Opened before the command goes out, so that a file gone since its header was read fails alone.
+  let fh: FileHandle;
+  try {
+    fh = await open(file.path, 'r');
+  } catch (e) {
+    return err(new StoreError('ERR_FILE', (e as Error).message, { cause: e }));
+  }
   const fileError: { error?: Error } = {};
   const data = reencode
-    ? reencoded(file, transferSyntaxUid, options.onBytes, fileError)
-    : asStored(file, options.verify ?? true, options.onBytes, fileError);
+    ? reencoded(fh, transferSyntaxUid, options.onBytes, fileError)
+    : asStored(fh, file, options.verify ?? true, options.onBytes, fileError);
   try {
     const r = await assoc.requestOne(
       contextId,
@@ -374,11 +382,14 @@ export async function storeFile(
       return err(new StoreError('ERR_FILE', `${why}${f.message}`, { cause: f }));
     }
     return err(new StoreError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
+  } finally {
+    await fh.close();
   }
 }
 
 /** The data set bytes as they are in the file, checked by a parser on the way when `verify`. */
 async function* asStored(
+  fh: FileHandle,
   file: FileInfo,
   verify: boolean,
   onBytes: ((n: number) => void) | undefined,
@@ -387,11 +398,9 @@ async function* asStored(
   const parser = verify
     ? new DicomParser(NULL_HANDLER, { format: 'dataset', transferSyntax: file.transferSyntaxUid })
     : undefined;
-  const stream = createReadStream(file.path, { start: file.dataSetOffset, highWaterMark: CHUNK });
   let length = 0;
   try {
-    for await (const chunk of stream) {
-      const bytes = chunk as Buffer;
+    for await (const bytes of readChunks(fh, file.dataSetOffset, CHUNK)) {
       parser?.write(bytes);
       onBytes?.(bytes.length);
       length += bytes.length;
@@ -402,28 +411,25 @@ async function* asStored(
   } catch (e) {
     failure.error = e as Error;
     throw e;
-  } finally {
-    stream.destroy();
   }
 }
 
 /** The data set re-encoded into `target` as the file is read: the parser drives the writer. */
 async function* reencoded(
-  file: FileInfo,
+  fh: FileHandle,
   target: string,
   onBytes: ((n: number) => void) | undefined,
   failure: { error?: Error },
 ): AsyncGenerator<Uint8Array> {
   let out: Uint8Array[] = [];
   let written = 0;
-  const stream = createReadStream(file.path, { highWaterMark: CHUNK });
   try {
     const writer = new DataSetWriter((c) => out.push(c), target);
     // From the start of the file, as the header read did: the meta is read and not written.
     const parser = new DicomParser(writer);
-    for await (const chunk of stream) {
-      parser.write(chunk as Buffer);
-      onBytes?.((chunk as Buffer).length);
+    for await (const chunk of readChunks(fh, 0, CHUNK)) {
+      parser.write(chunk);
+      onBytes?.(chunk.length);
       if (out.length > 0) {
         const ready = out;
         out = [];
@@ -440,8 +446,23 @@ async function* reencoded(
   } catch (e) {
     failure.error = e as Error;
     throw e;
-  } finally {
-    stream.destroy();
+  }
+}
+
+/**
+ * A file's bytes from `start` to its end, `first` bytes then CHUNK at a time. Each chunk is a
+ * fresh buffer: the association may still hold views into it while the next one is read.
+ */
+async function* readChunks(fh: FileHandle, start: number, first: number): AsyncGenerator<Buffer> {
+  let position = start;
+  let size = first;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fh.read(buf, 0, size, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield bytesRead === size ? buf : buf.subarray(0, bytesRead);
+    size = CHUNK;
   }
 }
 
