@@ -57,4 +57,5 @@ export {
   PN_COMPONENTS,
   personNameKey,
 } from './matching/person-name.js';
+export { buildResponse } from './matching/response.js';
 export { hasWildcard, SQL_LIKE_ESCAPE, toSqlLike, wildcardRegExp } from './matching/wildcard.js';

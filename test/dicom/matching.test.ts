@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG, tagForKeyword } from '../../src/dicom/dictionary.js';
 import {
+  buildResponse,
   combinedDateTimeRanges,
   compileQuery,
   dateTimePairs,
@@ -528,6 +529,94 @@ describe('toSqlLike', () => {
     assert.deepEqual(toSqlLike('D?E*'), { like: 'D_E%', escape: '\\' });
     assert.deepEqual(toSqlLike('100%_sure\\*'), { like: '100\\%\\_sure\\\\%', escape: '\\' });
     assert.deepEqual(toSqlLike('山?'), { like: '山_', escape: '\\' });
+  });
+});
+
+describe('buildResponse', () => {
+  it('returns every key with the candidate value, unknown ones empty, the level as asked', () => {
+    const query = make({
+      QueryRetrieveLevel: 'STUDY',
+      PatientName: 'Doe*',
+      PatientID: '',
+      StudyDescription: '',
+      ModalitiesInStudy: '',
+    });
+    const candidate = make({
+      PatientName: 'Doe^John',
+      PatientID: 'P1',
+      ModalitiesInStudy: ['CT', 'PT'],
+      StudyInstanceUID: '1.2.3',
+    });
+    const r = buildResponse(query, candidate);
+    assert.deepEqual(
+      [...r.tags()],
+      [TAG.QueryRetrieveLevel, TAG.ModalitiesInStudy, TAG.StudyDescription, TAG.PatientName, TAG.PatientID],
+    );
+    assert.equal(r.string(TAG.QueryRetrieveLevel), 'STUDY');
+    assert.equal(r.string(TAG.PatientName), 'Doe^John');
+    assert.deepEqual(r.strings(TAG.ModalitiesInStudy), ['CT', 'PT']);
+    assert.equal(r.get(TAG.StudyDescription)?.vr, 'LO');
+    assert.equal(r.bytes(TAG.StudyDescription)?.length, 0);
+    assert.equal(r.has(TAG.SpecificCharacterSet), false);
+    assert.equal(r.has(TAG.StudyInstanceUID), false);
+  });
+
+  it("sets the candidate's Specific Character Set only when returned text needs it", () => {
+    const query = make({ PatientName: '', PatientID: '' }, ['ISO_IR 100']);
+    const japanese = make({ PatientName: 'Yamada^Tarou=山田^太郎', PatientID: 'P1' }, ['', 'ISO 2022 IR 87']);
+    const r = buildResponse(query, japanese);
+    assert.deepEqual(r.characterSets(), ['', 'ISO 2022 IR 87']);
+    assert.equal(r.string(TAG.PatientName), 'Yamada^Tarou=山田^太郎');
+    const ascii = make({ PatientName: 'Doe^John', PatientID: 'P1' }, ['ISO_IR 192']);
+    assert.equal(buildResponse(query, ascii).has(TAG.SpecificCharacterSet), false);
+    const nestedOnly = make({ PatientID: 'P1', OtherPatientIDsSequence: [make({ PatientID: 'Jürgen' })] }, [
+      'ISO_IR 100',
+    ]);
+    const rq = make({ PatientID: '', OtherPatientIDsSequence: [make({ PatientID: '' })] });
+    const nested = buildResponse(rq, nestedOnly);
+    assert.deepEqual(nested.characterSets(), ['ISO_IR 100']);
+    assert.equal(nested.sequence(TAG.OtherPatientIDsSequence)?.[0]?.string(TAG.PatientID), 'Jürgen');
+  });
+
+  it('returns the matching items of a sequence key, each reduced to the keys of the query item', () => {
+    const candidate = make({
+      ScheduledProcedureStepSequence: [
+        make({ Modality: 'MR', ScheduledStationAETitle: 'MR1', ScheduledProcedureStepID: 'S1' }),
+        make({ Modality: 'CT', ScheduledStationAETitle: ['CT1', 'CT2'], ScheduledProcedureStepID: 'S2' }),
+        make({ Modality: 'CT', ScheduledStationAETitle: 'CT3', ScheduledProcedureStepID: 'S3' }),
+      ],
+    });
+    const query = make({
+      ScheduledProcedureStepSequence: [
+        make({ Modality: 'CT', ScheduledStationAETitle: '', ScheduledStationName: '' }),
+      ],
+    });
+    const items = buildResponse(query, candidate).sequence(TAG.ScheduledProcedureStepSequence);
+    assert.ok(items);
+    assert.equal(items.length, 2);
+    assert.deepEqual(
+      items.map((i) => [...i.tags()]),
+      [
+        [TAG.Modality, TAG.ScheduledStationAETitle, TAG.ScheduledStationName],
+        [TAG.Modality, TAG.ScheduledStationAETitle, TAG.ScheduledStationName],
+      ],
+    );
+    assert.deepEqual(items[0]?.strings(TAG.ScheduledStationAETitle), ['CT1', 'CT2']);
+    assert.equal(items[1]?.string(TAG.ScheduledStationAETitle), 'CT3');
+    assert.equal(items[0]?.bytes(TAG.ScheduledStationName)?.length, 0);
+  });
+
+  it('returns the whole sequence for an empty item, and an empty sequence when the candidate has none', () => {
+    const step = make({ Modality: 'CT', ScheduledProcedureStepID: 'S1' });
+    const candidate = make({ ScheduledProcedureStepSequence: [step] });
+    const whole = buildResponse(make({ ScheduledProcedureStepSequence: [new DataSet()] }), candidate);
+    const items = whole.sequence(TAG.ScheduledProcedureStepSequence);
+    assert.equal(items?.length, 1);
+    assert.deepEqual(items?.[0]?.strings(TAG.ScheduledProcedureStepID), ['S1']);
+    assert.notEqual(items?.[0], step, 'items are copies');
+    assert.equal(step.parent, candidate, "the candidate's items keep their parent");
+    const none = buildResponse(make({ ScheduledProcedureStepSequence: [] }), new DataSet());
+    assert.deepEqual(none.sequence(TAG.ScheduledProcedureStepSequence), []);
   });
 });
 
