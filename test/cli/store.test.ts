@@ -19,6 +19,7 @@ import { TAG } from '../../src/dicom/dictionary.js';
 import { toDicomJson } from '../../src/dicom/json.js';
 import { parseDicom } from '../../src/dicom/reader.js';
 import {
+  allStorageSopClasses,
   DEFLATED_EXPLICIT_VR_LE,
   EXPLICIT_VR_LE,
   generateUid,
@@ -32,6 +33,7 @@ import type { DimseService } from '../../src/network/service.js';
 import { readFileInfo } from '../../src/services/storage/scu.js';
 import { PACS_BIN, run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool, TEST_FILES } from '../helpers/corpus.js';
+import { waitFor } from '../network/loopback-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pacs-store-'));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -456,5 +458,147 @@ describe('pacs store to a peer that refuses some objects', () => {
       nothing.stderr,
       /^pacs: warning: skipped .*a\.txt: not DICOM.*\npacs: no DICOM objects to send in /,
     );
+  });
+});
+
+describe('pacs store: many SOP classes, and TLS', () => {
+  it('opens a second association when the files need more than 128 presentation contexts', async () => {
+    const classes = allStorageSopClasses().slice(0, 70);
+    const folder = join(tmp, 'many-classes');
+    mkdirSync(folder);
+    for (const [i, sopClass] of classes.entries()) {
+      const ds = new DataSet()
+        .setString(TAG.SOPClassUID, sopClass)
+        .setString(TAG.SOPInstanceUID, generateUid());
+      writeFileSync(join(folder, `${String(i).padStart(3, '0')}.dcm`), encodePart10(ds, EXPLICIT_VR_LE));
+    }
+    const counted: string[] = [];
+    const service: DimseService = {
+      name: 'count',
+      sopClasses: allStorageSopClasses().map((uid) => ({ uid })),
+      transferSyntaxes: [EXPLICIT_VR_LE, IMPLICIT_VR_LE],
+      handlers: {
+        'C-STORE': async (ctx, data) => {
+          for await (const _ of data) {
+            // discarded
+          }
+          counted.push(ctx.command.affectedSopClassUid ?? '');
+          return { status: Status.Success };
+        },
+      },
+    };
+    const server = await new ApplicationEntity({ aeTitle: 'MANY' }).addService(service).listen({
+      port: 0,
+      host: '127.0.0.1',
+    });
+    servers.push(server);
+    const ended: number[] = [];
+    server.onAssociationEnd = (summary) => ended.push(summary.requests);
+    const r = await runPacs([
+      'store',
+      '--json',
+      '--aec',
+      'MANY',
+      '127.0.0.1',
+      String(server.address?.port),
+      folder,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseReport(r.stdout).sent, 70);
+    // Two contexts per class (own syntax, uncompressed fallback): 64 classes fit in the first.
+    await waitFor(() => ended.length === 2);
+    assert.deepEqual(ended, [64, 6]);
+    assert.deepEqual([...counted].sort(), [...classes].sort());
+  });
+
+  it('sends over TLS with a client certificate, and fails with one line without one', async () => {
+    const dir = mkdtempSync(join(tmp, 'pki-'));
+    const openssl = async (...args: string[]): Promise<void> => {
+      const r = await run('openssl', args);
+      assert.equal(r.code, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+    };
+    const f = (name: string) => join(dir, name);
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    await openssl(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.crt'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=CA',
+    );
+    writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    writeFileSync(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
+    for (const name of ['server', 'client']) {
+      await openssl(
+        'req',
+        ...ec,
+        '-keyout',
+        f(`${name}.key`),
+        '-out',
+        f(`${name}.csr`),
+        '-subj',
+        `/CN=${name}`,
+      );
+      await openssl(
+        'x509',
+        '-req',
+        '-in',
+        f(`${name}.csr`),
+        '-CA',
+        f('ca.crt'),
+        '-CAkey',
+        f('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        f(`${name}.crt`),
+        '-days',
+        '1',
+        '-extfile',
+        f(`${name}.ext`),
+      );
+    }
+    const pem = (f: string) => readFileSync(join(dir, f), 'utf8');
+    const service: DimseService = {
+      name: 'tls-store',
+      sopClasses: [{ uid: UID.MRImageStorage }],
+      transferSyntaxes: [EXPLICIT_VR_LE],
+      handlers: {
+        'C-STORE': async (_ctx, data) => {
+          for await (const _ of data) {
+            // discarded
+          }
+          return { status: Status.Success };
+        },
+      },
+    };
+    const server = await new ApplicationEntity({ aeTitle: 'SECURE' }).addService(service).listen({
+      port: 0,
+      host: '127.0.0.1',
+      tls: { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') },
+    });
+    servers.push(server);
+    const port = String(server.address?.port);
+    const mr = join(TEST_FILES, 'MR_small.dcm');
+    const tlsCa = ['--tls-ca', join(dir, 'ca.crt')];
+    const withCert = ['--tls-cert', join(dir, 'client.crt'), '--tls-key', join(dir, 'client.key')];
+    const ok = await runPacs(['store', '--aec', 'SECURE', ...tlsCa, ...withCert, '127.0.0.1', port, mr]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /: 1 stored, 0 failed; /);
+    const noCert = await runPacs(['store', '--aec', 'SECURE', ...tlsCa, '127.0.0.1', port, mr]);
+    assert.equal(noCert.code, 1);
+    assert.equal(noCert.stdout, '');
+    assert.match(
+      noCert.stderr,
+      /^pacs: C-STORE to SECURE@127\.0\.0\.1:\d+: (TLS failure|association aborted).*\n$/,
+    );
+    const halfCert = await runPacs(['store', '--tls-cert', join(dir, 'client.crt'), '127.0.0.1', port, mr]);
+    assert.equal(halfCert.code, 2);
+    assert.equal(halfCert.stderr, 'pacs: --tls-cert and --tls-key go together\n');
   });
 });
