@@ -283,13 +283,18 @@ export class StoreError extends PacsError {
   }
 }
 
-type Plan = { contextId: number; transferSyntaxUid: string; reencode: boolean };
+/** Where a file goes: the accepted context, its syntax, and whether the data set is re-encoded for it. */
+export interface ContextChoice {
+  readonly contextId: number;
+  readonly transferSyntaxUid: string;
+  readonly reencode: boolean;
+}
 
 /** The accepted context to send this file on, and whether its data set must be re-encoded. */
 export function chooseContext(
   assoc: Pick<DimseAssociation, 'presentationContexts'>,
   file: FileInfo,
-): Result<Plan, StoreError> {
+): Result<ContextChoice, StoreError> {
   const usable = assoc.presentationContexts.filter((c) => c.abstractSyntax === file.sopClassUid && c.scu);
   const own = usable.find((c) => c.transferSyntax === file.transferSyntaxUid);
   if (own)
@@ -317,8 +322,9 @@ export function chooseContext(
 
 /**
  * Sends one file with C-STORE on an open association and returns the peer's status. Expected
- * failures are values: no fitting context (association untouched), an unreadable or malformed
- * file, or the association ending (both leave it unusable: check `canSend` before the next file).
+ * failures are values: no fitting context or an unreadable file (the association is untouched);
+ * a file found malformed part-way, or the association ending (it is then aborted or over: check
+ * `association.canSend` before the next file).
  */
 export async function storeFile(
   assoc: DimseAssociation,
