@@ -141,8 +141,7 @@ export class Archive {
         onDuplicate: policy === 'replace' ? 'replace' : 'keep',
       });
     } catch (e) {
-      await this.removeFile(file.path, 'its indexing failed');
-      return err(indexFailure(uid, e));
+      return this.afterIndexFailure(uid, file, e);
     }
     switch (inserted.status) {
       case 'inserted':
@@ -174,6 +173,31 @@ export class Archive {
 
   async close(): Promise<void> {
     await this.index.close();
+  }
+
+  /**
+   * An insert that failed may still have committed (a connection lost during COMMIT). Only a
+   * file known not to be indexed is removed: a file without a row is repaired by reconcile, a
+   * row without its file must never be left.
+   */
+  private async afterIndexFailure(
+    uid: string,
+    file: StoredFile,
+    cause: unknown,
+  ): Promise<Result<IngestOutcome, ArchiveError>> {
+    let indexed: IndexedInstance | undefined;
+    try {
+      indexed = await this.index.findInstance(uid);
+    } catch (e) {
+      this.logger?.warn(
+        { err: e, path: file.path, sopInstanceUid: uid },
+        'indexing failed and the index cannot say whether it committed: the file is kept for reconcile',
+      );
+      return err(indexFailure(uid, cause));
+    }
+    if (indexed?.path === file.path) return ok({ status: 'stored', file, warnings: [] });
+    await this.removeFile(file.path, 'its indexing failed');
+    return err(indexFailure(uid, cause));
   }
 
   private async removeFile(path: string, why: string): Promise<void> {

@@ -76,8 +76,15 @@ export class ObjectStore {
   static async open(options: ObjectStoreOptions): Promise<ObjectStore> {
     const store = new ObjectStore(options);
     try {
-      await mkdir(store.objectsDir, { recursive: true });
-      await mkdir(store.tmpDir, { recursive: true });
+      const created = [
+        await mkdir(store.objectsDir, { recursive: true }),
+        await mkdir(store.tmpDir, { recursive: true }),
+      ];
+      // A new data folder: make its entries (and its own, in its parent) durable once.
+      if (store.durability === 'fsync' && created.some((c) => c !== undefined)) {
+        await fsyncDir(store.dataDir);
+        await fsyncDir(resolve(store.dataDir, '..'));
+      }
     } catch (e) {
       throw fileError(`cannot create the data folder ${store.dataDir}`, e);
     }

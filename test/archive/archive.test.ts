@@ -375,6 +375,52 @@ describe('archive with a failing index', () => {
     }
   });
 
+  test('an insert that failed but committed (connection lost at COMMIT) counts as stored', async () => {
+    const dataDir = tempDir('pacs-archive-fail-');
+    try {
+      const store = await ObjectStore.open({ dataDir, minFreeBytes: 0, durability: 'none' });
+      class CommitThenFail extends MemoryArchiveIndex {
+        override async insertInstance(
+          ...args: Parameters<MemoryArchiveIndex['insertInstance']>
+        ): Promise<never> {
+          await super.insertInstance(...args);
+          throw new Error('Connection terminated unexpectedly');
+        }
+      }
+      const archive = new Archive(store, new CommitThenFail());
+      const outcome = stored(await ingestBytes(archive, synthetic({ sopUid: '2.1' })));
+      assert.equal(outcome.status, 'stored');
+      assert.deepEqual(files(dataDir), { objects: [pathOf(outcome)], tmp: [] });
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('when the index cannot tell whether the insert committed, the file is kept for reconcile', async () => {
+    const dataDir = tempDir('pacs-archive-fail-');
+    try {
+      const store = await ObjectStore.open({ dataDir, minFreeBytes: 0, durability: 'none' });
+      class Down extends MemoryArchiveIndex {
+        down = false;
+        override insertInstance(): never {
+          this.down = true;
+          throw new Error('connect ECONNREFUSED');
+        }
+        override async findInstance(uid: string) {
+          if (this.down) throw new Error('connect ECONNREFUSED');
+          return super.findInstance(uid);
+        }
+      }
+      const archive = new Archive(store, new Down());
+      const r = await ingestBytes(archive, synthetic());
+      assert.equal(!r.ok && r.error.code, 'ERR_ARCHIVE_INDEX');
+      assert.equal(files(dataDir).objects.length, 1);
+      assert.deepEqual(files(dataDir).tmp, []);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('below the free-space floor the archive refuses to begin an object', async () => {
     const dataDir = tempDir('pacs-archive-full-');
     try {

@@ -43,6 +43,13 @@ interface Job<C> {
   attempts: number;
 }
 
+/** Thrown out of a transaction when one of its operations failed (as opposed to begin or commit). */
+class OperationFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('an operation of the batch failed');
+  }
+}
+
 type Outcome =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly error: unknown };
@@ -135,11 +142,12 @@ export class GroupCommit<C> {
     // Optimistically without savepoints (each costs two round trips on PostgreSQL); if any
     // operation fails, the transaction is rolled back and the batch runs again, isolated.
     const fast = await this.attempt(batch, false);
-    if (fast.ok || batch.length === 1) {
-      this.settle(batch, fast);
+    if (!fast.ok && fast.error instanceof OperationFailed) {
+      if (batch.length === 1) this.settle(batch, { ok: false, error: fast.error.cause });
+      else this.settle(batch, await this.attempt(batch, true));
       return;
     }
-    this.settle(batch, await this.attempt(batch, true));
+    this.settle(batch, fast);
   }
 
   /** One transaction over the batch: the outcome of each job, or the failure of the whole. */
@@ -154,7 +162,11 @@ export class GroupCommit<C> {
         for (let i = 0; i < batch.length; i++) {
           const job = batch[i] as Job<C>;
           if (!isolated) {
-            outcomes.push({ ok: true, value: await job.run(conn) });
+            try {
+              outcomes.push({ ok: true, value: await job.run(conn) });
+            } catch (error) {
+              throw new OperationFailed(error);
+            }
             continue;
           }
           try {
