@@ -205,13 +205,25 @@ export class DicomServer {
         failures: dimse.stats.failures,
         bytesReceived: dimse.stats.bytesReceived,
       };
-      this.onAssociationEnd?.(summary);
+      // A listener's bug must not become an unhandled rejection, which would end the process.
+      try {
+        this.onAssociationEnd?.(summary);
+      } catch (error) {
+        this.log.error(
+          { err: error instanceof Error ? error.stack : String(error) },
+          'onAssociationEnd failed',
+        );
+      }
     });
   }
 
   /** @internal */
   emitFailed(error: NetworkError, remoteAddress: string | undefined): void {
-    this.onFailedAssociation?.(error, remoteAddress);
+    try {
+      this.onFailedAssociation?.(error, remoteAddress);
+    } catch (e) {
+      this.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'onFailedAssociation failed');
+    }
   }
 
   /**
