@@ -7,6 +7,16 @@
  * backpressure: the read loop waits while the handler is behind), and outgoing data sets are cut
  * into PDVs as they are read from their source. Other data sets (identifiers, N- attributes) are
  * small by nature and are collected, up to a limit.
+ *
+ * What the dispatcher answers by itself, always after the request's data set has arrived:
+ *   a command field that is no DIMSE request                       0x0211 Unrecognized operation
+ *   no service for the context's SOP class                         0x0122 (C-) / 0x0118 (N-)
+ *   a command's SOP class other than the context's abstract syntax  0x0122 (C-) / 0x0118 (N-)
+ *   a service without a handler for the command, or we are not SCP 0x0211
+ *   a data set that does not parse                                 0xC000 (C-) / 0x0110 (N-)
+ *   a handler that throws                                          0x0110 Processing failure
+ * A malformed command set, a PDV on a context that was not accepted, a data set fragment without
+ * its command, or a command inside a data set is a protocol error: A-ABORT (service-provider).
  */
 import { DicomParseError, PacsError } from '../core/errors.js';
 import { DataSet } from '../dicom/dataset.js';
@@ -38,6 +48,13 @@ import type {
 const MAX_COLLECTED_DATA_SET = 64 * 1024 * 1024;
 /** Bytes of a streamed data set queued for a slow handler before the read loop waits. */
 const STREAM_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * Requests being handled (or whose responses wait to be written) beyond which the read loop stops
+ * taking new ones. We answer the asynchronous operations window with 1/1, so a peer over this
+ * limit ignores the negotiation; waiting bounds our memory when a peer sends requests without
+ * reading the responses. C-CANCEL still gets through while fewer are in flight.
+ */
+const MAX_REQUESTS_IN_FLIGHT = 16;
 
 /** Finds the service for a SOP class (the dispatcher's registry). */
 export interface ServiceLookup {
@@ -83,6 +100,11 @@ class ByteChannel implements AsyncIterable<Uint8Array> {
   private wakeWriter: (() => void) | undefined;
   /** Set when the consumer stopped reading: further data is dropped. */
   private abandoned = false;
+  private resolveFinished: () => void = () => {};
+  /** Resolves when the whole data set has arrived (or the association ended): the response may follow. */
+  readonly finished: Promise<void> = new Promise((resolve) => {
+    this.resolveFinished = resolve;
+  });
 
   /** Resolves when the consumer has room again. */
   async push(chunk: Uint8Array): Promise<void> {
@@ -100,11 +122,22 @@ class ByteChannel implements AsyncIterable<Uint8Array> {
   end(): void {
     this.done = true;
     this.wakeReader?.();
+    this.resolveFinished();
   }
 
   fail(error: Error): void {
+    if (this.error) return;
     this.error = error;
     this.wakeReader?.();
+    this.wakeWriter?.();
+    this.resolveFinished();
+  }
+
+  /** The consumer is done (or never started): drop what is queued and what still arrives. */
+  abandon(): void {
+    this.abandoned = true;
+    this.queue.length = 0;
+    this.queued = 0;
     this.wakeWriter?.();
   }
 
@@ -201,12 +234,26 @@ export class DimseAssociation implements RequestSender {
   private sendChain: Promise<void> = Promise.resolve();
   private loop: Promise<void> | undefined;
   private closedError: Error | undefined;
+  /** The C-STORE data set being received, while its fragments arrive. */
+  private receiving: ByteChannel | undefined;
+  /** Wakes the read loop when a request in flight finishes. */
+  private wakeReadLoop: (() => void) | undefined;
 
   constructor(association: Association, options: DimseOptions = {}) {
     this.association = association;
     this.services = options.services;
     this.log = options.log ?? silentLogger;
     this.responseTimeoutMs = options.responseTimeoutMs;
+    // The read loop may be waiting for a slow handler rather than for the socket: tell handlers,
+    // waiters and the channel at once that the association is gone.
+    association.on('aborted', () => {
+      const error =
+        this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association was aborted');
+      this.receiving?.fail(error);
+      for (const q of this.waiting.values()) q.fail(error);
+      for (const c of this.active.values()) c.abort(error);
+      this.wakeReadLoop?.();
+    });
   }
 
   get presentationContexts(): Association['presentationContexts'] {
@@ -252,10 +299,12 @@ export class DimseAssociation implements RequestSender {
           const msg: InboundMessage = { contextId: pdv.contextId, command, size: 0 };
           if (!command.hasDataSet) {
             this.deliver(msg, undefined);
+            await this.roomForRequests();
             continue;
           }
           if (command.commandField === CommandField.C_STORE_RQ) {
             msg.channel = new ByteChannel();
+            this.receiving = msg.channel;
             this.deliver(msg, undefined);
           } else msg.chunks = [];
           current = msg;
@@ -268,14 +317,20 @@ export class DimseAssociation implements RequestSender {
         current.size += pdv.data.length;
         if (current.channel) {
           if (pdv.data.length > 0) await current.channel.push(pdv.data);
-          if (pdv.isLast) current.channel.end();
+          if (pdv.isLast) {
+            current.channel.end();
+            this.receiving = undefined;
+          }
         } else if (current.chunks) {
           if (current.size > MAX_COLLECTED_DATA_SET)
             return this.protocolError('data set larger than the limit for its kind');
           current.chunks.push(pdv.data);
           if (pdv.isLast) this.deliver(current, Buffer.concat(current.chunks));
         }
-        if (pdv.isLast) current = undefined;
+        if (pdv.isLast) {
+          current = undefined;
+          await this.roomForRequests();
+        }
       }
     } catch (e) {
       this.closedError = e as Error;
@@ -287,6 +342,16 @@ export class DimseAssociation implements RequestSender {
       this.waiting.clear();
       for (const c of this.active.values()) c.abort(error);
       await Promise.allSettled([...this.handlers]);
+    }
+  }
+
+  /** Flow control: waits while too many requests are in flight (see MAX_REQUESTS_IN_FLIGHT). */
+  private async roomForRequests(): Promise<void> {
+    while (this.handlers.size >= MAX_REQUESTS_IN_FLIGHT && this.association.canSend) {
+      await new Promise<void>((resolve) => {
+        this.wakeReadLoop = resolve;
+      });
+      this.wakeReadLoop = undefined;
     }
   }
 
@@ -331,7 +396,10 @@ export class DimseAssociation implements RequestSender {
       this.log.error({ err: e }, 'DIMSE dispatch failed');
     });
     this.handlers.add(running);
-    void running.finally(() => this.handlers.delete(running));
+    void running.finally(() => {
+      this.handlers.delete(running);
+      this.wakeReadLoop?.();
+    });
   }
 
   private parse(contextId: number, data: Uint8Array): DataSet {
@@ -346,31 +414,26 @@ export class DimseAssociation implements RequestSender {
     const name = REQUEST_NAMES[command.commandField];
     const messageId = command.messageId ?? 0;
     const respond = (r: DimseResponse) => this.sendResponse(contextId, command, r);
-    if (!pc || name === undefined) {
-      void drain(msg.channel);
-      return respond({
-        status: Status.UnrecognizedOperation,
-        errorComment: `${commandName(command.commandField)} is not supported`,
-      });
-    }
+    /** A refusal: answered once the request's data set (if any) has arrived, and dropped. */
+    const refuse = async (status: number, errorComment: string): Promise<void> => {
+      msg.channel?.abandon();
+      await msg.channel?.finished;
+      return respond({ status, errorComment });
+    };
+    if (!pc || name === undefined)
+      return refuse(Status.UnrecognizedOperation, `${commandName(command.commandField)} is not supported`);
+    // dcm4che's mapping: a SOP class we do not serve is 0x0122 for C- services and 0x0118 for N-
+    // services (PS3.7 C.5.x, 10.1.x); a command the service does not handle is 0x0211.
+    const noSuchClass = name.startsWith('N-') ? Status.NoSuchSopClass : Status.SopClassNotSupported;
+    const service = this.services?.serviceFor(pc.abstractSyntax);
+    if (!service) return refuse(noSuchClass, `SOP Class ${pc.abstractSyntax} is not served`);
+    const handler = service.handlers[name];
+    if (!handler || !pc.scp)
+      return refuse(Status.UnrecognizedOperation, `${name} is not served for this SOP class`);
     // The SOP class of the request must be the context's abstract syntax (PS3.7 9.1.1.1).
     const sopClass = command.affectedSopClassUid ?? command.requestedSopClassUid;
-    const service = this.services?.serviceFor(pc.abstractSyntax);
-    const handler = service?.handlers[name];
-    if (!service || !handler || !pc.scp) {
-      void drain(msg.channel);
-      return respond({
-        status: Status.UnrecognizedOperation,
-        errorComment: `${name} is not served for this SOP class`,
-      });
-    }
-    if (sopClass !== undefined && sopClass !== pc.abstractSyntax && name !== 'C-ECHO') {
-      void drain(msg.channel);
-      return respond({
-        status: name.startsWith('N-') ? Status.ClassInstanceConflict : Status.IdentifierDoesNotMatchSopClass,
-        errorComment: 'SOP Class UID of the command differs from the presentation context',
-      });
-    }
+    if (sopClass !== undefined && sopClass !== pc.abstractSyntax && name !== 'C-ECHO')
+      return refuse(noSuchClass, 'SOP Class UID of the command differs from the presentation context');
     const controller = new AbortController();
     this.active.set(messageId, controller);
     const ctx: RequestContext = {
@@ -396,7 +459,12 @@ export class DimseAssociation implements RequestSender {
         const store = handler as NonNullable<DimseHandlers['C-STORE']>;
         const channel = msg.channel ?? new ByteChannel();
         if (!msg.channel) channel.end();
-        await respond(await this.guard(name, () => store(ctx, channel)));
+        const response = await this.guard(name, () => store(ctx, channel));
+        // A handler may answer without reading everything (or throw): what is left is dropped,
+        // and the response follows the whole request, as the peer expects.
+        channel.abandon();
+        await channel.finished;
+        await respond(response);
         return;
       }
       let dataSet: DataSet | undefined;
@@ -498,6 +566,13 @@ export class DimseAssociation implements RequestSender {
       ...(r.completedSubOperations !== undefined ? { completedSubOperations: r.completedSubOperations } : {}),
       ...(r.failedSubOperations !== undefined ? { failedSubOperations: r.failedSubOperations } : {}),
       ...(r.warningSubOperations !== undefined ? { warningSubOperations: r.warningSubOperations } : {}),
+      // PS3.7 10.3.1 and 10.3.4: the Event Type ID and Action Type ID of the response equal the request's.
+      ...(request.commandField === CommandField.N_EVENT_REPORT_RQ && request.eventTypeId !== undefined
+        ? { eventTypeId: request.eventTypeId }
+        : {}),
+      ...(request.commandField === CommandField.N_ACTION_RQ && request.actionTypeId !== undefined
+        ? { actionTypeId: request.actionTypeId }
+        : {}),
     };
     // C-ECHO-RSP and C-STORE-RSP carry no Error Comment when successful; others as given.
     if (!this.association.canSend) return;
@@ -635,12 +710,5 @@ export class DimseAssociation implements RequestSender {
 
   abort(): void {
     this.association.abort();
-  }
-}
-
-async function drain(channel: ByteChannel | undefined): Promise<void> {
-  if (!channel) return;
-  for await (const _ of channel) {
-    // discard
   }
 }
