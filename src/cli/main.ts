@@ -3,11 +3,13 @@
  * when it fails (ARCHITECTURE.md "Interfaces users and tests rely on").
  */
 import { Command, CommanderError, Option } from 'commander';
-import { PacsError } from '../core/errors.js';
+import { ConfigError, PacsError } from '../core/errors.js';
 import { convertFile } from '../dicom/convert.js';
 import { toDicomJson } from '../dicom/json.js';
 import { readDicomFile } from '../dicom/reader.js';
 import { dumpFile } from './dump.js';
+import { registerEchoCommand } from './echo.js';
+import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
 
 export function buildProgram(): Command {
@@ -49,6 +51,8 @@ export function buildProgram(): Command {
       await convertFile(input, output, TS_ALIASES[opts.ts] ?? opts.ts);
     });
 
+  registerServerCommand(program);
+  registerEchoCommand(program);
   registerStoreCommand(program);
 
   return program;
@@ -75,6 +79,11 @@ function reportError(e: unknown): number {
   if (e instanceof CommanderError) {
     // Help and version output are not failures; usage errors (already printed) exit 2.
     return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof ConfigError) {
+    // One line per bad setting or flag; a usage error.
+    for (const issue of e.issues) process.stderr.write(`pacs: ${issue}\n`);
+    return 2;
   }
   if (e instanceof PacsError) {
     process.stderr.write(`pacs: ${e.message.split('\n').join(' ')}\n`);

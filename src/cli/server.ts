@@ -1,0 +1,175 @@
+/**
+ * `pacs server`: flags override the config file, which overrides the defaults (core/config.ts
+ * merges them). Runs until SIGINT or SIGTERM, then shuts down gracefully: no new associations,
+ * running ones get `server.shutdownTimeoutSeconds` to finish. A second signal aborts them at once.
+ */
+import type { Command } from 'commander';
+import { type Config, type DeepPartial, loadConfig, type Peer, parsePeer } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+import { closeLogger, createLogger } from '../core/logger.js';
+import { startServer } from '../server/server.js';
+
+interface ServerFlags {
+  config?: string;
+  aet?: string;
+  port?: string;
+  host?: string;
+  data?: string;
+  db?: string;
+  peer: string[];
+  tlsPort?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsRequireClientCert?: boolean;
+  maxAssociations?: string;
+  maxPdu?: string;
+  promiscuous?: boolean;
+  logLevel?: string;
+}
+
+/** Config path of each flag, so an error line names what the user typed. */
+const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = [
+  ['aet', '--aet', 'server.aet'],
+  ['port', '--port', 'server.port'],
+  ['host', '--host', 'server.host'],
+  ['data', '--data', 'data.dir'],
+  ['db', '--db', 'db.url'],
+  ['peer', '--peer', 'peers'],
+  ['tlsPort', '--tls-port', 'server.tls.port'],
+  ['tlsCert', '--tls-cert', 'server.tls.cert'],
+  ['tlsKey', '--tls-key', 'server.tls.key'],
+  ['tlsCa', '--tls-ca', 'server.tls.ca'],
+  ['tlsRequireClientCert', '--tls-require-client-cert', 'server.tls.requireClientCert'],
+  ['maxAssociations', '--max-associations', 'server.maxAssociations'],
+  ['maxPdu', '--max-pdu', 'server.maxPduLength'],
+  ['promiscuous', '--promiscuous', 'server.promiscuous'],
+  ['logLevel', '--log-level', 'log.level'],
+];
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run the DICOM server until SIGINT or SIGTERM (flags override the config file)')
+    .option('--config <file>', 'JSON config file (see README "Configuration")')
+    .option('--aet <title>', 'our AE title (default PACS)')
+    .option('--port <n>', 'DICOM port (default 11112)')
+    .option('--host <address>', 'address to listen on (default 0.0.0.0)')
+    .option('--data <dir>', 'data folder (default ./data)')
+    .option(
+      '--db <url>',
+      'index database: sqlite:PATH or postgres://... (default: SQLite in the data folder)',
+    )
+    .option(
+      '--peer <AET=HOST:PORT>',
+      'a known remote AE, e.g. a C-MOVE destination (repeatable; replaces the config file list)',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
+    .option('--tls-port <n>', 'also listen with TLS on this port (needs --tls-cert and --tls-key)')
+    .option('--tls-cert <file>', 'server certificate (PEM)')
+    .option('--tls-key <file>', 'server private key (PEM)')
+    .option('--tls-ca <file>', 'CA certificates (PEM) that client certificates are verified against')
+    .option('--tls-require-client-cert', 'refuse TLS clients without a certificate signed by --tls-ca')
+    .option('--max-associations <n>', 'associations at once per listener; more are rejected (default 100)')
+    .option('--max-pdu <n>', 'largest PDU we receive, 4096..16777216 or 0 for unlimited (default 262144)')
+    .option('--promiscuous', 'accept any called AE title')
+    .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default info)')
+    .action(async (flags: ServerFlags) => {
+      await runServer(flags);
+    });
+}
+
+/** "123" as the number 123; anything else as it is, so the config check reports it with its range. */
+function numeric(value: string | undefined): number | string | undefined {
+  if (value === undefined) return undefined;
+  return /^-?\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
+}
+
+function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepPartial<Config> {
+  return {
+    server: {
+      aet: flags.aet,
+      host: flags.host,
+      port: numeric(flags.port) as number | undefined,
+      maxAssociations: numeric(flags.maxAssociations) as number | undefined,
+      maxPduLength: numeric(flags.maxPdu) as number | undefined,
+      promiscuous: flags.promiscuous,
+      tls: {
+        port: numeric(flags.tlsPort) as number | undefined,
+        cert: flags.tlsCert,
+        key: flags.tlsKey,
+        ca: flags.tlsCa,
+        requireClientCert: flags.tlsRequireClientCert,
+      },
+    },
+    data: { dir: flags.data },
+    db: { url: flags.db },
+    peers,
+    log: { level: flags.logLevel as Config['log']['level'] | undefined },
+  };
+}
+
+/** Names the flag in an error line about a value the flag gave; the config path otherwise. */
+function withFlagNames(issue: string, flags: ServerFlags): string {
+  let line = issue;
+  for (const [key, flag, path] of FLAG_PATHS) {
+    const given = key === 'peer' ? flags.peer.length > 0 : flags[key] !== undefined;
+    if (given) {
+      const escaped = path.replace(/[.[\]]/g, '\\$&');
+      line = line.replace(new RegExp(`(^|[\\s(])${escaped}(?=[:\\s,)]|$)`, 'g'), `$1${flag}`);
+    } else if (line.startsWith(`${path}:`)) {
+      // A setting that is wrong or missing: say which flag sets it too.
+      line = `${path} (${flag})${line.slice(path.length)}`;
+    }
+  }
+  return line;
+}
+
+async function runServer(flags: ServerFlags): Promise<void> {
+  const problems: string[] = [];
+  const peers: Peer[] = [];
+  for (const text of flags.peer) {
+    const parsed = parsePeer(text);
+    if (parsed.ok) peers.push(parsed.value);
+    else problems.push(`--peer ${parsed.error}`);
+  }
+  const loaded = loadConfig({
+    ...(flags.config !== undefined ? { file: flags.config } : {}),
+    overrides: overridesFrom(flags, flags.peer.length > 0 ? peers : undefined),
+  });
+  if (!loaded.ok) problems.push(...loaded.error.issues.map((i) => withFlagNames(i, flags)));
+  if (problems.length > 0 || !loaded.ok) throw new ConfigError(problems);
+  const config = loaded.value;
+
+  const logger = createLogger(config.log);
+  const started = await startServer(config, logger);
+  if (!started.ok) {
+    await closeLogger(logger);
+    throw started.error;
+  }
+  const server = started.value;
+  const where = server.listeners
+    .map((l) => `${l.host}:${l.port}${l.kind === 'tls' ? ' (TLS)' : ''}`)
+    .join(' and ');
+  process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    let stopping = false;
+    const onSignal = (name: NodeJS.Signals): void => {
+      if (stopping) {
+        void server.abort();
+        return;
+      }
+      stopping = true;
+      resolve(name);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  logger.info({ signal }, `${signal} received`);
+  await server.close();
+  await closeLogger(logger);
+  // Nothing should be left running; if something is, it must not keep a stopped server alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+}

@@ -1,0 +1,24 @@
+/**
+ * The DICOM services the server runs (ARCHITECTURE.md "Service interfaces": adding a service is
+ * adding a folder and one registration line). Each entry builds its service from what the
+ * composition root hands it; services that need the archive get it through this context once the
+ * archive is opened here.
+ */
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { DimseService } from '../network/service.js';
+import { verificationService } from '../services/verification/scp.js';
+
+/** What a service factory may use: the validated configuration and the server's logger. */
+export interface ServiceContext {
+  readonly config: Config;
+  readonly logger: Logger;
+}
+
+export type ServiceFactory = (context: ServiceContext) => DimseService;
+
+/** Every service of `pacs server`, in registration order (a later one wins a shared SOP class). */
+export const SERVER_SERVICES: readonly ServiceFactory[] = [
+  // Verification (C-ECHO) is always on.
+  () => verificationService(),
+];
