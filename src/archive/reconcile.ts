@@ -88,7 +88,8 @@ export async function reconcile(
     } catch {
       return; // gone meanwhile
     }
-    if (!info.isFile() || Date.now() - info.mtimeMs < grace) return;
+    // (Only with a grace: Date.now() has whole milliseconds, mtimeMs finer, so a fresh file can look newer than now.)
+    if (!info.isFile() || (grace > 0 && Date.now() - info.mtimeMs < grace)) return;
     let header: Awaited<ReturnType<typeof readDicomFile>>;
     try {
       header = await readDicomFile(file.absolutePath, {
