@@ -170,6 +170,8 @@ class UpperLayer {
   /** Called once: established, or failed before establishment. */
   onOutcome: (outcome: Outcome) => void = () => {};
   private pendingOutcome: NegotiationOutcome | undefined;
+  /** The first error the socket reported, to say why the transport closed. */
+  private transportError: string | undefined;
   /** The last PDU error, to say why we aborted. */
   private lastError: string | undefined;
   /** The consumer asked for a PDV after the peer's A-RELEASE-RQ: it has read everything. */
@@ -207,7 +209,11 @@ class UpperLayer {
       this.reader.push(chunk);
       this.pump();
     });
-    socket.on('error', (e) => this.log.debug({ err: e.message }, 'transport error'));
+    socket.on('error', (e) => {
+      // The close that follows says only "transport connection closed": keep why (a TLS alert...).
+      this.transportError ??= e.message;
+      this.log.debug({ err: e.message }, 'transport error');
+    });
     socket.on('close', () => {
       this.socket = undefined;
       this.wakeSenders();
@@ -428,7 +434,8 @@ class UpperLayer {
         });
         return;
       case 'A-P-ABORT-indication': {
-        const detail = this.connectError?.message ?? ind.detail;
+        const transport = this.transportError === undefined ? '' : ` (${this.transportError})`;
+        const detail = this.connectError?.message ?? `${ind.detail}${transport}`;
         const initiator = ind.origin === 'peer' ? 'peer' : 'provider';
         this.setEnd({
           kind: 'aborted',
