@@ -259,15 +259,19 @@ async function stopServices(services: readonly DimseService[], logger: Logger): 
 
 /**
  * The network layer logs each step of each association; the server's own lines (one per
- * association, at its end) replace its info lines, which go to debug. Warnings and errors
- * (protocol errors, TLS handshake failures) stay as they are.
+ * association at its end, one warning per failed one) replace its info lines and the warnings
+ * those lines repeat, which go to debug. Other warnings and errors (TLS handshake failures, DIMSE
+ * protocol errors, internal errors) stay as they are.
  */
+const REPORTED_BY_SERVER = new Set(['association aborted', 'invalid PDU received']);
+
 function networkLogger(logger: Logger): NetworkLogger {
   const child = logger.child({ layer: 'network' });
   return {
     debug: (obj, msg) => child.debug(obj, msg),
     info: (obj, msg) => child.debug(obj, msg),
-    warn: (obj, msg) => child.warn(obj, msg),
+    warn: (obj, msg) =>
+      msg !== undefined && REPORTED_BY_SERVER.has(msg) ? child.debug(obj, msg) : child.warn(obj, msg),
     error: (obj, msg) => child.error(obj, msg),
   };
 }
