@@ -13,6 +13,7 @@ import { type FileHandle, mkdir, open, readdir, rename, stat, statfs, unlink } f
 import { join, resolve } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import { ArchiveError, fileError } from './errors.js';
+import { FolderSyncer, fsyncFolder } from './fsync.js';
 
 export type Durability = 'fsync' | 'none';
 
@@ -57,7 +58,7 @@ export class ObjectStore {
   private readonly highWaterMark: number;
   private readonly objectsDir: string;
   private readonly tmpDir: string;
-  private readonly dirSync = new DirSyncer();
+  private readonly dirSync = new FolderSyncer();
   private readonly knownDirs = new Set<string>();
   private readonly creating = new Map<string, Promise<void>>();
   /** Temporary files being written by this process (cleanTemp leaves them alone). */
@@ -82,8 +83,8 @@ export class ObjectStore {
       ];
       // A new data folder: make its entries (and its own, in its parent) durable once.
       if (store.durability === 'fsync' && created.some((c) => c !== undefined)) {
-        await fsyncDir(store.dataDir);
-        await fsyncDir(resolve(store.dataDir, '..'));
+        await fsyncFolder(store.dataDir);
+        await fsyncFolder(resolve(store.dataDir, '..'));
       }
     } catch (e) {
       throw fileError(`cannot create the data folder ${store.dataDir}`, e);
@@ -422,51 +423,4 @@ function rest(buffers: Uint8Array[], skip: number): Uint8Array[] {
   const out = buffers.slice(i);
   if (n > 0 && out.length > 0) out[0] = (out[0] as Uint8Array).subarray(n);
   return out;
-}
-
-/**
- * fsync of folders, shared: a request made while a sync of the same folder is running waits for
- * the next one, which all such requests share (one fsync for any number of renames).
- */
-class DirSyncer {
-  private readonly states = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
-
-  sync(dir: string): Promise<void> {
-    let s = this.states.get(dir);
-    if (!s) {
-      s = {};
-      this.states.set(dir, s);
-    }
-    if (s.next) return s.next;
-    if (s.running) {
-      const state = s;
-      const next = s.running
-        .catch(() => undefined)
-        .then(() => {
-          state.next = undefined;
-          return this.start(dir, state);
-        });
-      s.next = next;
-      return next;
-    }
-    return this.start(dir, s);
-  }
-
-  private start(dir: string, s: { running?: Promise<void>; next?: Promise<void> }): Promise<void> {
-    const running = fsyncDir(dir).finally(() => {
-      if (s.running === running) s.running = undefined;
-      if (!s.running && !s.next) this.states.delete(dir);
-    });
-    s.running = running;
-    return running;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
