@@ -17,8 +17,11 @@ import { encodeFileMeta } from '../../dicom/writer.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
 
-/** Binary values longer than this are not kept in memory while receiving (the index drops them anyway). */
-const HEADER_VALUE_LIMIT = 1024;
+/**
+ * Values longer than this are not kept in memory while receiving: the index keeps text up to
+ * 64 KiB and drops binary values over 1 KiB (as reconcile reads headers, so both paths agree).
+ */
+const HEADER_VALUE_LIMIT = 64 * 1024;
 
 /**
  * Every transfer syntax we can keep as received: the native ones (Explicit VR LE preferred, as
