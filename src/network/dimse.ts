@@ -587,6 +587,9 @@ export class DimseAssociation implements RequestSender {
    */
   sendMessage(contextId: number, command: DimseCommand, data?: OutgoingData): Promise<void> {
     const run = async (): Promise<void> => {
+      // After an abort, messages queued behind a blocked one fail at once rather than wait for the socket.
+      if (!this.association.canSend)
+        throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
       const max = this.association.maxPdvDataLength;
       await this.sendBytes(contextId, true, [encodeCommand(command)], max);
       if (data === undefined) return;
@@ -628,10 +631,8 @@ export class DimseAssociation implements RequestSender {
       pending -= n - need;
       return out;
     };
-    const send = (isLast: boolean, data: Uint8Array[]): Promise<void> => {
-      const pdv: OutgoingPdv = { contextId, isCommand, isLast, data };
-      return this.association.sendPData([pdv]);
-    };
+    const send = (isLast: boolean, data: Uint8Array[]): Promise<void> =>
+      this.sendPdv({ contextId, isCommand, isLast, data });
     for await (const chunk of source) {
       if (chunk.length === 0) continue;
       parts.push(chunk);
@@ -640,6 +641,34 @@ export class DimseAssociation implements RequestSender {
     }
     await send(true, take(pending));
     parts = [];
+  }
+
+  /**
+   * One P-DATA-TF. It waits while the socket is congested; a peer that reads nothing for the DIMSE
+   * timeout gets the association aborted, so a peer that stops reading cannot hold it for ever.
+   */
+  private sendPdv(pdv: OutgoingPdv): Promise<void> {
+    const sending = this.association.sendPData([pdv]);
+    const ms = this.association.dimseTimeoutMs;
+    if (ms === undefined) return sending;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const detail = `the peer read nothing for ${ms} ms (DIMSE timeout)`;
+        this.log.warn({ peer: this.association.callingAeTitle }, `${detail}: aborting`);
+        this.association.abort(AbortSource.ServiceUser, AbortReason.NotSpecified, detail);
+        reject(new PacsError('ERR_DIMSE_TIMEOUT', detail));
+      }, ms);
+      sending.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   /**
