@@ -3,7 +3,9 @@
  * engine. SqlArchiveIndex implements it on SQLite and PostgreSQL, MemoryArchiveIndex in memory
  * (for service tests). Every write is durable (committed) when its promise resolves.
  */
+import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
+import type { QueryPlan } from './query.js';
 
 export type IndexEngine = 'sqlite' | 'postgres' | 'memory';
 
@@ -194,6 +196,14 @@ export interface ArchiveIndex {
    * ASCII paths the store makes), read in pages so memory stays bounded. `after` starts past a path.
    */
   listInstanceFiles(options?: { readonly after?: string }): AsyncIterable<InstanceFile>;
+  /**
+   * C-FIND (query.ts): the response Identifier of each entity matching a planned query, read in
+   * pages as they are consumed (never all loaded at once). It ends early when `signal` is aborted
+   * (C-CANCEL), even while no row matches; stopping the iteration stops it too.
+   */
+  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet>;
+  /** How many entities match a planned query, counting no further than `atMost`. */
+  countMatches(plan: QueryPlan, atMost: number): Promise<number>;
 
   /** Waits for queued writes, then releases the connections. */
   close(): Promise<void>;

@@ -3,6 +3,7 @@
  * as the SQL index (rules.ts) and passes the same contract tests. Transactions run one at a time;
  * a transaction that throws is undone.
  */
+import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
 import type {
   ArchiveIndex,
@@ -21,6 +22,8 @@ import type {
   StudyAttributes,
   StudySummary,
 } from './archive-index.js';
+import type { Level } from './extract.js';
+import { countRows, type EntityRow, findRows, type QueryPlan } from './query.js';
 import {
   addToList,
   joinList,
@@ -156,6 +159,81 @@ export class MemoryArchiveIndex implements ArchiveIndex {
       .filter((f) => after === undefined || f.path > after)
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     yield* files;
+  }
+
+  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet> {
+    return findRows(plan, this.entityRows(plan), signal);
+  }
+
+  countMatches(plan: QueryPlan, atMost: number): Promise<number> {
+    return countRows(plan, this.entityRows(plan), atMost);
+  }
+
+  /** The entities of the plan's level, as the SQL index reads them (query.ts decides which match). */
+  private *entityRows(plan: QueryPlan): Generator<EntityRow> {
+    const t = this.tables;
+    const patientTotals = (key: string) => {
+      let series = 0;
+      let instances = 0;
+      for (const s of t.studies.values())
+        if (s.patientKey === key) {
+          series += s.numberOfSeries;
+          instances += s.numberOfInstances;
+        }
+      return { series, instances };
+    };
+    const studyCounts = (study: StudyRow) => {
+      const totals = patientTotals(study.patientKey);
+      return {
+        numberOfPatientRelatedStudies: t.patients.get(study.patientKey)?.numberOfStudies ?? null,
+        numberOfPatientRelatedSeries: totals.series,
+        numberOfPatientRelatedInstances: totals.instances,
+        numberOfStudyRelatedSeries: study.numberOfSeries,
+        numberOfStudyRelatedInstances: study.numberOfInstances,
+        modalitiesInStudy: study.modalities,
+        sopClassesInStudy: study.sopClasses,
+      };
+    };
+    const pick = (docs: Partial<Record<Level, DicomJsonObject>>) => plan.headers.map((l) => docs[l]);
+    if (plan.level === 'PATIENT') {
+      for (const [key, p] of t.patients) {
+        const totals = patientTotals(key);
+        yield {
+          headers: pick({ patient: p.header }),
+          numberOfPatientRelatedStudies: p.numberOfStudies,
+          numberOfPatientRelatedSeries: totals.series,
+          numberOfPatientRelatedInstances: totals.instances,
+        };
+      }
+      return;
+    }
+    if (plan.level === 'STUDY') {
+      for (const s of t.studies.values())
+        yield { headers: pick({ patient: s.patientHeader, study: s.header }), ...studyCounts(s) };
+      return;
+    }
+    if (plan.level === 'SERIES') {
+      for (const se of t.series.values()) {
+        const s = t.studies.get(se.studyInstanceUid);
+        if (s === undefined) continue;
+        yield {
+          headers: pick({ patient: s.patientHeader, study: s.header, series: se.header }),
+          ...studyCounts(s),
+          numberOfSeriesRelatedInstances: se.numberOfInstances,
+        };
+      }
+      return;
+    }
+    for (const i of t.instances.values()) {
+      const se = t.series.get(i.instance.seriesInstanceUid);
+      const s = t.studies.get(i.instance.studyInstanceUid);
+      if (se === undefined || s === undefined) continue;
+      yield {
+        headers: pick({ patient: s.patientHeader, study: s.header, series: se.header, instance: i.header }),
+        ...studyCounts(s),
+        numberOfSeriesRelatedInstances: se.numberOfInstances,
+      };
+    }
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from '../../core/logger.js';
+import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
 import type {
   ArchiveIndex,
@@ -26,6 +27,7 @@ import type {
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
 import type { SqlEngine } from './migrations.js';
 import { normalizePersonName } from './person-name.js';
+import { countSql, findSql, type QueryPlan } from './query.js';
 import {
   addToList,
   joinList,
@@ -180,6 +182,14 @@ export class SqlArchiveIndex implements ArchiveIndex {
       if (rows.length < PAGE) return;
       after = (rows[rows.length - 1] as { path: string }).path;
     }
+  }
+
+  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet> {
+    return findSql(this.db, this.engine, plan, { ...(signal ? { signal } : {}) });
+  }
+
+  countMatches(plan: QueryPlan, atMost: number): Promise<number> {
+    return countSql(this.db, this.engine, plan, atMost);
   }
 
   close(): Promise<void> {
