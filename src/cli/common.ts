@@ -152,7 +152,7 @@ export function describeNetworkFailure(e: PacsError, tls: boolean, seconds: numb
       if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') return 'unknown host';
       if (cause?.code === 'EHOSTUNREACH' || cause?.code === 'ENETUNREACH') return 'host unreachable';
       if (tls && !NETWORK_CODES.has(cause?.code ?? ''))
-        return `TLS failure: ${cause?.message ?? error.message}`;
+        return `TLS failure: ${tlsReason(cause?.message ?? error.message)}`;
       return error.message;
     }
     case 'ERR_ASSOCIATION_REJECTED':
@@ -169,10 +169,20 @@ export function describeNetworkFailure(e: PacsError, tls: boolean, seconds: numb
         a.initiator === 'peer' ? 'by the peer' : a.initiator === 'local' ? 'by us' : 'by the network';
       const detail = a.detail !== undefined && a.initiator !== 'peer' ? `: ${a.detail}` : '';
       if (tls && a.initiator === 'provider' && /tls|ssl|alert|certificate/i.test(a.detail ?? ''))
-        return `TLS failure: ${a.detail}`;
+        return `TLS failure: ${tlsReason(a.detail ?? '')}`;
       return `association aborted ${by} (${describeAbort(a.source, a.reason)}${detail})`;
     }
     default:
       return error.message;
   }
+}
+
+/** OpenSSL's "80AC...:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:..." in words. */
+export function tlsReason(text: string): string {
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(text)?.[1]?.trim() ?? text;
+  if (/certificate required/.test(reason))
+    return `${reason} (the server wants a client certificate: --tls-cert and --tls-key)`;
+  if (/wrong version number|packet length too long|record layer failure/.test(reason))
+    return `${reason} (is this a TLS port?)`;
+  return reason;
 }

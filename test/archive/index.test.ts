@@ -14,6 +14,7 @@ import type {
   InstanceFile,
   StudySummary,
 } from '../../src/archive/index/archive-index.js';
+import { MIGRATIONS } from '../../src/archive/index/migrations.js';
 import { openIndex } from '../../src/archive/index/open.js';
 import type { SqlArchiveIndex } from '../../src/archive/index/sql-index.js';
 import { TAG } from '../../src/dicom/dictionary.js';
@@ -404,14 +405,15 @@ for (const engine of SQL_ENGINES) {
         await opened.index.close();
         const url = opened.url as string;
         const again = await openIndex(url);
-        assert.deepEqual(again.migrations, { from: 1, to: 1, applied: [] });
+        const latest = MIGRATIONS.length;
+        assert.deepEqual(again.migrations, { from: latest, to: latest, applied: [] });
         const versions = await (again.index as SqlArchiveIndex).db
           .selectFrom('schema_migrations')
           .select(['version', 'name'])
           .execute();
         assert.deepEqual(
           versions.map((v) => Number(v.version)),
-          [1],
+          MIGRATIONS.map((m) => m.version),
         );
         await again.index.close();
       } finally {
@@ -448,7 +450,7 @@ for (const engine of SQL_ENGINES) {
         );
         assert.deepEqual(
           outputs.flatMap((o) => JSON.parse(o) as number[]),
-          [1],
+          MIGRATIONS.map((m) => m.version),
         );
       } finally {
         rmSync(dir, { recursive: true, force: true });

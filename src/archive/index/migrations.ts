@@ -124,6 +124,44 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.createIndex('instance_study_fk').on('instance').column('study_fk').execute();
     },
   },
+  {
+    version: 2,
+    name: 'job queue',
+    async up(db, engine) {
+      const t = types(engine);
+      const id = (c: ColumnDefinitionBuilder) =>
+        engine === 'postgres' ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey();
+      // Times are ISO 8601 UTC text like the other tables: fixed width, so they compare as text.
+      await db.schema
+        .createTable('job')
+        .addColumn('id', t.id, id)
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('state', t.key, (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_run_at', t.key, (c) => c.notNull())
+        .addColumn('destination', t.key)
+        .addColumn('locked_by', 'text')
+        .addColumn('locked_at', 'text')
+        .addColumn('lease_until', t.key)
+        .addColumn('cancel_requested', 'integer', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      // The claim scans runnable jobs in priority order; the limit counts running jobs per destination.
+      await db.schema
+        .createIndex('job_runnable')
+        .on('job')
+        .columns(['state', 'priority', 'next_run_at', 'id'])
+        .execute();
+      await db.schema.createIndex('job_destination').on('job').columns(['destination', 'state']).execute();
+    },
+  },
 ];
 
 export interface MigrationReport {
