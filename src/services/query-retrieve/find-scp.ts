@@ -1,0 +1,255 @@
+/**
+ * C-FIND SCP of the Query/Retrieve service (PS3.4 C.4.1) for the Patient Root, Study Root and
+ * Patient/Study Only information models. Answers come from the index only (ARCHITECTURE.md
+ * decision 5, src/archive/index/query.ts), streamed as they are read.
+ *
+ * Statuses (PS3.4 C.4.1.1.4), each failure with an Error Comment of at most 64 characters:
+ *   0xA900 Identifier does not match SOP Class: no Query/Retrieve Level, a level the model does not
+ *          have, or in a hierarchical query a unique key above the level missing or not a single
+ *          value (as dcm4che answers all three, and dcmqrscp the first and the last); the Offending
+ *          Element names the attribute.
+ *   0xC000 Unable to process: a key value that cannot be matched as its VR says (a malformed date
+ *          range...), with the attribute as Offending Element.
+ *   0xA700 Refused, out of resources: more matches than `maxResults`. The matches are counted
+ *          first and nothing is sent: an SCU never gets a silently truncated answer (dcm4chee's
+ *          QueryMaxNumberOfResults does the same). Not checked when the query names entities of its
+ *          level by their unique key.
+ *   0xC001 Unable to process: the index failed while answering.
+ *   0xFF00 Pending for each match, 0xFF01 when the Identifier has keys of levels below the query
+ *          level (optional keys the entity does not have: neither matched nor filled).
+ *   0xFE00 after C-CANCEL, 0x0000 at the end.
+ */
+import type { ArchiveIndex } from '../../archive/index/archive-index.js';
+import { planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
+import type { Logger } from '../../core/logger.js';
+import type { DataSet } from '../../dicom/dataset.js';
+import { keywordOf, TAG } from '../../dicom/dictionary.js';
+import { type MatchCondition, parseCondition, valuesOf } from '../../dicom/matching.js';
+import { formatTag, type Tag } from '../../dicom/tag.js';
+import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
+import { DimseAssociation } from '../../network/dimse.js';
+import { Status } from '../../network/dimse-status.js';
+import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import {
+  type FindExtendedNegotiation,
+  INFORMATION_MODELS,
+  type InformationModel,
+  levelsAbove,
+  modelOfSopClass,
+  NO_FIND_EXTENDED_NEGOTIATION,
+  parseFindExtendedNegotiation,
+  parseLevel,
+  UNIQUE_KEY,
+} from './models.js';
+
+export interface FindServiceOptions {
+  /** Where the answers come from: an Archive, or any object with its index. */
+  readonly archive: { readonly index: ArchiveIndex };
+  /** The information models served (default all three). */
+  readonly models?: readonly InformationModel[];
+  /**
+   * Match Person Name keys ignoring case (default true, as dcm4chee and Orthanc do; PS3.4
+   * C.2.2.2.1 leaves it to the SCP). Off: "DOE^JOHN" does not find "Doe^John".
+   */
+  readonly caseInsensitivePN?: boolean;
+  /** Matches beyond which a query is refused with 0xA700 (default 0: no limit). */
+  readonly maxResults?: number;
+  /** Agree to relational queries when an SCU asks (SOP class extended negotiation; default true). */
+  readonly relationalQueries?: boolean;
+  /** Agree to combined date-time range matching when an SCU asks (default true). */
+  readonly combinedDateTime?: boolean;
+  /** Retrieve AE Title (0008,0054) in answers that ask for it; default the called AE title. */
+  readonly retrieveAeTitle?: string;
+  readonly logger?: Logger;
+}
+
+/** PS3.5 6.2: Error Comment is LO, at most 64 characters (dcm4che cuts it the same way). */
+function comment(text: string): string {
+  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
+}
+
+function failure(status: number, text: string, offending?: readonly Tag[]): DimseResponse {
+  return {
+    status,
+    errorComment: comment(text),
+    ...(offending !== undefined && offending.length > 0 ? { offendingElements: offending } : {}),
+  };
+}
+
+function attributeName(tag: Tag): string {
+  return keywordOf(tag) || formatTag(tag);
+}
+
+/** What SOP class extended negotiation agreed for this association and SOP class (none: all false). */
+export function negotiatedFindOptions(ctx: RequestContext): FindExtendedNegotiation {
+  const sender = ctx.association;
+  if (!(sender instanceof DimseAssociation)) return NO_FIND_EXTENDED_NEGOTIATION;
+  const a = sender.association;
+  // The A-ASSOCIATE-AC holds what was agreed (our answer on an acceptor, the peer's on a requestor).
+  const items = a.ac.userInformation.sopClassExtendedNegotiations ?? [];
+  const item = items.find((e) => e.sopClassUid === ctx.abstractSyntax);
+  return parseFindExtendedNegotiation(item?.applicationInformation);
+}
+
+function isSingleValue(c: MatchCondition): boolean {
+  return c.kind === 'single';
+}
+
+/** The level of a valid Identifier, or the failure to answer (PS3.4 C.4.1.2.1, C.4.1.3.1). */
+export function checkIdentifier(
+  model: InformationModel,
+  identifier: DataSet,
+  relational: boolean,
+):
+  | { readonly ok: true; readonly level: QueryLevel }
+  | { readonly ok: false; readonly response: DimseResponse } {
+  const levelText = identifier.has(TAG.QueryRetrieveLevel)
+    ? (valuesOf(identifier, TAG.QueryRetrieveLevel)[0] ?? '')
+    : undefined;
+  if (levelText === undefined || levelText === '')
+    return {
+      ok: false,
+      response: failure(
+        Status.IdentifierDoesNotMatchSopClass,
+        'Query/Retrieve Level (0008,0052) is missing',
+        [TAG.QueryRetrieveLevel],
+      ),
+    };
+  const level = parseLevel(levelText);
+  if (level === undefined || !model.levels.includes(level))
+    return {
+      ok: false,
+      response: failure(
+        Status.IdentifierDoesNotMatchSopClass,
+        `no level ${JSON.stringify(levelText)} in ${model.title}: ${model.levels.join(', ')}`,
+        [TAG.QueryRetrieveLevel],
+      ),
+    };
+  if (!relational) {
+    // Hierarchical: each level above is named by a single value of its unique key (C.4.1.3.1.1).
+    for (const above of levelsAbove(model, level)) {
+      const tag = above.uniqueKey;
+      const e = identifier.get(tag);
+      const c = e === undefined ? undefined : parseCondition(tag, e.vr, valuesOf(identifier, tag));
+      if (c === undefined || !isSingleValue(c))
+        return {
+          ok: false,
+          response: failure(
+            Status.IdentifierDoesNotMatchSopClass,
+            `${level} query needs one ${attributeName(tag)} ${formatTag(tag)}`,
+            [tag],
+          ),
+        };
+    }
+  }
+  return { ok: true, level };
+}
+
+/** True when the query names entities of its level by their unique key (single value or UID list). */
+function namesEntities(identifier: DataSet, level: QueryLevel): boolean {
+  const tag = UNIQUE_KEY[level];
+  const e = identifier.get(tag);
+  if (e === undefined) return false;
+  const c = parseCondition(tag, e.vr, valuesOf(identifier, tag));
+  return c.kind === 'single' || c.kind === 'list';
+}
+
+/** The C-FIND SCP for the Query/Retrieve information models. */
+export function findService(options: FindServiceOptions): DimseService {
+  const models = options.models ?? INFORMATION_MODELS;
+  const findClasses = new Set(models.map((m) => m.sopClasses.find));
+  const allowRelational = options.relationalQueries ?? true;
+  const allowCombined = options.combinedDateTime ?? true;
+  return {
+    name: 'query-retrieve-find',
+    sopClasses: models.map((m) => ({ uid: m.sopClasses.find })),
+    transferSyntaxes: UNCOMPRESSED_TRANSFER_SYNTAXES,
+    handlers: {
+      'C-FIND': (ctx, identifier) => answerFind(options, ctx, identifier),
+    },
+    // PS3.4 C.5.1.1: the reply has the request's length; each option we do not support is 0.
+    extendedNegotiation: (sopClassUid, requested) => {
+      if (!findClasses.has(sopClassUid)) return undefined;
+      const asked = parseFindExtendedNegotiation(requested);
+      const reply = new Uint8Array(Math.min(requested.length, 5));
+      if (reply.length === 0) return undefined;
+      if (asked.relationalQueries && allowRelational) reply[0] = 1;
+      if (reply.length > 1 && asked.combinedDateTime && allowCombined) reply[1] = 1;
+      return reply;
+    },
+    health: async () => ({ ok: true }),
+  };
+}
+
+async function* answerFind(
+  options: FindServiceOptions,
+  ctx: RequestContext,
+  identifier: DataSet,
+): AsyncGenerator<DimseResponse, void, undefined> {
+  const found = modelOfSopClass(ctx.abstractSyntax);
+  if (found === undefined || found.operation !== 'find') {
+    yield failure(Status.SopClassNotSupported, `${ctx.abstractSyntax} is not a C-FIND SOP Class`);
+    return;
+  }
+  const { model } = found;
+  const agreed = negotiatedFindOptions(ctx);
+  const relational = agreed.relationalQueries && (options.relationalQueries ?? true);
+  const checked = checkIdentifier(model, identifier, relational);
+  if (!checked.ok) {
+    ctx.log.info(
+      { peer: ctx.peerAeTitle, status: checked.response.status },
+      checked.response.errorComment ?? '',
+    );
+    yield checked.response;
+    return;
+  }
+  const level = checked.level;
+  const queryOptions: QueryOptions = {
+    caseInsensitivePN: options.caseInsensitivePN ?? true,
+    combinedDateTime: agreed.combinedDateTime && (options.combinedDateTime ?? true),
+    retrieveAeTitle: options.retrieveAeTitle ?? ctx.localAeTitle,
+  };
+  const plan = planQuery(level, identifier, queryOptions);
+  const problem = plan.compiled.problems[0];
+  if (problem !== undefined) {
+    yield failure(Status.CannotUnderstand, `${attributeName(problem.tag)}: ${problem.reason}`, [problem.tag]);
+    return;
+  }
+  const index = options.archive.index;
+  const started = performance.now();
+  const limit = options.maxResults ?? 0;
+  try {
+    if (limit > 0 && !namesEntities(identifier, level)) {
+      const n = await index.countMatches(plan, limit + 1);
+      if (n > limit) {
+        ctx.log.info({ peer: ctx.peerAeTitle, level, limit }, 'C-FIND refused: too many matches');
+        yield failure(Status.OutOfResources, `more than ${limit} matches: narrow the query`);
+        return;
+      }
+    }
+    const pending = plan.unsupportedKeys.length > 0 ? Status.PendingWarning : Status.Pending;
+    let matches = 0;
+    for await (const answer of index.find(plan, ctx.signal)) {
+      matches++;
+      yield { status: pending, dataSet: answer };
+    }
+    if (ctx.signal.aborted) {
+      yield { status: Status.Cancel };
+      return;
+    }
+    ctx.log.debug(
+      {
+        peer: ctx.peerAeTitle,
+        model: model.name,
+        level,
+        matches,
+        ms: Math.round(performance.now() - started),
+      },
+      'C-FIND',
+    );
+  } catch (e) {
+    const detail = e instanceof Error ? e.message : String(e);
+    (options.logger ?? ctx.log).error({ err: e, peer: ctx.peerAeTitle, level }, 'C-FIND failed');
+    yield failure(Status.UnableToProcess, `index failure: ${detail}`);
+  }
+}
