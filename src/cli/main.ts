@@ -9,6 +9,7 @@ import { toDicomJson } from '../dicom/json.js';
 import { readDicomFile } from '../dicom/reader.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
+import { registerFindCommand } from './find.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
 
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerServerCommand(program);
   registerEchoCommand(program);
   registerStoreCommand(program);
+  registerFindCommand(program);
 
   return program;
 }

@@ -1,0 +1,263 @@
+/**
+ * `pacs find`: C-FIND (Query/Retrieve, PS3.4 C.4.1) like DCMTK's findscu. `-k KEY=VALUE` gives a
+ * matching key, `-k KEY` a return key; KEY is a keyword or gggg,eeee and may go into sequence items
+ * ("ReferencedSeriesSequence[0].SeriesInstanceUID=1.2.3"). A few return keys of the level are
+ * always asked for, so that the table says something. Matches print as a table, or with --json as
+ * a DICOM JSON array (PS3.18 F.2) written as they arrive. A failure status exits non-zero with the
+ * status and the peer's Error Comment; Ctrl-C sends C-CANCEL.
+ */
+import type { Command } from 'commander';
+import { PacsError, UsageError } from '../core/errors.js';
+import { DataSet } from '../dicom/dataset.js';
+import { keywordOf, TAG } from '../dicom/dictionary.js';
+import { toDicomJson } from '../dicom/json.js';
+import { formatTag, type Tag } from '../dicom/tag.js';
+import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
+import {
+  buildIdentifier,
+  find,
+  findContexts,
+  type KeyAssignment,
+  parseKeyAssignment,
+} from '../services/query-retrieve/find-scu.js';
+import {
+  type InformationModel,
+  PATIENT_ROOT,
+  parseLevel,
+  type QueryRetrieveLevel,
+  STUDY_ROOT,
+} from '../services/query-retrieve/models.js';
+import {
+  addConnectionOptions,
+  type ConnectionFlags,
+  describeNetworkFailure,
+  parseConnection,
+  requestorFor,
+} from './common.js';
+
+interface FindFlags extends ConnectionFlags {
+  root: string;
+  level: string;
+  key: string[];
+  json?: boolean;
+}
+
+export function registerFindCommand(program: Command): void {
+  addConnectionOptions(
+    program.command('find').description('query a DICOM peer with C-FIND (Query/Retrieve), like findscu'),
+  )
+    .option('--root <model>', 'information model: patient or study', 'study')
+    .option('--level <level>', 'query level: PATIENT, STUDY, SERIES or IMAGE', 'STUDY')
+    .option(
+      '-k, --key <key=value>',
+      'a query key, repeatable: keyword or gggg,eeee, "=VALUE" to match, none to return it',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--json', 'print the matches as a DICOM JSON array')
+    .action(async (host: string, port: string, flags: FindFlags) => {
+      await runFind(host, port, flags);
+    });
+}
+
+/** Return keys asked for at each level unless the user names them, in the table's column order. */
+function defaultKeys(model: InformationModel, level: QueryRetrieveLevel): Tag[] {
+  switch (level) {
+    case 'PATIENT':
+      return [
+        TAG.PatientName,
+        TAG.PatientID,
+        TAG.PatientBirthDate,
+        TAG.PatientSex,
+        TAG.NumberOfPatientRelatedStudies,
+      ];
+    case 'STUDY':
+      return [
+        // In Patient Root a study has no patient attributes but the patient's unique key.
+        ...(model === STUDY_ROOT ? [TAG.PatientName] : []),
+        TAG.PatientID,
+        TAG.StudyDate,
+        TAG.StudyTime,
+        TAG.AccessionNumber,
+        TAG.ModalitiesInStudy,
+        TAG.StudyDescription,
+        TAG.NumberOfStudyRelatedInstances,
+        TAG.StudyInstanceUID,
+      ];
+    case 'SERIES':
+      return [
+        TAG.SeriesNumber,
+        TAG.Modality,
+        TAG.SeriesDescription,
+        TAG.NumberOfSeriesRelatedInstances,
+        TAG.SeriesInstanceUID,
+      ];
+    case 'IMAGE':
+      return [TAG.InstanceNumber, TAG.SOPClassUID, TAG.SOPInstanceUID];
+  }
+}
+
+function parseModel(text: string): InformationModel {
+  if (text === 'patient') return PATIENT_ROOT;
+  if (text === 'study') return STUDY_ROOT;
+  throw new UsageError(`--root: expected patient or study, got ${JSON.stringify(text)}`);
+}
+
+async function runFind(host: string, portText: string, flags: FindFlags): Promise<void> {
+  const conn = parseConnection(host, portText, flags);
+  const model = parseModel(flags.root);
+  const assignments: KeyAssignment[] = [];
+  for (const k of flags.key) {
+    const parsed = parseKeyAssignment(k);
+    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
+    assignments.push(parsed.value);
+  }
+  // A Query/Retrieve Level key is the level, as findscu users write it.
+  const levelKey = assignments.find((a) => a.path.length === 1 && a.path[0]?.tag === TAG.QueryRetrieveLevel);
+  const levelText = levelKey?.value ?? flags.level;
+  const level = parseLevel(levelText.toUpperCase());
+  if (level === undefined)
+    throw new UsageError(
+      `--level: expected PATIENT, STUDY, SERIES or IMAGE, got ${JSON.stringify(levelText)}`,
+    );
+  if (!model.levels.includes(level))
+    throw new UsageError(`--level: ${model.title} has no ${level} level (${model.levels.join(', ')})`);
+
+  const userKeys = assignments.filter((a) => a !== levelKey);
+  const columns = defaultKeys(model, level);
+  const base = new DataSet();
+  const keys = buildIdentifier(userKeys, base);
+  for (const tag of columns) if (!keys.has(tag)) keys.setBytes(tag, new Uint8Array(0));
+  for (const a of userKeys) {
+    const tag = a.path[0]?.tag;
+    if (tag !== undefined && tag !== TAG.SpecificCharacterSet && !columns.includes(tag)) columns.push(tag);
+  }
+
+  const fail = (reason: string): never => {
+    throw new PacsError('ERR_FIND', `C-FIND to ${conn.target}: ${reason}`);
+  };
+  const ae = requestorFor(conn);
+  const opened = await ae.connect({
+    host: conn.host,
+    port: conn.port,
+    calledAeTitle: conn.calledAeTitle,
+    contexts: findContexts([model]),
+    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
+  });
+  if (!opened.ok) return fail(describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds));
+  const assoc = opened.value;
+
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.once('SIGINT', onSigint);
+  const rows: DataSet[] = [];
+  let first = true;
+  const out = process.stdout;
+  if (flags.json) out.write('[');
+  let result: Awaited<ReturnType<typeof find>>;
+  try {
+    result = await find(
+      assoc,
+      { model, level, keys },
+      {
+        signal: cancel.signal,
+        onMatch: (ds) => {
+          if (!flags.json) {
+            rows.push(ds);
+            return;
+          }
+          out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
+          first = false;
+        },
+      },
+    );
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    if (flags.json) out.write(first ? ']\n' : '\n]\n');
+  }
+  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (!result.ok) {
+    const e = result.error;
+    if (e.code === 'ERR_NO_CONTEXT') return fail(`the peer does not serve ${model.title} C-FIND`);
+    return fail(describeNetworkFailure(e, conn.useTls, conn.timeoutSeconds));
+  }
+  const outcome = result.value;
+  if (outcome.optionalKeysUnsupported)
+    process.stderr.write('pacs: warning: the peer matched or returned only some of the keys (0xFF01)\n');
+  const status = outcome.status;
+  // A failure prints no table: its reason is the output. Matches received before a cancel are shown.
+  if (!flags.json && (statusCategory(status) === 'success' || status === Status.Cancel))
+    out.write(table(columns, rows, outcome.matches));
+  if (statusCategory(status) === 'success') return;
+  const why = outcome.errorComment !== undefined ? `: ${outcome.errorComment}` : '';
+  const offending =
+    outcome.offendingElements !== undefined && outcome.offendingElements.length > 0
+      ? ` [${outcome.offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
+      : '';
+  if (status === Status.Cancel)
+    return fail(`cancelled after ${outcome.matches} matches (${describeStatus(status)})`);
+  return fail(`status ${describeStatus(status)}${why}${offending}`);
+}
+
+const MAX_CELL = 48;
+
+/** A readable cell: text values joined by '\', sequences and binary values summarised. */
+function cell(ds: DataSet, tag: Tag): string {
+  const e = ds.get(tag);
+  if (e === undefined) return '';
+  if (Array.isArray(e.value))
+    return e.value.length === 0 ? '' : `(${e.value.length} item${e.value.length > 1 ? 's' : ''})`;
+  if (!(e.value instanceof Uint8Array)) return '(bulk data)';
+  let text: string;
+  try {
+    text = ds.strings(tag).join('\\');
+  } catch {
+    text = `(${e.value.length} bytes)`;
+  }
+  text = text.replace(/[\r\n\t]+/g, ' ');
+  return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 3)}...` : text;
+}
+
+/** Display width of a string (East Asian wide characters count two columns). */
+function width(text: string): number {
+  let w = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    w +=
+      cp >= 0x1100 &&
+      (cp <= 0x115f ||
+        (cp >= 0x2e80 && cp <= 0xa4cf) ||
+        (cp >= 0xac00 && cp <= 0xd7a3) ||
+        (cp >= 0xf900 && cp <= 0xfaff) ||
+        (cp >= 0xfe30 && cp <= 0xfe4f) ||
+        (cp >= 0xff00 && cp <= 0xff60) ||
+        (cp >= 0xffe0 && cp <= 0xffe6) ||
+        cp >= 0x20000)
+        ? 2
+        : 1;
+  }
+  return w;
+}
+
+function pad(text: string, w: number): string {
+  return text + ' '.repeat(Math.max(0, w - width(text)));
+}
+
+/** The matches as a table with one column per key, then a count. */
+function table(columns: readonly Tag[], rows: readonly DataSet[], matches: number): string {
+  const heads = columns.map((t) => keywordOf(t) || formatTag(t));
+  const cells = rows.map((r) => columns.map((t) => cell(r, t)));
+  const widths = heads.map((h, i) => Math.max(width(h), ...cells.map((c) => width(c[i] ?? ''))));
+  const line = (values: readonly string[]) =>
+    values
+      .map((v, i) => (i === values.length - 1 ? v : pad(v, widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const out: string[] = [];
+  if (rows.length > 0) {
+    out.push(line(heads));
+    for (const c of cells) out.push(line(c));
+  }
+  out.push(`${matches} match${matches === 1 ? '' : 'es'}`);
+  return `${out.join('\n')}\n`;
+}
