@@ -6,6 +6,7 @@
  */
 import { type ColumnDataType, type ColumnDefinitionBuilder, type Expression, type Kysely, sql } from 'kysely';
 import { ArchiveError } from '../errors.js';
+import { createWorklistTables, WORKLIST_MIGRATION_NAME } from '../worklist/migration.js';
 import type { IndexDatabase } from './schema.js';
 
 export type SqlEngine = 'sqlite' | 'postgres';
@@ -161,6 +162,11 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
       await db.schema.createIndex('job_destination').on('job').columns(['destination', 'state']).execute();
     },
+  },
+  {
+    version: 3,
+    name: WORKLIST_MIGRATION_NAME,
+    up: createWorklistTables,
   },
 ];
 
