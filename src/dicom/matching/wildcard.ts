@@ -16,7 +16,8 @@ export function isOnlyStars(text: string): boolean {
   return true;
 }
 
-const REGEXP_SPECIAL = /[\\^$.|+()[\]{}/-]/g;
+// Not '-': outside a character class it is plain text, and escaping it is a syntax error with the u flag.
+const REGEXP_SPECIAL = /[\\^$.|+()[\]{}/]/g;
 
 /** A RegExp testing a whole value against the pattern. */
 export function wildcardRegExp(pattern: string): RegExp {
