@@ -142,6 +142,22 @@ async function runServer(flags: ServerFlags): Promise<void> {
   if (problems.length > 0 || !loaded.ok) throw new ConfigError(problems);
   const config = loaded.value;
 
+  // Signals are caught from here on, so one that comes during start-up (or right after the
+  // "listening" line) still shuts down cleanly; a second one aborts running associations.
+  let received: NodeJS.Signals | undefined;
+  let onFirstSignal: ((name: NodeJS.Signals) => void) | undefined;
+  let abortNow: (() => void) | undefined;
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (received !== undefined) {
+      abortNow?.();
+      return;
+    }
+    received = name;
+    onFirstSignal?.(name);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
   const logger = createLogger(config.log);
   const started = await startServer(config, logger);
   if (!started.ok) {
@@ -149,24 +165,17 @@ async function runServer(flags: ServerFlags): Promise<void> {
     throw started.error;
   }
   const server = started.value;
+  abortNow = () => void server.abort();
   const where = server.listeners
     .map((l) => `${l.host}:${l.port}${l.kind === 'tls' ? ' (TLS)' : ''}`)
     .join(' and ');
   process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    let stopping = false;
-    const onSignal = (name: NodeJS.Signals): void => {
-      if (stopping) {
-        void server.abort();
-        return;
-      }
-      stopping = true;
-      resolve(name);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  const signal =
+    received ??
+    (await new Promise<NodeJS.Signals>((resolve) => {
+      onFirstSignal = resolve;
+    }));
   logger.info({ signal }, `${signal} received`);
   await server.close();
   await closeLogger(logger);

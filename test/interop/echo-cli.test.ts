@@ -32,6 +32,7 @@ after(async () => {
   await root.remove();
 });
 
+let dataCount = 0;
 async function serve(
   overrides: DeepPartial<Config> = {},
   services?: readonly ServiceFactory[],
@@ -40,7 +41,7 @@ async function serve(
     overrides: {
       ...overrides,
       server: { host: '127.0.0.1', port: await freePort(), ...overrides.server },
-      data: { dir: join(root.path, 'data') },
+      data: { dir: join(root.path, `data-${++dataCount}`) },
     },
   });
   if (!loaded.ok) throw loaded.error;

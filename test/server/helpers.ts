@@ -34,6 +34,7 @@ export class Child {
   constructor(
     readonly process: ChildProcess,
     readonly name: string,
+    readonly detached = false,
   ) {
     process.stdout?.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
@@ -85,13 +86,26 @@ export class Child {
     });
   }
 
-  /** Sends `signal` (default SIGTERM) and waits for the exit; SIGKILL after `timeoutMs`. */
+  /**
+   * Sends `signal` (default SIGTERM) and waits for the exit; SIGKILL after `timeoutMs`. A child
+   * spawned `detached` leads its own process group and the whole group gets the signal, as a
+   * terminal's Ctrl-C reaches every process of the foreground job (npm, its shell, node).
+   */
   async stop(
     signal: NodeJS.Signals = 'SIGTERM',
     timeoutMs = 10_000,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) this.process.kill(signal);
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), timeoutMs);
+    const send = (s: NodeJS.Signals): void => {
+      const pid = this.process.pid;
+      try {
+        if (this.detached && pid !== undefined) process.kill(-pid, s);
+        else if (this.running) this.process.kill(s);
+      } catch {
+        // already gone
+      }
+    };
+    send(signal);
+    const timer = setTimeout(() => send('SIGKILL'), timeoutMs);
     const result = await this.exited;
     clearTimeout(timer);
     return result;
@@ -101,14 +115,15 @@ export class Child {
 export function spawnChild(
   cmd: string,
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; name?: string } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; name?: string; detached?: boolean } = {},
 ): Child {
   const child = spawn(cmd, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
-  return new Child(child, options.name ?? cmd);
+  return new Child(child, options.name ?? cmd, options.detached ?? false);
 }
 
 export interface PacsServer extends Child {
@@ -128,12 +143,21 @@ export async function startPacsServer(
   const port = hasPort ? Number(args[args.indexOf('--port') + 1]) : await freePort();
   const all = [...args];
   if (!hasPort) all.push('--port', String(port));
-  if (!args.includes('--data'))
-    all.push('--data', options.dataDir ?? join(tmpdir(), `pacs-test-data-${port}`));
+  // Without --data, a folder of its own, removed when the server has exited.
+  let ownData: string | undefined;
+  if (!args.includes('--data')) {
+    const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'pacs-test-data-')));
+    if (options.dataDir === undefined) ownData = dir;
+    all.push('--data', dir);
+  }
   const server = spawnChild(process.execPath, [PACS_BIN, 'server', ...all], {
     name: 'pacs server',
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
   });
+  if (ownData !== undefined) {
+    const dir = ownData;
+    void server.exited.then(() => rm(dir, { recursive: true, force: true }));
+  }
   const m = await server.waitFor(/pacs: listening as \S+ on (.*)\n/);
   const tls = /:(\d+) \(TLS\)/.exec(m[1] ?? '');
   return { server, port, tlsPort: tls ? Number(tls[1]) : undefined };
