@@ -10,8 +10,13 @@ import { readDicomFile } from '../dicom/reader.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
 import { registerFindCommand } from './find.js';
+import { registerGetCommand } from './get.js';
+import { registerJobsCommand } from './jobs.js';
+import { registerMoveCommand } from './move.js';
+import { registerMppsCommand } from './mpps.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
+import { registerWorklistCommand } from './worklist.js';
 
 export function buildProgram(): Command {
   const program = new Command('pacs')
@@ -56,6 +61,11 @@ export function buildProgram(): Command {
   registerEchoCommand(program);
   registerStoreCommand(program);
   registerFindCommand(program);
+  registerMoveCommand(program);
+  registerGetCommand(program);
+  registerJobsCommand(program);
+  registerWorklistCommand(program);
+  registerMppsCommand(program);
 
   return program;
 }

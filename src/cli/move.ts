@@ -1,0 +1,301 @@
+/**
+ * `pacs move`: C-MOVE (Query/Retrieve, PS3.4 C.4.2) like DCMTK's movescu: asks HOST PORT to send
+ * what the keys name to the AE `--dest`. `-k KEY=VALUE` gives the unique keys (keyword or
+ * gggg,eeee; a UID list as `A\B`), `--level` the retrieve level. Progress comes from the pending
+ * responses' counts (a bar on a terminal); a summary (or --json the outcome) follows. Exit 0 only
+ * when every sub-operation succeeded; otherwise the status and the peer's Error Comment. Ctrl-C
+ * sends C-CANCEL. What `pacs get` shares with it is here too.
+ *
+ * `--timeout` bounds connecting and negotiating; the retrieve itself waits for its responses as
+ * long as the peer keeps the association (one object can take long to move), as movescu does.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Command } from 'commander';
+import { isAeTitle } from '../core/config.js';
+import { PacsError, UsageError } from '../core/errors.js';
+import { DataSet } from '../dicom/dataset.js';
+import { TAG } from '../dicom/dictionary.js';
+import { ApplicationEntity } from '../network/ae.js';
+import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
+import {
+  buildIdentifier,
+  type KeyAssignment,
+  parseKeyAssignment,
+} from '../services/query-retrieve/find-scu.js';
+import {
+  type InformationModel,
+  PATIENT_ROOT,
+  parseLevel,
+  type QueryRetrieveLevel,
+  STUDY_ROOT,
+} from '../services/query-retrieve/models.js';
+import {
+  move,
+  type RetrieveError,
+  type RetrieveOutcome,
+  type RetrieveProgress,
+  retrieveContext,
+} from '../services/query-retrieve/move-scu.js';
+import {
+  addConnectionOptions,
+  type Connection,
+  type ConnectionFlags,
+  describeNetworkFailure,
+  parseConnection,
+} from './common.js';
+
+export interface RetrieveFlags extends ConnectionFlags {
+  root: string;
+  level: string;
+  key: string[];
+  json?: boolean;
+}
+
+interface MoveFlags extends RetrieveFlags {
+  dest: string;
+}
+
+/** Declares --root, --level, -k and --json (shared by `pacs move` and `pacs get`). */
+export function addRetrieveOptions(command: Command): Command {
+  return command
+    .option('--root <model>', 'information model: patient or study', 'study')
+    .option('--level <level>', 'retrieve level: PATIENT, STUDY, SERIES or IMAGE', 'STUDY')
+    .option(
+      '-k, --key <key=value>',
+      'a unique key, repeatable: keyword or gggg,eeee = value (a UID list as A\\B)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--json', 'print the outcome as JSON');
+}
+
+export function registerMoveCommand(program: Command): void {
+  addRetrieveOptions(
+    addConnectionOptions(
+      program
+        .command('move')
+        .description('ask a DICOM peer to send objects to an AE with C-MOVE (Query/Retrieve), like movescu'),
+    ),
+  )
+    .requiredOption('--dest <aet>', 'the move destination: an AE title the peer knows')
+    .action(async (host: string, port: string, flags: MoveFlags) => {
+      await runMove(host, port, flags);
+    });
+}
+
+function parseModel(text: string): InformationModel {
+  if (text === 'patient') return PATIENT_ROOT;
+  if (text === 'study') return STUDY_ROOT;
+  throw new UsageError(`--root: expected patient or study, got ${JSON.stringify(text)}`);
+}
+
+/** The model, level and Identifier of a retrieve from its flags; usage errors name the flag. */
+export function retrieveRequest(flags: RetrieveFlags): {
+  model: InformationModel;
+  level: QueryRetrieveLevel;
+  identifier: DataSet;
+} {
+  const model = parseModel(flags.root);
+  const assignments: KeyAssignment[] = [];
+  for (const k of flags.key) {
+    const parsed = parseKeyAssignment(k);
+    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
+    assignments.push(parsed.value);
+  }
+  // A Query/Retrieve Level key is the level, as movescu users write it.
+  const levelKey = assignments.find((a) => a.path.length === 1 && a.path[0]?.tag === TAG.QueryRetrieveLevel);
+  const levelText = levelKey?.value ?? flags.level;
+  const level = parseLevel(levelText.toUpperCase());
+  if (level === undefined)
+    throw new UsageError(
+      `--level: expected PATIENT, STUDY, SERIES or IMAGE, got ${JSON.stringify(levelText)}`,
+    );
+  if (!model.levels.includes(level))
+    throw new UsageError(`--level: ${model.title} has no ${level} level (${model.levels.join(', ')})`);
+  const identifier = buildIdentifier(
+    assignments.filter((a) => a !== levelKey),
+    new DataSet(),
+  );
+  identifier.setString(TAG.QueryRetrieveLevel, level);
+  return { model, level, identifier };
+}
+
+/** Our AE for a retrieve: --timeout for connecting and negotiating, no limit on the responses. */
+export function retrieveRequestor(c: Connection): ApplicationEntity {
+  const timeoutMs = Math.round(c.timeoutSeconds * 1000);
+  return new ApplicationEntity({
+    aeTitle: c.callingAeTitle,
+    ...(c.maxPduLength !== undefined ? { maxPduLength: c.maxPduLength } : {}),
+    timeouts: { connectMs: timeoutMs, acseMs: timeoutMs },
+  });
+}
+
+/** The --json form of an outcome. */
+export function outcomeJson(o: RetrieveOutcome, extra: Record<string, unknown> = {}): string {
+  return `${JSON.stringify(
+    {
+      status: o.status,
+      statusText: describeStatus(o.status),
+      ...(o.errorComment !== undefined ? { errorComment: o.errorComment } : {}),
+      completed: o.completed ?? null,
+      failed: o.failed ?? null,
+      warning: o.warning ?? null,
+      ...(o.remaining !== undefined ? { remaining: o.remaining } : {}),
+      failedSopInstanceUids: o.failedSopInstanceUids,
+      cancelled: o.cancelled,
+      ...extra,
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+/** Throws the one-line failure of a retrieve that did not fully succeed. */
+export function checkOutcome(what: string, o: RetrieveOutcome): void {
+  const category = statusCategory(o.status);
+  if (category === 'success') return;
+  const why = o.errorComment !== undefined && o.errorComment !== '' ? `: ${o.errorComment}` : '';
+  const counts =
+    o.completed !== undefined || o.failed !== undefined
+      ? ` (${o.completed ?? 0} completed, ${o.failed ?? 0} failed, ${o.warning ?? 0} warning)`
+      : '';
+  if (o.status === Status.Cancel) throw new PacsError('ERR_RETRIEVE', `${what}: cancelled${counts}`);
+  throw new PacsError('ERR_RETRIEVE', `${what}: status ${describeStatus(o.status)}${why}${counts}`);
+}
+
+export function failureOf(
+  what: string,
+  e: RetrieveError,
+  conn: Connection,
+  model: InformationModel,
+): PacsError {
+  if (e.code === 'ERR_NO_CONTEXT')
+    return new PacsError(
+      'ERR_RETRIEVE',
+      `${what}: the peer does not serve ${model.title} ${what.split(' ')[0]}`,
+    );
+  const cause = e.cause instanceof PacsError ? e.cause : e;
+  return new PacsError(
+    'ERR_RETRIEVE',
+    `${what}: ${describeNetworkFailure(cause, conn.useTls, conn.timeoutSeconds)}`,
+  );
+}
+
+function formatMB(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Sub-operations done/total from the pending counts (and bytes, for C-GET), redrawn in place on a terminal. */
+export class RetrieveProgressBar {
+  private readonly enabled: boolean;
+  private readonly started = performance.now();
+  private lastDraw = 0;
+  private drawn = false;
+  private counts: RetrieveProgress | undefined;
+  bytes = 0;
+  objects = 0;
+
+  constructor(private readonly out: NodeJS.WriteStream) {
+    this.enabled = out.isTTY === true;
+  }
+
+  update(p: RetrieveProgress): void {
+    this.counts = p;
+    this.draw(true);
+  }
+
+  addBytes(n: number): void {
+    this.bytes += n;
+    this.draw(false);
+  }
+
+  clear(): void {
+    if (this.drawn) this.out.write('\r\x1b[K');
+    this.drawn = false;
+  }
+
+  private draw(force: boolean): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (!force && now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    const c = this.counts;
+    const done = (c?.completed ?? 0) + (c?.failed ?? 0) + (c?.warning ?? 0);
+    const total = done + (c?.remaining ?? 0);
+    const seconds = (now - this.started) / 1000;
+    const failed = c?.failed ? `, ${c.failed} failed` : '';
+    const rate = this.bytes > 0 && seconds > 0 ? `  ${formatMB(this.bytes / seconds)}/s` : '';
+    const head =
+      c === undefined ? 'waiting for the first response' : `${done}/${total} sub-operations${failed}`;
+    const room = (this.out.columns || 80) - head.length - rate.length - 4;
+    const width = Math.max(0, Math.min(30, room));
+    const fraction = total > 0 ? Math.min(1, done / total) : 0;
+    const full = Math.round(fraction * width);
+    const bar = width > 0 && c !== undefined ? ` [${'#'.repeat(full)}${'.'.repeat(width - full)}]` : '';
+    this.out.write(`\r\x1b[K${head}${bar}${rate}`);
+    this.drawn = true;
+  }
+}
+
+async function runMove(host: string, portText: string, flags: MoveFlags): Promise<void> {
+  const conn = parseConnection(host, portText, flags);
+  if (!isAeTitle(flags.dest))
+    throw new UsageError(
+      `--dest: expected an AE title (1 to 16 characters), got ${JSON.stringify(flags.dest)}`,
+    );
+  const destination = flags.dest.trim();
+  const { model, identifier } = retrieveRequest(flags);
+  const what = `C-MOVE on ${conn.target} to ${destination}`;
+  const opened = await retrieveRequestor(conn).connect({
+    host: conn.host,
+    port: conn.port,
+    calledAeTitle: conn.calledAeTitle,
+    contexts: [retrieveContext(model, 'move')],
+    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
+  });
+  if (!opened.ok)
+    throw new PacsError(
+      'ERR_RETRIEVE',
+      `${what}: ${describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds)}`,
+    );
+  const assoc = opened.value;
+  const progress = new RetrieveProgressBar(process.stderr);
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.once('SIGINT', onSigint);
+  const started = performance.now();
+  let result: Awaited<ReturnType<typeof move>>;
+  try {
+    result = await move(assoc, {
+      model,
+      destination,
+      identifier,
+      signal: cancel.signal,
+      onProgress: (p) => progress.update(p),
+    });
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    progress.clear();
+  }
+  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (!result.ok) throw failureOf(what, result.error, conn, model);
+  const o = result.value;
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.json) process.stdout.write(outcomeJson(o, { destination, seconds }));
+  else if (hasCounts(o)) process.stdout.write(summary(what, o, seconds));
+  checkOutcome(what, o);
+}
+
+/** A refusal before any sub-operation (0xA801, 0xA900...) has no counts to summarise. */
+export function hasCounts(o: RetrieveOutcome): boolean {
+  return o.completed !== undefined || o.failed !== undefined || o.warning !== undefined;
+}
+
+function summary(what: string, o: RetrieveOutcome, seconds: number): string {
+  const lines = [
+    `${what}: ${o.completed ?? 0} completed, ${o.failed ?? 0} failed, ${o.warning ?? 0} warning ` +
+      `in ${seconds.toFixed(1)} s; ${describeStatus(o.status)}`,
+  ];
+  for (const uid of o.failedSopInstanceUids) lines.push(`  failed ${uid}`);
+  return `${lines.join('\n')}\n`;
+}
