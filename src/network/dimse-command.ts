@@ -2,12 +2,8 @@
  * DIMSE command sets (PS3.7 9.3 and 10.3): always Implicit VR Little Endian, group 0000 with its
  * group length first. A typed record in, exact bytes out, and back.
  */
-import { DicomParseError } from '../core/errors.js';
-import { DataSet } from '../dicom/dataset.js';
+import { DicomEncodeError, DicomParseError } from '../core/errors.js';
 import { TAG } from '../dicom/dictionary.js';
-import { parseDicom } from '../dicom/reader.js';
-import { IMPLICIT_VR_LE } from '../dicom/uid.js';
-import { encodeDataSet } from '../dicom/writer.js';
 
 /** Command Field values (PS3.7 E.1). */
 export const CommandField = {
@@ -81,45 +77,141 @@ export interface DimseCommand {
   readonly attributeIdentifierList?: readonly number[];
 }
 
-/** Encodes a command set: Implicit VR LE, CommandGroupLength first (PS3.7 6.3.1). */
-export function encodeCommand(cmd: DimseCommand): Uint8Array {
-  const ds = new DataSet();
-  const str = (tag: number, v: string | undefined) => {
-    if (v !== undefined) ds.setString(tag, v);
-  };
-  const num = (tag: number, v: number | undefined) => {
-    if (v !== undefined) ds.setNumbers(tag, v);
-  };
-  str(TAG.AffectedSOPClassUID, cmd.affectedSopClassUid);
-  str(TAG.RequestedSOPClassUID, cmd.requestedSopClassUid);
-  num(TAG.CommandField, cmd.commandField);
-  num(TAG.MessageID, cmd.messageId);
-  num(TAG.MessageIDBeingRespondedTo, cmd.messageIdBeingRespondedTo);
-  str(TAG.MoveDestination, cmd.moveDestination);
-  num(TAG.Priority, cmd.priority);
-  num(TAG.CommandDataSetType, cmd.hasDataSet ? 0x0000 : NO_DATA_SET);
-  num(TAG.Status, cmd.status);
-  if (cmd.offendingElements?.length) ds.setNumbers(TAG.OffendingElement, [...cmd.offendingElements], 'AT');
-  if (cmd.errorComment !== undefined) str(TAG.ErrorComment, truncateErrorComment(cmd.errorComment));
-  num(TAG.ErrorID, cmd.errorId);
-  str(TAG.AffectedSOPInstanceUID, cmd.affectedSopInstanceUid);
-  str(TAG.RequestedSOPInstanceUID, cmd.requestedSopInstanceUid);
-  num(TAG.EventTypeID, cmd.eventTypeId);
-  if (cmd.attributeIdentifierList?.length)
-    ds.setNumbers(TAG.AttributeIdentifierList, [...cmd.attributeIdentifierList], 'AT');
-  num(TAG.ActionTypeID, cmd.actionTypeId);
-  num(TAG.NumberOfRemainingSuboperations, cmd.remainingSubOperations);
-  num(TAG.NumberOfCompletedSuboperations, cmd.completedSubOperations);
-  num(TAG.NumberOfFailedSuboperations, cmd.failedSubOperations);
-  num(TAG.NumberOfWarningSuboperations, cmd.warningSubOperations);
-  str(TAG.MoveOriginatorApplicationEntityTitle, cmd.moveOriginatorAet);
-  num(TAG.MoveOriginatorMessageID, cmd.moveOriginatorMessageId);
-  const body = encodeDataSet(ds, IMPLICIT_VR_LE);
-  const out = Buffer.allocUnsafe(12 + body.length);
-  out.writeUInt32LE(0x00000000, 0); // (0000,0000)
+type FieldKind = 'UI' | 'AE' | 'LO' | 'US' | 'AT' | 'DataSetType';
+
+interface CommandFieldSpec {
+  readonly tag: number;
+  readonly key: Exclude<keyof DimseCommand, 'hasDataSet'> | 'hasDataSet';
+  readonly kind: FieldKind;
+}
+
+/** The command elements we read and write, in ascending tag order (PS3.7 E.1). */
+const FIELDS: readonly CommandFieldSpec[] = [
+  { tag: TAG.AffectedSOPClassUID, key: 'affectedSopClassUid', kind: 'UI' },
+  { tag: TAG.RequestedSOPClassUID, key: 'requestedSopClassUid', kind: 'UI' },
+  { tag: TAG.CommandField, key: 'commandField', kind: 'US' },
+  { tag: TAG.MessageID, key: 'messageId', kind: 'US' },
+  { tag: TAG.MessageIDBeingRespondedTo, key: 'messageIdBeingRespondedTo', kind: 'US' },
+  { tag: TAG.MoveDestination, key: 'moveDestination', kind: 'AE' },
+  { tag: TAG.Priority, key: 'priority', kind: 'US' },
+  { tag: TAG.CommandDataSetType, key: 'hasDataSet', kind: 'DataSetType' },
+  { tag: TAG.Status, key: 'status', kind: 'US' },
+  { tag: TAG.OffendingElement, key: 'offendingElements', kind: 'AT' },
+  { tag: TAG.ErrorComment, key: 'errorComment', kind: 'LO' },
+  { tag: TAG.ErrorID, key: 'errorId', kind: 'US' },
+  { tag: TAG.AffectedSOPInstanceUID, key: 'affectedSopInstanceUid', kind: 'UI' },
+  { tag: TAG.RequestedSOPInstanceUID, key: 'requestedSopInstanceUid', kind: 'UI' },
+  { tag: TAG.EventTypeID, key: 'eventTypeId', kind: 'US' },
+  { tag: TAG.AttributeIdentifierList, key: 'attributeIdentifierList', kind: 'AT' },
+  { tag: TAG.ActionTypeID, key: 'actionTypeId', kind: 'US' },
+  { tag: TAG.NumberOfRemainingSuboperations, key: 'remainingSubOperations', kind: 'US' },
+  { tag: TAG.NumberOfCompletedSuboperations, key: 'completedSubOperations', kind: 'US' },
+  { tag: TAG.NumberOfFailedSuboperations, key: 'failedSubOperations', kind: 'US' },
+  { tag: TAG.NumberOfWarningSuboperations, key: 'warningSubOperations', kind: 'US' },
+  { tag: TAG.MoveOriginatorApplicationEntityTitle, key: 'moveOriginatorAet', kind: 'AE' },
+  { tag: TAG.MoveOriginatorMessageID, key: 'moveOriginatorMessageId', kind: 'US' },
+];
+const FIELD_BY_TAG: ReadonlyMap<number, CommandFieldSpec> = new Map(FIELDS.map((f) => [f.tag, f]));
+
+type FieldValue = string | number | readonly number[];
+
+/**
+ * The command's values in FIELDS order, or undefined where it has none. Read by name: keyed reads
+ * of the many absent keys were the largest cost of encoding a command.
+ */
+function commandValues(cmd: DimseCommand, messageId: number | undefined): Array<FieldValue | undefined> {
+  return [
+    cmd.affectedSopClassUid,
+    cmd.requestedSopClassUid,
+    cmd.commandField,
+    messageId,
+    cmd.messageIdBeingRespondedTo,
+    cmd.moveDestination,
+    cmd.priority,
+    cmd.hasDataSet ? 0x0000 : NO_DATA_SET,
+    cmd.status,
+    cmd.offendingElements?.length ? cmd.offendingElements : undefined,
+    cmd.errorComment === undefined ? undefined : truncateErrorComment(cmd.errorComment),
+    cmd.errorId,
+    cmd.affectedSopInstanceUid,
+    cmd.requestedSopInstanceUid,
+    cmd.eventTypeId,
+    cmd.attributeIdentifierList?.length ? cmd.attributeIdentifierList : undefined,
+    cmd.actionTypeId,
+    cmd.remainingSubOperations,
+    cmd.completedSubOperations,
+    cmd.failedSubOperations,
+    cmd.warningSubOperations,
+    cmd.moveOriginatorAet,
+    cmd.moveOriginatorMessageId,
+  ];
+}
+
+function valueLength(f: CommandFieldSpec, v: FieldValue): number {
+  if (f.kind === 'US' || f.kind === 'DataSetType') return 2;
+  if (f.kind === 'AT') return 4 * (v as readonly number[]).length;
+  const n = (v as string).length;
+  return n + (n & 1);
+}
+
+/**
+ * Encodes a command set: Implicit VR LE, CommandGroupLength first (PS3.7 6.3.1). Written directly
+ * into one buffer of the exact size: a command is sent with every DIMSE message, and the general
+ * data set writer (64 KiB blocks) made the garbage collector the largest cost of a C-ECHO.
+ * `messageId` overrides the command's (a requestor allocates it without copying the command).
+ */
+export function encodeCommand(cmd: DimseCommand, messageId: number | undefined = cmd.messageId): Uint8Array {
+  const values = commandValues(cmd, messageId);
+  let body = 0;
+  for (let i = 0; i < FIELDS.length; i++) {
+    const v = values[i];
+    if (v !== undefined) body += 8 + valueLength(FIELDS[i] as CommandFieldSpec, v);
+  }
+  const out = Buffer.allocUnsafe(12 + body);
+  out.writeUInt32LE(0x00000000, 0); // (0000,0000) Command Group Length, UL
   out.writeUInt32LE(4, 4);
-  out.writeUInt32LE(body.length, 8);
-  out.set(body, 12);
+  out.writeUInt32LE(body, 8);
+  let at = 12;
+  for (let i = 0; i < FIELDS.length; i++) {
+    const v = values[i];
+    if (v === undefined) continue;
+    const f = FIELDS[i] as CommandFieldSpec;
+    const length = valueLength(f, v);
+    out.writeUInt16LE(0x0000, at);
+    out.writeUInt16LE(f.tag & 0xffff, at + 2);
+    out.writeUInt32LE(length, at + 4);
+    at += 8;
+    switch (f.kind) {
+      case 'US':
+      case 'DataSetType': {
+        const n = v as number;
+        if (!Number.isInteger(n) || n < 0 || n > 0xffff)
+          throw new DicomEncodeError(`${f.key} ${n} is not an unsigned 16-bit value`);
+        out.writeUInt16LE(n, at);
+        break;
+      }
+      case 'AT':
+        for (const t of v as readonly number[]) {
+          out.writeUInt16LE((t >>> 16) & 0xffff, at);
+          out.writeUInt16LE(t & 0xffff, at + 2);
+          at += 4;
+        }
+        continue;
+      default: {
+        // Short ASCII values: a loop beats a call into the string encoder.
+        const text = v as string;
+        for (let c = 0; c < text.length; c++) {
+          const code = text.charCodeAt(c);
+          if (code > 0xff)
+            throw new DicomEncodeError(`${f.key} holds a character outside the default repertoire`);
+          out[at + c] = code;
+        }
+        // PS3.5 6.2: UI pads with NUL, the other string VRs with a space.
+        if (text.length & 1) out[at + text.length] = f.kind === 'UI' ? 0x00 : 0x20;
+      }
+    }
+    at += length;
+  }
   return out;
 }
 
@@ -133,44 +225,69 @@ export function truncateErrorComment(text: string): string {
   return flat.length <= 64 ? flat : `${flat.slice(0, 61)}...`;
 }
 
-/** Decodes a command set. Throws DicomParseError when it is malformed or lacks a Command Field. */
+/** The text of a string element: first value, padding removed (PS3.5 6.2; AE also loses leading spaces). */
+function decodeText(buf: Buffer, start: number, end: number, kind: FieldKind): string | undefined {
+  let text = String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+  const sep = text.indexOf('\\');
+  if (sep >= 0) text = text.slice(0, sep);
+  let stop = text.length;
+  while (stop > 0) {
+    const c = text.charCodeAt(stop - 1);
+    if (c !== 0x20 && c !== 0x00) break;
+    stop--;
+  }
+  let begin = 0;
+  if (kind === 'AE') while (begin < stop && text.charCodeAt(begin) === 0x20) begin++;
+  return begin < stop ? text.slice(begin, stop) : undefined;
+}
+
+/**
+ * Decodes a command set (Implicit VR LE, group 0000). Unknown and retired elements are skipped.
+ * Throws DicomParseError when an element runs past the end or the Command Field is missing.
+ */
 export function decodeCommand(bytes: Uint8Array): DimseCommand {
-  const { dataSet: ds } = parseDicom(bytes, { format: 'dataset', transferSyntax: IMPLICIT_VR_LE });
-  const field = ds.number(TAG.CommandField);
-  if (field === undefined)
-    throw new DicomParseError('command set without a Command Field', 0, TAG.CommandField);
-  const s = (tag: number) => ds.string(tag);
-  const n = (tag: number) => ds.number(tag);
-  const dst = n(TAG.CommandDataSetType);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const cmd: { -readonly [K in keyof DimseCommand]: DimseCommand[K] } = {
-    commandField: field,
-    hasDataSet: dst !== undefined && dst !== NO_DATA_SET,
+    commandField: 0,
+    hasDataSet: false,
   };
-  const set = <K extends keyof DimseCommand>(k: K, v: DimseCommand[K] | undefined) => {
-    if (v !== undefined) cmd[k] = v;
-  };
-  set('messageId', n(TAG.MessageID));
-  set('messageIdBeingRespondedTo', n(TAG.MessageIDBeingRespondedTo));
-  set('affectedSopClassUid', s(TAG.AffectedSOPClassUID));
-  set('requestedSopClassUid', s(TAG.RequestedSOPClassUID));
-  set('affectedSopInstanceUid', s(TAG.AffectedSOPInstanceUID));
-  set('requestedSopInstanceUid', s(TAG.RequestedSOPInstanceUID));
-  set('priority', n(TAG.Priority));
-  set('status', n(TAG.Status));
-  set('moveDestination', s(TAG.MoveDestination));
-  set('moveOriginatorAet', s(TAG.MoveOriginatorApplicationEntityTitle));
-  set('moveOriginatorMessageId', n(TAG.MoveOriginatorMessageID));
-  set('remainingSubOperations', n(TAG.NumberOfRemainingSuboperations));
-  set('completedSubOperations', n(TAG.NumberOfCompletedSuboperations));
-  set('failedSubOperations', n(TAG.NumberOfFailedSuboperations));
-  set('warningSubOperations', n(TAG.NumberOfWarningSuboperations));
-  set('errorComment', s(TAG.ErrorComment));
-  set('errorId', n(TAG.ErrorID));
-  set('eventTypeId', n(TAG.EventTypeID));
-  set('actionTypeId', n(TAG.ActionTypeID));
-  const offending = ds.numbers(TAG.OffendingElement);
-  if (offending.length) cmd.offendingElements = offending;
-  const attrs = ds.numbers(TAG.AttributeIdentifierList);
-  if (attrs.length) cmd.attributeIdentifierList = attrs;
+  const record = cmd as unknown as Record<string, unknown>;
+  let sawField = false;
+  let at = 0;
+  while (at < buf.length) {
+    if (at + 8 > buf.length) throw new DicomParseError('command set ends inside an element header', at);
+    const tag = ((buf.readUInt16LE(at) << 16) | buf.readUInt16LE(at + 2)) >>> 0;
+    const length = buf.readUInt32LE(at + 4);
+    const start = at + 8;
+    if (length > buf.length - start)
+      throw new DicomParseError(`element length ${length} runs past the end of the command set`, at, tag);
+    at = start + length;
+    const f = FIELD_BY_TAG.get(tag);
+    if (f === undefined) continue;
+    switch (f.kind) {
+      case 'US':
+        if (length >= 2) {
+          record[f.key] = buf.readUInt16LE(start);
+          if (f.key === 'commandField') sawField = true;
+        }
+        break;
+      case 'DataSetType':
+        // Any value other than 0x0101 means a data set follows (PS3.7 E.1); DCMTK sends 0x0102.
+        cmd.hasDataSet = length >= 2 && buf.readUInt16LE(start) !== NO_DATA_SET;
+        break;
+      case 'AT': {
+        const tags: number[] = [];
+        for (let p = start; p + 4 <= start + length; p += 4)
+          tags.push(((buf.readUInt16LE(p) << 16) | buf.readUInt16LE(p + 2)) >>> 0);
+        if (tags.length > 0) record[f.key] = tags;
+        break;
+      }
+      default: {
+        const text = decodeText(buf, start, start + length, f.kind);
+        if (text !== undefined) record[f.key] = text;
+      }
+    }
+  }
+  if (!sawField) throw new DicomParseError('command set without a Command Field', 0, TAG.CommandField);
   return cmd;
 }
