@@ -206,6 +206,62 @@ class ResponseQueue {
   }
 }
 
+/**
+ * A request being handled; C-CANCEL or the end of the association cancels it. Its AbortSignal is
+ * made only when a handler asks for it: an AbortController costs more than the rest of a C-ECHO.
+ */
+class RequestState {
+  cancelled = false;
+  private reason: unknown;
+  private controller: AbortController | undefined;
+
+  cancel(reason: unknown): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+}
+
+/** What a handler gets with a request (a class: an object literal with a getter is slow to make). */
+class HandlerContext implements RequestContext {
+  readonly contextId: number;
+  readonly abstractSyntax: string;
+  readonly transferSyntax: string;
+  readonly peerAeTitle: string;
+  readonly localAeTitle: string;
+  readonly remoteAddress: string | undefined;
+
+  constructor(
+    readonly association: DimseAssociation,
+    pc: { readonly id: number; readonly abstractSyntax: string; readonly transferSyntax: string },
+    readonly command: DimseCommand,
+    private readonly state: RequestState,
+    readonly log: NetworkLogger,
+  ) {
+    const assoc = association.association;
+    const acceptor = assoc.role === 'acceptor';
+    this.contextId = pc.id;
+    this.abstractSyntax = pc.abstractSyntax;
+    this.transferSyntax = pc.transferSyntax;
+    this.peerAeTitle = acceptor ? assoc.callingAeTitle : assoc.calledAeTitle;
+    this.localAeTitle = acceptor ? assoc.calledAeTitle : assoc.callingAeTitle;
+    this.remoteAddress = assoc.remoteAddress;
+  }
+
+  get signal(): AbortSignal {
+    return this.state.signal;
+  }
+}
+
 interface InboundMessage {
   readonly contextId: number;
   readonly command: DimseCommand;
@@ -229,9 +285,11 @@ export class DimseAssociation implements RequestSender {
   private nextMessageId = 1;
   private readonly waiting = new Map<number, ResponseQueue>();
   /** Requests being handled, by message ID: C-CANCEL aborts them. */
-  private readonly active = new Map<number, AbortController>();
+  private readonly active = new Map<number, RequestState>();
   private readonly handlers = new Set<Promise<void>>();
   private sendChain: Promise<void> = Promise.resolve();
+  /** Messages being sent or waiting their turn. */
+  private queuedSends = 0;
   private loop: Promise<void> | undefined;
   private closedError: Error | undefined;
   /** The C-STORE data set being received, while its fragments arrive. */
@@ -251,7 +309,7 @@ export class DimseAssociation implements RequestSender {
         this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association was aborted');
       this.receiving?.fail(error);
       for (const q of this.waiting.values()) q.fail(error);
-      for (const c of this.active.values()) c.abort(error);
+      for (const c of this.active.values()) c.cancel(error);
       this.wakeReadLoop?.();
     });
   }
@@ -290,7 +348,9 @@ export class DimseAssociation implements RequestSender {
           if (!pdv.isLast) continue;
           let command: DimseCommand;
           try {
-            command = decodeCommand(Buffer.concat(commandParts));
+            command = decodeCommand(
+              commandParts.length === 1 ? (commandParts[0] as Uint8Array) : Buffer.concat(commandParts),
+            );
           } catch (e) {
             return this.protocolError(`malformed command set: ${(e as Error).message}`);
           }
@@ -299,7 +359,7 @@ export class DimseAssociation implements RequestSender {
           const msg: InboundMessage = { contextId: pdv.contextId, command, size: 0 };
           if (!command.hasDataSet) {
             this.deliver(msg, undefined);
-            await this.roomForRequests();
+            if (this.handlers.size >= MAX_REQUESTS_IN_FLIGHT) await this.roomForRequests();
             continue;
           }
           if (command.commandField === CommandField.C_STORE_RQ) {
@@ -329,7 +389,7 @@ export class DimseAssociation implements RequestSender {
         }
         if (pdv.isLast) {
           current = undefined;
-          await this.roomForRequests();
+          if (this.handlers.size >= MAX_REQUESTS_IN_FLIGHT) await this.roomForRequests();
         }
       }
     } catch (e) {
@@ -340,7 +400,7 @@ export class DimseAssociation implements RequestSender {
       current?.channel?.fail(error);
       for (const q of this.waiting.values()) q.fail(error);
       this.waiting.clear();
-      for (const c of this.active.values()) c.abort(error);
+      for (const c of this.active.values()) c.cancel(error);
       await Promise.allSettled([...this.handlers]);
     }
   }
@@ -388,7 +448,7 @@ export class DimseAssociation implements RequestSender {
     }
     if (command.commandField === CommandField.C_CANCEL_RQ) {
       const id = command.messageIdBeingRespondedTo ?? -1;
-      this.active.get(id)?.abort(new PacsError('ERR_CANCELLED', 'C-CANCEL received'));
+      this.active.get(id)?.cancel(new PacsError('ERR_CANCELLED', 'C-CANCEL received'));
       return;
     }
     this.stats.requestsReceived++;
@@ -396,7 +456,7 @@ export class DimseAssociation implements RequestSender {
       this.log.error({ err: e }, 'DIMSE dispatch failed');
     });
     this.handlers.add(running);
-    void running.finally(() => {
+    void running.then(() => {
       this.handlers.delete(running);
       this.wakeReadLoop?.();
     });
@@ -434,26 +494,9 @@ export class DimseAssociation implements RequestSender {
     const sopClass = command.affectedSopClassUid ?? command.requestedSopClassUid;
     if (sopClass !== undefined && sopClass !== pc.abstractSyntax && name !== 'C-ECHO')
       return refuse(noSuchClass, 'SOP Class UID of the command differs from the presentation context');
-    const controller = new AbortController();
-    this.active.set(messageId, controller);
-    const ctx: RequestContext = {
-      contextId,
-      abstractSyntax: pc.abstractSyntax,
-      transferSyntax: pc.transferSyntax,
-      command,
-      peerAeTitle:
-        this.association.role === 'acceptor'
-          ? this.association.callingAeTitle
-          : this.association.calledAeTitle,
-      localAeTitle:
-        this.association.role === 'acceptor'
-          ? this.association.calledAeTitle
-          : this.association.callingAeTitle,
-      remoteAddress: this.association.remoteAddress,
-      signal: controller.signal,
-      log: this.log,
-      association: this,
-    };
+    const state = new RequestState();
+    this.active.set(messageId, state);
+    const ctx = new HandlerContext(this, pc, command, state, this.log);
     try {
       if (name === 'C-STORE') {
         const store = handler as NonNullable<DimseHandlers['C-STORE']>;
@@ -481,11 +524,19 @@ export class DimseAssociation implements RequestSender {
       }
       if (name === 'C-FIND' || name === 'C-GET' || name === 'C-MOVE') {
         const multi = handler as NonNullable<DimseHandlers['C-FIND']>;
-        await this.runMulti(ctx, respond, () => multi(ctx, dataSet ?? new DataSet()));
+        await this.runMulti(state, respond, () => multi(ctx, dataSet ?? new DataSet()));
         return;
       }
       const single = handler as NonNullable<DimseHandlers['C-ECHO']>;
-      await respond(await this.guard(name, async () => single(ctx, dataSet)));
+      // No await for a handler that answers synchronously (C-ECHO): each await costs a turn.
+      let response: DimseResponse | Promise<DimseResponse>;
+      try {
+        response = single(ctx, dataSet);
+        if (response instanceof Promise) response = await response;
+      } catch (e) {
+        response = this.failure(name, e);
+      }
+      await this.sendResponse(contextId, command, response);
     } finally {
       this.active.delete(messageId);
     }
@@ -496,17 +547,21 @@ export class DimseAssociation implements RequestSender {
     try {
       return await fn();
     } catch (e) {
-      this.log.error({ err: e, op: name }, `${name} handler failed`);
-      return {
-        status: Status.ProcessingFailure,
-        errorComment: `${name} failed: ${(e as Error)?.message ?? String(e)}`,
-      };
+      return this.failure(name, e);
     }
+  }
+
+  private failure(name: string, e: unknown): DimseResponse {
+    this.log.error({ err: e, op: name }, `${name} handler failed`);
+    return {
+      status: Status.ProcessingFailure,
+      errorComment: `${name} failed: ${(e as Error)?.message ?? String(e)}`,
+    };
   }
 
   /** Streams a multi-response handler's responses; checks for C-CANCEL between them. */
   private async runMulti(
-    ctx: RequestContext,
+    state: RequestState,
     respond: (r: DimseResponse) => Promise<void>,
     start: () => AsyncIterable<DimseResponse>,
   ): Promise<void> {
@@ -515,7 +570,7 @@ export class DimseAssociation implements RequestSender {
     try {
       iterator = start()[Symbol.asyncIterator]();
       for (;;) {
-        if (ctx.signal.aborted) {
+        if (state.cancelled) {
           await iterator.return?.();
           final = { status: Status.Cancel };
           break;
@@ -524,7 +579,7 @@ export class DimseAssociation implements RequestSender {
         if (next.done) break;
         const r = next.value;
         if (statusCategory(r.status) === 'pending') {
-          if (ctx.signal.aborted) continue;
+          if (state.cancelled) continue;
           await respond(r);
           continue;
         }
@@ -547,34 +602,28 @@ export class DimseAssociation implements RequestSender {
     const pc = this.association.context(contextId);
     const responseField = request.commandField | 0x8000;
     const isN = request.commandField >= 0x0100 && request.commandField <= 0x0150;
+    // Built flat (absent fields are undefined, which the encoder skips): this runs for every response.
     const command: DimseCommand = {
       commandField: responseField,
       messageIdBeingRespondedTo: request.messageId ?? 0,
       affectedSopClassUid: request.affectedSopClassUid ?? request.requestedSopClassUid ?? pc?.abstractSyntax,
       hasDataSet: r.dataSet !== undefined,
       status: r.status,
-      ...(r.affectedSopInstanceUid !== undefined
-        ? { affectedSopInstanceUid: r.affectedSopInstanceUid }
-        : request.affectedSopInstanceUid !== undefined ||
-            (isN && request.requestedSopInstanceUid !== undefined)
-          ? { affectedSopInstanceUid: request.affectedSopInstanceUid ?? request.requestedSopInstanceUid }
-          : {}),
-      ...(r.errorComment !== undefined ? { errorComment: r.errorComment } : {}),
-      ...(r.errorId !== undefined ? { errorId: r.errorId } : {}),
-      ...(r.offendingElements !== undefined ? { offendingElements: r.offendingElements } : {}),
-      ...(r.remainingSubOperations !== undefined ? { remainingSubOperations: r.remainingSubOperations } : {}),
-      ...(r.completedSubOperations !== undefined ? { completedSubOperations: r.completedSubOperations } : {}),
-      ...(r.failedSubOperations !== undefined ? { failedSubOperations: r.failedSubOperations } : {}),
-      ...(r.warningSubOperations !== undefined ? { warningSubOperations: r.warningSubOperations } : {}),
+      affectedSopInstanceUid:
+        r.affectedSopInstanceUid ??
+        request.affectedSopInstanceUid ??
+        (isN ? request.requestedSopInstanceUid : undefined),
+      errorComment: r.errorComment,
+      errorId: r.errorId,
+      offendingElements: r.offendingElements,
+      remainingSubOperations: r.remainingSubOperations,
+      completedSubOperations: r.completedSubOperations,
+      failedSubOperations: r.failedSubOperations,
+      warningSubOperations: r.warningSubOperations,
       // PS3.7 10.3.1 and 10.3.4: the Event Type ID and Action Type ID of the response equal the request's.
-      ...(request.commandField === CommandField.N_EVENT_REPORT_RQ && request.eventTypeId !== undefined
-        ? { eventTypeId: request.eventTypeId }
-        : {}),
-      ...(request.commandField === CommandField.N_ACTION_RQ && request.actionTypeId !== undefined
-        ? { actionTypeId: request.actionTypeId }
-        : {}),
+      eventTypeId: request.commandField === CommandField.N_EVENT_REPORT_RQ ? request.eventTypeId : undefined,
+      actionTypeId: request.commandField === CommandField.N_ACTION_RQ ? request.actionTypeId : undefined,
     };
-    // C-ECHO-RSP and C-STORE-RSP carry no Error Comment when successful; others as given.
     if (!this.association.canSend) return;
     await this.sendMessage(contextId, command, r.dataSet);
   }
@@ -586,31 +635,56 @@ export class DimseAssociation implements RequestSender {
    * length. Messages never interleave (one sender at a time).
    */
   sendMessage(contextId: number, command: DimseCommand, data?: OutgoingData): Promise<void> {
+    return this.send(contextId, command, data, command.messageId);
+  }
+
+  /** sendMessage, with the message ID given apart (a request's command is not copied to add it). */
+  private send(
+    contextId: number,
+    command: DimseCommand,
+    data: OutgoingData | undefined,
+    messageId: number | undefined,
+  ): Promise<void> {
     const run = async (): Promise<void> => {
-      // After an abort, messages queued behind a blocked one fail at once rather than wait for the socket.
-      if (!this.association.canSend)
-        throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
-      const max = this.association.maxPdvDataLength;
-      await this.sendBytes(contextId, true, [encodeCommand(command)], max);
-      if (data === undefined) return;
-      if (data instanceof DataSet) {
-        const ts = this.association.context(contextId)?.transferSyntax ?? '';
-        await this.sendBytes(contextId, false, [encodeDataSet(data, ts)], max);
-      } else if (data instanceof Uint8Array) await this.sendBytes(contextId, false, [data], max);
-      else await this.sendBytes(contextId, false, data, max);
+      try {
+        // After an abort, messages queued behind a blocked one fail at once rather than wait for the socket.
+        if (!this.association.canSend)
+          throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
+        const max = this.association.maxPdvDataLength;
+        await this.sendBuffer(contextId, true, encodeCommand(command, messageId), max);
+        if (data === undefined) return;
+        if (data instanceof DataSet) {
+          const ts = this.association.context(contextId)?.transferSyntax ?? '';
+          await this.sendBuffer(contextId, false, encodeDataSet(data, ts), max);
+        } else if (data instanceof Uint8Array) await this.sendBuffer(contextId, false, data, max);
+        else await this.sendStream(contextId, data, max);
+      } finally {
+        this.queuedSends--;
+      }
     };
-    const next = this.sendChain.then(run, run);
+    // Nothing being sent: start at once (the usual case, one microtask less per message).
+    const next = this.queuedSends++ === 0 ? run() : this.sendChain.then(run, run);
     this.sendChain = next.catch(() => undefined);
     return next;
   }
 
-  /** Cuts a byte source into PDVs of at most `max` bytes; the last one is flagged as last. */
-  private async sendBytes(
+  /** Cuts bytes in memory into PDVs of at most `max` bytes; the last one is flagged as last. */
+  private async sendBuffer(
     contextId: number,
     isCommand: boolean,
-    source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    bytes: Uint8Array,
     max: number,
   ): Promise<void> {
+    let at = 0;
+    while (bytes.length - at > max) {
+      await this.sendPdv({ contextId, isCommand, isLast: false, data: [bytes.subarray(at, at + max)] });
+      at += max;
+    }
+    await this.sendPdv({ contextId, isCommand, isLast: true, data: [at === 0 ? bytes : bytes.subarray(at)] });
+  }
+
+  /** Cuts a byte stream into data set PDVs of at most `max` bytes, as it is read. */
+  private async sendStream(contextId: number, source: AsyncIterable<Uint8Array>, max: number): Promise<void> {
     let parts: Uint8Array[] = [];
     let pending = 0;
     const take = (n: number): Uint8Array[] => {
@@ -632,7 +706,7 @@ export class DimseAssociation implements RequestSender {
       return out;
     };
     const send = (isLast: boolean, data: Uint8Array[]): Promise<void> =>
-      this.sendPdv({ contextId, isCommand, isLast, data });
+      this.sendPdv({ contextId, isCommand: false, isLast, data });
     for await (const chunk of source) {
       if (chunk.length === 0) continue;
       parts.push(chunk);
@@ -680,14 +754,9 @@ export class DimseAssociation implements RequestSender {
     command: Omit<DimseCommand, 'messageId'>,
     data?: OutgoingData,
   ): AsyncGenerator<ResponseMessage, void, undefined> {
-    this.run();
-    if (this.closedError) throw this.closedError;
-    const messageId = this.allocateMessageId();
-    const queue = new ResponseQueue();
-    this.waiting.set(messageId, queue);
-    this.stats.requestsSent++;
+    const [messageId, queue] = this.openRequest();
     try {
-      await this.sendMessage(contextId, { ...command, messageId } as DimseCommand, data);
+      await this.send(contextId, command as DimseCommand, data, messageId);
       for (;;) {
         const response = await queue.take(this.responseTimeoutMs);
         yield response;
@@ -698,16 +767,36 @@ export class DimseAssociation implements RequestSender {
     }
   }
 
-  /** Sends a request with one response (C-ECHO, C-STORE, N-*). */
+  /**
+   * Sends a request with one response (C-ECHO, C-STORE, N-*); pending responses, if any, are
+   * skipped. The same as the last response of request(), without an async generator per call.
+   */
   async requestOne(
     contextId: number,
     command: Omit<DimseCommand, 'messageId'>,
     data?: OutgoingData,
   ): Promise<ResponseMessage> {
-    for await (const r of this.request(contextId, command, data)) {
-      if (statusCategory(r.command.status ?? 0) !== 'pending') return r;
+    const [messageId, queue] = this.openRequest();
+    try {
+      await this.send(contextId, command as DimseCommand, data, messageId);
+      for (;;) {
+        const response = await queue.take(this.responseTimeoutMs);
+        if (statusCategory(response.command.status ?? 0) !== 'pending') return response;
+      }
+    } finally {
+      this.waiting.delete(messageId);
     }
-    throw new PacsError('ERR_DIMSE_PROTOCOL', 'no final response');
+  }
+
+  /** A new message ID and the queue its responses will arrive in. */
+  private openRequest(): [number, ResponseQueue] {
+    this.run();
+    if (this.closedError) throw this.closedError;
+    const messageId = this.allocateMessageId();
+    const queue = new ResponseQueue();
+    this.waiting.set(messageId, queue);
+    this.stats.requestsSent++;
+    return [messageId, queue];
   }
 
   /** C-CANCEL-RQ for a request we sent (PS3.7 9.3.2.3). */
@@ -719,7 +808,7 @@ export class DimseAssociation implements RequestSender {
     });
   }
 
-  /** The message ID the next request will get (for C-CANCEL). */
+  /** The message ID of the last request sent (for C-CANCEL). */
   get lastMessageId(): number {
     return this.nextMessageId - 1;
   }
