@@ -153,6 +153,14 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
   const rows: DataSet[] = [];
   let first = true;
   const out = process.stdout;
+  // A reader that goes away (`pacs find ... | head`) ends the query: C-CANCEL, and no error.
+  let outputClosed = false;
+  const onOutputError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+    outputClosed = true;
+    cancel.abort();
+  };
+  out.on('error', onOutputError);
   if (flags.json) out.write('[');
   let result: Awaited<ReturnType<typeof find>>;
   try {
@@ -162,6 +170,7 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
       {
         signal: cancel.signal,
         onMatch: (ds) => {
+          if (outputClosed) return;
           if (!flags.json) {
             rows.push(ds);
             return;
@@ -173,7 +182,7 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
     );
   } finally {
     process.removeListener('SIGINT', onSigint);
-    if (flags.json) out.write(first ? ']\n' : '\n]\n');
+    if (flags.json && !outputClosed) out.write(first ? ']\n' : '\n]\n');
   }
   if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) {
@@ -182,6 +191,7 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
     return fail(describeNetworkFailure(e, conn.useTls, conn.timeoutSeconds));
   }
   const outcome = result.value;
+  if (outputClosed) return;
   if (outcome.optionalKeysUnsupported)
     process.stderr.write('pacs: warning: the peer matched or returned only some of the keys (0xFF01)\n');
   const status = outcome.status;
