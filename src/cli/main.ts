@@ -13,8 +13,10 @@ import { registerFindCommand } from './find.js';
 import { registerGetCommand } from './get.js';
 import { registerJobsCommand } from './jobs.js';
 import { registerMoveCommand } from './move.js';
+import { registerMppsCommand } from './mpps.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
+import { registerWorklistCommand } from './worklist.js';
 
 export function buildProgram(): Command {
   const program = new Command('pacs')
@@ -62,6 +64,8 @@ export function buildProgram(): Command {
   registerMoveCommand(program);
   registerGetCommand(program);
   registerJobsCommand(program);
+  registerWorklistCommand(program);
+  registerMppsCommand(program);
 
   return program;
 }

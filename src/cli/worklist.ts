@@ -1,0 +1,402 @@
+/**
+ * `pacs worklist`: the Modality Worklist from both sides.
+ *
+ *   pacs worklist [--aet A] [--aec B] HOST PORT [-k KEY=VALUE]... [--json]
+ *     queries a worklist SCP as a modality does (C-FIND, PS3.4 K.4); keys inside the Scheduled
+ *     Procedure Step Sequence are written as findscu writes them:
+ *     -k ScheduledProcedureStepSequence[0].Modality=CT. The usual return keys are always asked for.
+ *   pacs worklist import [--data DIR | --db URL] FILE...   items from DICOM (*.wl) or DICOM JSON
+ *   pacs worklist ls     [--data DIR | --db URL] [filters] [--json]
+ *   pacs worklist rm     [--data DIR | --db URL] [ID...] [filters] [--all]
+ *     work on the index directly, also while the server runs (it reads the index per query).
+ *
+ * An import checks every item first and stores all of them in one transaction, or none: each bad
+ * item is one line on standard error.
+ */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { openWorklistStore } from '../archive/worklist/open.js';
+import type { ItemSelector, WorklistItem } from '../archive/worklist/worklist-store.js';
+import { PacsError, UsageError } from '../core/errors.js';
+import { DataSet } from '../dicom/dataset.js';
+import { keywordOf, TAG } from '../dicom/dictionary.js';
+import { toDicomJson } from '../dicom/json.js';
+import { formatTag, type Tag } from '../dicom/tag.js';
+import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
+import {
+  buildIdentifier,
+  type KeyAssignment,
+  parseKeyAssignment,
+} from '../services/query-retrieve/find-scu.js';
+import { readWorklistFiles } from '../services/worklist/import.js';
+import { queryWorklist, WORKLIST_FIND_CONTEXT, withModalityReturnKeys } from '../services/worklist/scu.js';
+import {
+  addConnectionOptions,
+  type ConnectionFlags,
+  describeNetworkFailure,
+  parseConnection,
+  requestorFor,
+} from './common.js';
+
+interface QueryFlags extends ConnectionFlags {
+  key: string[];
+  json?: boolean;
+}
+
+interface IndexFlags {
+  data?: string;
+  db?: string;
+}
+
+interface SelectFlags extends IndexFlags {
+  accession?: string;
+  patientId?: string;
+  study?: string;
+  status?: string;
+  json?: boolean;
+  all?: boolean;
+}
+
+const repeatable = (value: string, previous: string[]): string[] => [...previous, value];
+
+function addIndexOptions(command: Command): Command {
+  return command
+    .option('--data <dir>', 'data folder whose index is used (default ./data)')
+    .option(
+      '--db <url>',
+      'index database: sqlite:PATH or postgres://... (default: SQLite in the data folder)',
+    );
+}
+
+function addSelectOptions(command: Command): Command {
+  return command
+    .option('--accession <number>', 'only items with this Accession Number')
+    .option('--patient-id <id>', 'only items with this Patient ID')
+    .option('--study <uid>', 'only items with this Study Instance UID')
+    .option('--status <status>', 'only items with this Scheduled Procedure Step Status');
+}
+
+export function registerWorklistCommand(program: Command): void {
+  const worklist = addConnectionOptions(
+    program
+      .command('worklist')
+      .description('query a Modality Worklist SCP (C-FIND), or manage the worklist items of the index'),
+  )
+    .option(
+      '-k, --key <key=value>',
+      'a query key, repeatable (findscu syntax, sequence items included)',
+      repeatable,
+      [],
+    )
+    .option('--json', 'print the matches as a DICOM JSON array')
+    .action(async (host: string, port: string, flags: QueryFlags) => {
+      await runQuery(host, port, flags);
+    });
+
+  addIndexOptions(
+    worklist
+      .command('import')
+      .description(
+        'import worklist items from DICOM files (*.wl, as wlmscpfs keeps them) or DICOM JSON; all or none',
+      ),
+  )
+    .argument('<path...>', 'files and folders (folders: *.wl, *.dcm, *.json, also .gz)')
+    .option('--json', 'print a machine-readable report')
+    .action(async (paths: string[], flags: IndexFlags & { json?: boolean }, command: Command) => {
+      await runImport(paths, { ...flags, json: flags.json ?? jsonOfParent(command) });
+    });
+
+  addSelectOptions(
+    addIndexOptions(worklist.command('ls').description('list the worklist items of the index')),
+  )
+    .option('--json', 'print the items as a JSON array (id, status, DICOM JSON data set)')
+    .action(async (flags: SelectFlags, command: Command) => {
+      await runList({ ...flags, json: flags.json ?? jsonOfParent(command) });
+    });
+
+  addSelectOptions(
+    addIndexOptions(
+      worklist.command('rm').description('remove worklist items from the index (by id or filter)'),
+    ),
+  )
+    .argument('[id...]', 'item ids, as `pacs worklist ls` shows them')
+    .option('--all', 'every item')
+    .action(async (ids: string[], flags: SelectFlags) => {
+      await runRemove(ids, flags);
+    });
+}
+
+/**
+ * Commander gives an option the parent command shares to the parent wherever it is written, unless
+ * the whole program has positional options: `pacs worklist ls --json` sets the query's --json.
+ */
+function jsonOfParent(command: Command): boolean | undefined {
+  return (command.parent?.opts() as { json?: boolean } | undefined)?.json;
+}
+
+// --- the index -----------------------------------------------------------------------------------
+
+function indexUrl(flags: IndexFlags): string {
+  if (flags.db !== undefined && flags.data !== undefined)
+    throw new UsageError('give --data or --db, not both');
+  if (flags.db !== undefined) {
+    if (!flags.db.startsWith('sqlite:') && !/^postgres(ql)?:\/\//.test(flags.db))
+      throw new UsageError(`--db: expected sqlite:PATH or postgres://..., got ${JSON.stringify(flags.db)}`);
+    return flags.db;
+  }
+  return `sqlite:${join(flags.data ?? './data', 'index.sqlite')}`;
+}
+
+function selectorOf(flags: SelectFlags, ids: readonly string[] = []): ItemSelector {
+  const numbers = ids.map((id) => {
+    if (!/^\d+$/.test(id)) throw new UsageError(`item id: expected a number, got ${JSON.stringify(id)}`);
+    return Number(id);
+  });
+  return {
+    ...(numbers.length > 0 ? { ids: numbers } : {}),
+    ...(flags.accession !== undefined ? { accessionNumber: flags.accession } : {}),
+    ...(flags.patientId !== undefined ? { patientId: flags.patientId } : {}),
+    ...(flags.study !== undefined ? { studyInstanceUid: flags.study } : {}),
+    ...(flags.status !== undefined ? { status: flags.status } : {}),
+    ...(flags.all ? { all: true } : {}),
+  };
+}
+
+async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }): Promise<void> {
+  const url = indexUrl(flags);
+  const read = await readWorklistFiles(paths);
+  if (read.errors.length > 0) {
+    for (const line of read.errors) process.stderr.write(`pacs: ${line}\n`);
+    throw new PacsError(
+      'ERR_WORKLIST_IMPORT',
+      `nothing imported: ${read.errors.length} input${read.errors.length === 1 ? ' is' : 's are'} not valid (see above)`,
+    );
+  }
+  if (read.items.length === 0)
+    throw new PacsError('ERR_WORKLIST_IMPORT', `no worklist items in ${paths.join(', ')}`);
+  const { store, close } = await openWorklistStore(url);
+  try {
+    const report = await store.putItems(read.items.map((i) => i.item));
+    if (flags.json)
+      process.stdout.write(
+        `${JSON.stringify({ added: report.added, replaced: report.replaced, items: read.items.map((i, n) => ({ id: report.ids[n], source: i.source })) }, null, 2)}\n`,
+      );
+    else
+      process.stdout.write(
+        `imported ${read.items.length} worklist item${read.items.length === 1 ? '' : 's'} (${report.added} added, ${report.replaced} replaced)\n`,
+      );
+  } finally {
+    await close();
+  }
+}
+
+async function runList(flags: SelectFlags): Promise<void> {
+  const { store, close } = await openWorklistStore(indexUrl(flags));
+  try {
+    const selector = selectorOf(flags);
+    const items: WorklistItem[] = [];
+    for await (const item of store.listItems(Object.keys(selector).length > 0 ? selector : { all: true }))
+      items.push(item);
+    if (flags.json) {
+      const out = [];
+      for (const i of items)
+        out.push({
+          id: i.id,
+          status: i.status,
+          mpps: (await store.mppsOfItem(i.id)).map((m) => m.sopInstanceUid),
+          dataSet: i.dataSet,
+        });
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      return;
+    }
+    const heads = [
+      'ID',
+      'ACCESSION',
+      'PATIENT ID',
+      'PATIENT NAME',
+      'MODALITY',
+      'STATION AE',
+      'START',
+      'STEP ID',
+      'STATUS',
+    ];
+    const rows = items.map((i) => [
+      String(i.id),
+      i.accessionNumber ?? '',
+      i.patientId ?? '',
+      i.patientName ?? '',
+      i.modality ?? '',
+      i.stationAeTitles.join('\\'),
+      `${i.startDate ?? ''} ${(i.startTime ?? '').slice(0, 6)}`.trim(),
+      i.scheduledProcedureStepId,
+      i.status ?? '',
+    ]);
+    process.stdout.write(table(heads, rows, `${items.length} item${items.length === 1 ? '' : 's'}`));
+  } finally {
+    await close();
+  }
+}
+
+async function runRemove(ids: string[], flags: SelectFlags): Promise<void> {
+  const selector = selectorOf(flags, ids);
+  if (Object.keys(selector).length === 0)
+    throw new UsageError(
+      'rm: give item ids, a filter (--accession, --patient-id, --study, --status) or --all',
+    );
+  const { store, close } = await openWorklistStore(indexUrl(flags));
+  try {
+    const n = await store.removeItems(selector);
+    process.stdout.write(`removed ${n} worklist item${n === 1 ? '' : 's'}\n`);
+  } finally {
+    await close();
+  }
+}
+
+// --- the query -----------------------------------------------------------------------------------
+
+async function runQuery(host: string, portText: string, flags: QueryFlags): Promise<void> {
+  const conn = parseConnection(host, portText, flags);
+  const assignments: KeyAssignment[] = [];
+  for (const k of flags.key) {
+    const parsed = parseKeyAssignment(k);
+    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
+    assignments.push(parsed.value);
+  }
+  const keys = withModalityReturnKeys(buildIdentifier(assignments, new DataSet()));
+  const fail = (reason: string): never => {
+    throw new PacsError('ERR_WORKLIST', `worklist C-FIND to ${conn.target}: ${reason}`);
+  };
+  const opened = await requestorFor(conn).connect({
+    host: conn.host,
+    port: conn.port,
+    calledAeTitle: conn.calledAeTitle,
+    contexts: [WORKLIST_FIND_CONTEXT],
+    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
+  });
+  if (!opened.ok) return fail(describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds));
+  const assoc = opened.value;
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.once('SIGINT', onSigint);
+  const rows: DataSet[] = [];
+  const out = process.stdout;
+  let first = true;
+  if (flags.json) out.write('[');
+  let result: Awaited<ReturnType<typeof queryWorklist>>;
+  try {
+    result = await queryWorklist(assoc, keys, {
+      signal: cancel.signal,
+      onMatch: (ds) => {
+        if (!flags.json) {
+          rows.push(ds);
+          return;
+        }
+        out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
+        first = false;
+      },
+    });
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    if (flags.json) out.write(first ? ']\n' : '\n]\n');
+  }
+  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (!result.ok) {
+    if (result.error.code === 'ERR_NO_CONTEXT') return fail('the peer does not serve the Modality Worklist');
+    return fail(describeNetworkFailure(result.error, conn.useTls, conn.timeoutSeconds));
+  }
+  const { status, errorComment, offendingElements, matches } = result.value;
+  if (!flags.json && (statusCategory(status) === 'success' || status === Status.Cancel))
+    out.write(worklistTable(rows, matches));
+  if (statusCategory(status) === 'success') return;
+  if (status === Status.Cancel) return fail(`cancelled after ${matches} matches (${describeStatus(status)})`);
+  const why = errorComment !== undefined ? `: ${errorComment}` : '';
+  const offending =
+    offendingElements !== undefined && offendingElements.length > 0
+      ? ` [${offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
+      : '';
+  return fail(`status ${describeStatus(status)}${why}${offending}`);
+}
+
+const MAX_CELL = 40;
+
+function cellOf(ds: DataSet | undefined, tag: Tag): string {
+  const e = ds?.get(tag);
+  if (ds === undefined || e === undefined) return '';
+  if (Array.isArray(e.value)) return e.value.length === 0 ? '' : `(${e.value.length} items)`;
+  let text: string;
+  try {
+    text = ds.strings(tag).join('\\');
+  } catch {
+    text = '(?)';
+  }
+  text = text.replace(/[\r\n\t]+/g, ' ');
+  return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 3)}...` : text;
+}
+
+const ITEM_COLUMNS: readonly Tag[] = [
+  TAG.AccessionNumber,
+  TAG.PatientName,
+  TAG.PatientID,
+  TAG.RequestedProcedureDescription,
+];
+const STEP_COLUMNS: readonly Tag[] = [
+  TAG.Modality,
+  TAG.ScheduledStationAETitle,
+  TAG.ScheduledProcedureStepStartDate,
+  TAG.ScheduledProcedureStepStartTime,
+  TAG.ScheduledProcedureStepID,
+  TAG.ScheduledProcedureStepStatus,
+];
+
+/** The answers as a table: the item's and its scheduled step's main attributes, then a count. */
+function worklistTable(rows: readonly DataSet[], matches: number): string {
+  const heads = [
+    'ACCESSION',
+    'PATIENT NAME',
+    'PATIENT ID',
+    'PROCEDURE',
+    'MODALITY',
+    'STATION AE',
+    'DATE',
+    'TIME',
+    'STEP ID',
+    'STATUS',
+  ];
+  const cells = rows.map((r) => {
+    const step = r.sequence(TAG.ScheduledProcedureStepSequence)?.[0];
+    return [...ITEM_COLUMNS.map((t) => cellOf(r, t)), ...STEP_COLUMNS.map((t) => cellOf(step, t))];
+  });
+  return table(heads, cells, `${matches} match${matches === 1 ? '' : 'es'}`);
+}
+
+/** Display width (East Asian wide characters count two columns). */
+function width(text: string): number {
+  let w = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    w +=
+      cp >= 0x1100 &&
+      (cp <= 0x115f ||
+        (cp >= 0x2e80 && cp <= 0xa4cf) ||
+        (cp >= 0xac00 && cp <= 0xd7a3) ||
+        (cp >= 0xf900 && cp <= 0xfaff) ||
+        (cp >= 0xfe30 && cp <= 0xfe4f) ||
+        (cp >= 0xff00 && cp <= 0xff60) ||
+        (cp >= 0xffe0 && cp <= 0xffe6) ||
+        cp >= 0x20000)
+        ? 2
+        : 1;
+  }
+  return w;
+}
+
+function table(heads: readonly string[], rows: readonly string[][], footer: string): string {
+  if (rows.length === 0) return `${footer}\n`;
+  const widths = heads.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c + ' '.repeat(Math.max(0, (widths[i] ?? 0) - width(c))))
+      .join('  ')
+      .trimEnd();
+  return `${[line(heads), ...rows.map(line)].join('\n')}\n${footer}\n`;
+}
