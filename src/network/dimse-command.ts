@@ -227,7 +227,7 @@ export function truncateErrorComment(text: string): string {
 
 /** The text of a string element: first value, padding removed (PS3.5 6.2; AE also loses leading spaces). */
 function decodeText(buf: Buffer, start: number, end: number, kind: FieldKind): string | undefined {
-  let text = String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+  let text = buf.toString('latin1', start, end);
   const sep = text.indexOf('\\');
   if (sep >= 0) text = text.slice(0, sep);
   let stop = text.length;

@@ -396,12 +396,15 @@ export class DimseAssociation implements RequestSender {
       this.closedError = e as Error;
       current?.channel?.fail(e as Error);
     } finally {
-      const error = this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association ended');
-      current?.channel?.fail(error);
-      for (const q of this.waiting.values()) q.fail(error);
-      this.waiting.clear();
-      for (const c of this.active.values()) c.cancel(error);
-      await Promise.allSettled([...this.handlers]);
+      // Made only when someone is left to tell: an Error's stack trace costs more than a C-ECHO.
+      if (current?.channel || this.waiting.size > 0 || this.active.size > 0) {
+        const error = this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association ended');
+        current?.channel?.fail(error);
+        for (const q of this.waiting.values()) q.fail(error);
+        this.waiting.clear();
+        for (const c of this.active.values()) c.cancel(error);
+      }
+      if (this.handlers.size > 0) await Promise.allSettled([...this.handlers]);
     }
   }
 
