@@ -222,8 +222,21 @@ const logSchema = section({
   targets: list(logTarget).default([{ type: 'stdout', format: 'auto' }]),
 }) satisfies z.ZodType<LoggerOptions, z.ZodTypeDef, unknown>;
 
+// The Storage service and the archive (ISSUE 4): what happens to duplicates, how durable a
+// write is before success, and the free-space floor under which C-STORE answers A700.
+const storageSchema = section({
+  duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),
+  durability: oneOf(['fsync', 'none']).default('fsync'),
+  minFreeMegabytes: integer(0, 1_000_000).default(64),
+  /** Extra (private) SOP Class UIDs to accept besides every storage SOP class of the registry. */
+  extraSopClasses: list(z.string(expecting('a UID')).regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/)).default(
+    [],
+  ),
+});
+
 const configSchema = section({
   server: serverSchema.default({}),
+  storage: storageSchema.default({}),
   data: section({ dir: nonEmpty('a folder path').default('./data') }).default({}),
   // Unset: an SQLite file in the data folder.
   db: section({ url: dbUrl.optional() }).default({}),

@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
+import { type Archive, openArchive } from '../archive/archive.js';
 import { type Config, splitCallingAet } from '../core/config.js';
 import { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -84,13 +85,18 @@ export async function startServer(
     );
   }
 
+  const opened = await openServerArchive(config, logger);
+  if (!opened.ok) return opened;
+  const archive = opened.value;
+
   const services: DimseService[] = [];
   for (const factory of options.services ?? SERVER_SERVICES) {
-    const service = factory({ config, logger });
+    const service = factory({ config, logger, archive });
     try {
       await service.start?.();
     } catch (e) {
       await stopServices(services, logger);
+      await archive.close();
       return err(new PacsError('ERR_SERVER_START', `service ${service.name} failed to start: ${message(e)}`));
     }
     services.push(service);
@@ -140,6 +146,7 @@ export async function startServer(
     } catch (e) {
       await Promise.all(listening.map((l) => l.dicom.close(0)));
       await stopServices(services, logger);
+      await archive.close();
       const where = `${server.host}:${item.port}`;
       return err(new PacsError('ERR_SERVER_START', `cannot listen on ${where}: ${describeListenError(e)}`));
     }
@@ -174,6 +181,7 @@ export async function startServer(
     // Association end lines are logged from promise callbacks; let them run before "stopped".
     await new Promise((resolve) => setImmediate(resolve));
     await stopServices(services, logger);
+    await archive.close();
     logger.info('server stopped');
   };
   return ok({
@@ -204,6 +212,38 @@ export async function startServer(
       return Promise.all(listening.map((l) => l.dicom.close(0))).then(() => pending);
     },
   });
+}
+
+/**
+ * Opens the archive of the data folder (the index: `db.url`, else SQLite in the folder) and
+ * repairs what a crash may have left before any association is accepted (ISSUE 4: start-up reconcile).
+ */
+async function openServerArchive(config: Config, logger: Logger): Promise<Result<Archive, PacsError>> {
+  let archive: Archive;
+  try {
+    archive = await openArchive({
+      dataDir: config.data.dir,
+      ...(config.db.url !== undefined ? { dbUrl: config.db.url } : {}),
+      durability: config.storage.durability,
+      minFreeBytes: config.storage.minFreeMegabytes * 1024 * 1024,
+      duplicatePolicy: config.storage.duplicatePolicy,
+      logger,
+    });
+  } catch (e) {
+    return err(new PacsError('ERR_SERVER_START', `cannot open the archive: ${message(e)}`));
+  }
+  try {
+    const report = await archive.reconcile();
+    const repaired =
+      report.tempFilesRemoved + report.filesIndexed + report.duplicateFilesRemoved + report.rowsRemoved;
+    if (repaired > 0 || report.unreadableFiles.length > 0)
+      logger.warn({ reconcile: report }, 'archive repaired at start-up');
+    else logger.debug({ reconcile: report }, 'archive checked');
+  } catch (e) {
+    await archive.close();
+    return err(new PacsError('ERR_SERVER_START', `archive start-up check failed: ${message(e)}`));
+  }
+  return ok(archive);
 }
 
 async function prepareDataDir(dir: string): Promise<Result<void, PacsError>> {

@@ -4,15 +4,18 @@
  * composition root hands it; services that need the archive get it through this context once the
  * archive is opened here.
  */
+import type { Archive } from '../archive/archive.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
+import { storageService } from '../services/storage/scp.js';
 import { verificationService } from '../services/verification/scp.js';
 
-/** What a service factory may use: the validated configuration and the server's logger. */
+/** What a service factory may use: the validated configuration, the server's logger, the archive. */
 export interface ServiceContext {
   readonly config: Config;
   readonly logger: Logger;
+  readonly archive: Archive;
 }
 
 export type ServiceFactory = (context: ServiceContext) => DimseService;
@@ -21,4 +24,5 @@ export type ServiceFactory = (context: ServiceContext) => DimseService;
 export const SERVER_SERVICES: readonly ServiceFactory[] = [
   // Verification (C-ECHO) is always on.
   () => verificationService(),
+  ({ archive, config }) => storageService({ archive, extraSopClasses: config.storage.extraSopClasses }),
 ];

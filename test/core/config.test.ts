@@ -49,6 +49,7 @@ describe('defaults', () => {
         allowedCallingAets: [],
         tls: { requireClientCert: false },
       },
+      storage: { duplicatePolicy: 'keep', durability: 'fsync', minFreeMegabytes: 64, extraSopClasses: [] },
       data: { dir: './data' },
       db: {},
       peers: [],
