@@ -7,6 +7,7 @@ import { ConfigError, PacsError } from '../core/errors.js';
 import { convertFile } from '../dicom/convert.js';
 import { toDicomJson } from '../dicom/json.js';
 import { readDicomFile } from '../dicom/reader.js';
+import { registerArchiveCommand } from './archive.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
 import { registerFindCommand } from './find.js';
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   registerJobsCommand(program);
   registerWorklistCommand(program);
   registerMppsCommand(program);
+  registerArchiveCommand(program);
 
   return program;
 }

@@ -1,0 +1,204 @@
+/**
+ * `pacs archive reindex`: the start-up reconcile of `pacs server` on demand (ISSUE 4): removes
+ * leftover temporary files, indexes object files that have no index row, removes files whose SOP
+ * Instance UID is indexed under another file, and removes index rows whose file is missing.
+ *
+ * It may run beside a server that uses the same data folder and index: files younger than the
+ * grace period (default 10 minutes) are left alone, as they may be objects in flight (a
+ * temporary file being received, an object renamed into place and not yet indexed). Rows are only
+ * removed when their file is missing, which a running server never causes for an acknowledged object.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { type Archive, openArchive } from '../archive/archive.js';
+import { parseIndexUrl } from '../archive/index/open.js';
+import type { ReconcileProgress, ReconcileReport } from '../archive/reconcile.js';
+import { PacsError, UsageError } from '../core/errors.js';
+import { integerFlag } from './common.js';
+
+interface ReindexFlags {
+  data?: string;
+  db?: string;
+  grace: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** The --json report: the reconcile report, where, and how long it took. */
+export interface ReindexReport extends ReconcileReport {
+  readonly dataDir: string;
+  /** Repairs made: temporary files, files indexed, duplicate files and rows removed. */
+  readonly repaired: number;
+  readonly seconds: number;
+}
+
+/** Default grace: longer than the server's default idle timeout (300 s), so a stalled transfer's temp file survives. */
+const DEFAULT_GRACE_SECONDS = 600;
+
+export function registerArchiveCommand(program: Command): void {
+  const archive = program.command('archive').description('maintenance of an archive (data folder and index)');
+  archive
+    .command('reindex')
+    .description('bring the index and the object files back in agreement (what pacs server does at start-up)')
+    .option('--data <dir>', 'the data folder (default ./data)')
+    .option(
+      '--db <url>',
+      'index database: sqlite:PATH or postgres://... (default: SQLite in the data folder)',
+    )
+    .option(
+      '--grace <seconds>',
+      'leave temporary and unindexed files younger than this alone (a running server may be writing them); 0 when no server runs',
+      String(DEFAULT_GRACE_SECONDS),
+    )
+    .option('--json', 'print the report as JSON on standard output')
+    .option('--verbose', 'also print one line per object file indexed')
+    .action(async (flags: ReindexFlags) => {
+      await reindex(flags);
+    });
+}
+
+async function reindex(flags: ReindexFlags): Promise<void> {
+  const graceSeconds = integerFlag('--grace', flags.grace, 0, 10 * 365 * 86400);
+  if (flags.db !== undefined) {
+    try {
+      parseIndexUrl(flags.db);
+    } catch (e) {
+      throw new UsageError(`--db: ${(e as Error).message}`);
+    }
+  }
+  const dataDir = flags.data ?? './data';
+  // Reindexing must not create an empty archive where there is none (a mistyped --data).
+  if (!isDirectory(dataDir)) throw new PacsError('ERR_ARCHIVE', `no data folder at ${dataDir}`);
+  if (!isDirectory(join(dataDir, 'objects')) && !existsSync(join(dataDir, 'index.sqlite')))
+    throw new PacsError('ERR_ARCHIVE', `${dataDir} is not an archive's data folder (no objects/ in it)`);
+
+  const bar = new ProgressBar(process.stderr);
+  const logger = pino(
+    { level: flags.verbose ? 'info' : 'warn', base: null, timestamp: false },
+    { write: (line: string) => bar.print(describeLogLine(line)) },
+  );
+  let archive: Archive;
+  try {
+    archive = await openArchive({
+      dataDir,
+      ...(flags.db !== undefined ? { dbUrl: flags.db } : {}),
+      // The floor only matters to new objects; reindex writes none.
+      minFreeBytes: 0,
+      logger,
+    });
+  } catch (e) {
+    throw new PacsError('ERR_ARCHIVE', `cannot open the archive: ${(e as Error).message}`);
+  }
+  const started = performance.now();
+  let report: ReconcileReport;
+  try {
+    let total = await archive.index.countInstances();
+    report = await archive.reconcile({
+      graceMs: graceSeconds * 1000,
+      onProgress: (p) => {
+        total = Math.max(total, p.filesChecked);
+        bar.update(p, total);
+      },
+    });
+  } catch (e) {
+    bar.clear();
+    throw new PacsError('ERR_ARCHIVE', `reindex of ${dataDir} failed: ${(e as Error).message}`);
+  } finally {
+    await archive.close();
+  }
+  bar.clear();
+  const repaired =
+    report.tempFilesRemoved + report.filesIndexed + report.duplicateFilesRemoved + report.rowsRemoved;
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.json) {
+    const full: ReindexReport = { dataDir, ...report, repaired, seconds: Number(seconds.toFixed(3)) };
+    process.stdout.write(`${JSON.stringify(full, null, 2)}\n`);
+  } else process.stdout.write(`${summary(dataDir, report, repaired, seconds)}\n`);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function summary(dataDir: string, r: ReconcileReport, repaired: number, seconds: number): string {
+  const n = (count: number, one: string, many = `${one}s`) => `${count} ${count === 1 ? one : many}`;
+  const head = `reindex of ${dataDir}: ${n(r.filesChecked, 'file')} and ${n(r.rowsChecked, 'index row')} checked in ${seconds.toFixed(1)} s`;
+  if (repaired === 0 && r.unreadableFiles.length === 0) return `${head}; nothing to repair`;
+  const parts = [
+    r.tempFilesRemoved > 0 ? `${n(r.tempFilesRemoved, 'temporary file')} removed` : '',
+    r.filesIndexed > 0 ? `${n(r.filesIndexed, 'file')} indexed` : '',
+    r.duplicateFilesRemoved > 0 ? `${n(r.duplicateFilesRemoved, 'duplicate file')} removed` : '',
+    r.rowsRemoved > 0 ? `${n(r.rowsRemoved, 'row')} without a file removed` : '',
+    r.unreadableFiles.length > 0 ? `${n(r.unreadableFiles.length, 'unreadable file')} left in place` : '',
+  ].filter((p) => p !== '');
+  return `${head}; ${parts.join(', ')}`;
+}
+
+/** A pino JSON line as "pacs: warning: message (path, SOP Instance UID)". */
+function describeLogLine(line: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return `pacs: ${line.trimEnd()}`;
+  }
+  const level = typeof entry['level'] === 'number' ? entry['level'] : 30;
+  const label = level >= 50 ? 'error: ' : level >= 40 ? 'warning: ' : '';
+  const details = ['path', 'sopInstanceUid', 'indexedPath', 'missingPath', 'reason', 'count']
+    .filter((k) => entry[k] !== undefined)
+    .map((k) => `${k} ${String(entry[k])}`);
+  const err = entry['err'] as { message?: unknown } | undefined;
+  if (typeof err?.message === 'string') details.push(err.message);
+  return `pacs: ${label}${String(entry['msg'] ?? '')}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
+}
+
+/** Files checked / total and a bar on standard error when it is a terminal (at most 10 redraws a second). */
+class ProgressBar {
+  private readonly enabled: boolean;
+  private drawn = false;
+  private lastDraw = 0;
+  private last: { p: ReconcileProgress; total: number } | undefined;
+
+  constructor(private readonly out: NodeJS.WriteStream) {
+    this.enabled = out.isTTY === true;
+  }
+
+  update(p: ReconcileProgress, total: number): void {
+    this.last = { p, total };
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (p.phase !== 'done' && now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    this.draw();
+  }
+
+  /** A message line: the bar is cleared, the line written, the bar drawn again below it. */
+  print(line: string): void {
+    this.clear();
+    this.out.write(`${line}\n`);
+    if (this.enabled && this.last) this.draw();
+  }
+
+  clear(): void {
+    if (this.drawn) this.out.write('\r\x1b[K');
+    this.drawn = false;
+  }
+
+  private draw(): void {
+    if (!this.last) return;
+    const { p, total } = this.last;
+    const what = p.phase === 'temp' ? 'removing temporary files' : `${p.filesChecked}/${total} files checked`;
+    const width = Math.max(0, Math.min(30, (this.out.columns || 80) - what.length - 12));
+    const full = Math.round(Math.min(1, p.fraction) * width);
+    const bar = width > 0 ? ` [${'#'.repeat(full)}${'.'.repeat(width - full)}]` : '';
+    this.out.write(`\r\x1b[Kreindex${bar} ${what}`);
+    this.drawn = true;
+  }
+}
