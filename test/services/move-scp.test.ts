@@ -169,7 +169,7 @@ function identifier(level: string, keys: Record<number, string | string[]>): Dat
 }
 
 async function requestMove(
-  rig: Rig,
+  rig: Pick<Rig, 'port'>,
   destination: string,
   id: DataSet,
   options: {
@@ -472,5 +472,44 @@ describe('C-MOVE SCP (loopback)', () => {
     );
     assert.equal((ended?.result as { completed?: number } | undefined)?.completed, summary.instances);
     for (const r of rig.destination.received) assert.equal(r.command.moveOriginatorMessageId, 77);
+  });
+});
+
+describe('C-MOVE SCP with a job runner of its own', () => {
+  it('starts its runner with the service and stops it with the service', async () => {
+    const archive = await openArchive({ dataDir: tempDir('pacs-move-own-'), durability: 'none' });
+    const destination = new Destination();
+    await destination.start();
+    const service = moveService({
+      archive,
+      peers: [{ aet: 'DEST', host: '127.0.0.1', port: destination.port }],
+      runner: { pollMs: 50 },
+    });
+    await service.start?.();
+    const server = await new ApplicationEntity({ aeTitle: 'PACS' })
+      .addService(storageService({ archive }))
+      .addService(service)
+      .listen({ port: 0, host: '127.0.0.1' });
+    const port = server.address?.port ?? 0;
+    try {
+      const study = '1.2.826.0.1.3680043.8.498.7101';
+      await storeAll(
+        port,
+        writeCtSeries(tempDir('pacs-move-own-src-'), 3, { studyInstanceUid: study, rows: 16, columns: 16 }),
+      );
+      const { outcome } = await requestMove(
+        { port },
+        'DEST',
+        identifier('STUDY', { [TAG.StudyInstanceUID]: study }),
+      );
+      assert.equal(outcome.status, Status.Success);
+      assert.equal(outcome.completed, 3);
+      assert.equal(destination.received.length, 3);
+    } finally {
+      await server.close(1000);
+      await service.stop?.();
+      await destination.server?.close(1000);
+      await archive.close();
+    }
   });
 });

@@ -34,7 +34,8 @@ import {
   type JobStore,
   RetryableJobError,
 } from '../../archive/jobs/job.js';
-import type { JobContext, JobRunner } from '../../archive/jobs/runner.js';
+import { jobStoreFor } from '../../archive/jobs/open.js';
+import { type JobContext, JobRunner, type JobRunnerOptions } from '../../archive/jobs/runner.js';
 import type { ObjectStore } from '../../archive/store.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { DataSet } from '../../dicom/dataset.js';
@@ -83,8 +84,14 @@ export interface MoveServiceOptions {
   readonly archive: Pick<Archive, 'index' | 'store'>;
   /** The known destinations (the config's peers and --peer); a function is asked at each C-MOVE. */
   readonly peers: readonly MovePeer[] | (() => readonly MovePeer[]);
-  /** The runner of the job queue: 'move' jobs are registered on it (it must be started). */
-  readonly jobs: JobRunner;
+  /**
+   * The runner of the job queue: 'move' jobs are registered on it, and whoever made it starts and
+   * stops it. Without it the service runs a runner of its own on the archive's job store, started
+   * and stopped with the service.
+   */
+  readonly jobs?: JobRunner;
+  /** Settings of the runner made when `jobs` is not given. */
+  readonly runner?: JobRunnerOptions;
   /** The information models served (default all three). */
   readonly models?: readonly InformationModel[];
   /** Agree to relational retrieval when an SCU asks (default true). */
@@ -162,15 +169,31 @@ export function moveService(options: MoveServiceOptions): DimseService {
   const models = options.models ?? INFORMATION_MODELS;
   const classes = new Set(models.map((m) => m.sopClasses.move));
   const source = retrieveSource(options.archive.index);
-  options.jobs.register(MOVE_JOB, (ctx) => runMoveJob(options, source, ctx));
+  const own = options.jobs === undefined;
+  const jobs =
+    options.jobs ??
+    new JobRunner(jobStoreFor(options.archive.index), {
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...options.runner,
+    });
+  jobs.register(MOVE_JOB, (ctx) => runMoveJob(options, source, ctx));
   return {
     name: 'query-retrieve-move',
     sopClasses: models.map((m) => ({ uid: m.sopClasses.move })),
     transferSyntaxes: UNCOMPRESSED_TRANSFER_SYNTAXES,
     handlers: {
-      'C-MOVE': (ctx, identifier) => answerMove(options, source, ctx, identifier),
+      'C-MOVE': (ctx, identifier) => answerMove(options, jobs.store, source, ctx, identifier),
     },
     extendedNegotiation: retrieveNegotiation(classes, options.relationalRetrieval ?? true),
+    ...(own
+      ? {
+          start: async () => {
+            jobs.start();
+          },
+          // Moves still running go back to the queue: the next start resumes them.
+          stop: () => jobs.stop(),
+        }
+      : {}),
     health: async () => ({ ok: true }),
   };
 }
@@ -179,6 +202,7 @@ export function moveService(options: MoveServiceOptions): DimseService {
 
 async function* answerMove(
   options: MoveServiceOptions,
+  store: JobStore,
   source: RetrieveSource,
   ctx: RequestContext,
   identifier: DataSet,
@@ -222,7 +246,6 @@ async function* answerMove(
     lastPosition: summary.lastPosition,
     syntaxes: summary.syntaxes,
   };
-  const store = options.jobs.store;
   const job = await store.enqueue({
     kind: MOVE_JOB,
     payload,

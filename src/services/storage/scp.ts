@@ -54,6 +54,9 @@ export function storageService(options: StorageServiceOptions): DimseService {
     handlers: {
       'C-STORE': (ctx, data) => storeObject(archive, ctx, data),
     },
+    // A C-GET requestor takes the Storage SCP role by role selection (PS3.7 D.3.3.4) so that the
+    // Query/Retrieve C-GET SCP can send it its sub-operations; a storage SCU keeps the default.
+    requestorRoles: { scu: true, scp: true },
     health: async () => ({ ok: true }),
   };
 }
