@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DicomParseError } from '../../src/core/errors.js';
+import { DicomEncodeError, DicomParseError } from '../../src/core/errors.js';
 import {
   CommandField,
   commandName,
@@ -611,6 +611,32 @@ describe('DIMSE command set golden bytes', () => {
     assert.throws(() => decodeCommand(commandSet(messageId(1), noDataSet)), DicomParseError);
     const good = GOLDEN[0]?.bytes ?? new Uint8Array();
     assert.throws(() => decodeCommand(good.subarray(0, good.length - 3)), DicomParseError);
+  });
+});
+
+describe('encoder checks', () => {
+  it("takes the message ID given apart over the command's (a requestor does not copy the command)", () => {
+    const echo = GOLDEN[0] as Golden;
+    const { messageId: _, ...withoutId } = echo.command;
+    assert.equal(toHex(encodeCommand(withoutId, 1)), toHex(echo.bytes));
+    assert.equal(decodeCommand(encodeCommand(echo.command, 0x4242)).messageId, 0x4242);
+  });
+
+  it('refuses a US value out of range and text outside Latin-1 in an AE', () => {
+    assert.throws(
+      () => encodeCommand({ commandField: CommandField.C_ECHO_RQ, messageId: 0x10000, hasDataSet: false }),
+      DicomEncodeError,
+    );
+    assert.throws(
+      () =>
+        encodeCommand({
+          commandField: CommandField.C_MOVE_RQ,
+          messageId: 1,
+          moveDestination: '受信者',
+          hasDataSet: true,
+        }),
+      DicomEncodeError,
+    );
   });
 });
 

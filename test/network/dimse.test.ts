@@ -361,6 +361,24 @@ describe('multi-response handlers', () => {
     await client.release();
   });
 
+  it('gives requestOne the final response, past the pending ones', async () => {
+    const s = await setup();
+    s.hooks.find = async function* () {
+      for (let i = 0; i < 5; i++) yield { status: Status.Pending, dataSet: new DataSet() };
+      yield { status: Status.Success };
+    };
+    const client = await s.connect();
+    const r = await client.requestOne(
+      contextFor(client, FIND),
+      { commandField: CommandField.C_FIND_RQ, affectedSopClassUid: FIND, priority: 0, hasDataSet: true },
+      new DataSet(),
+    );
+    assert.equal(r.command.status, Status.Success);
+    assert.equal(r.command.messageIdBeingRespondedTo, client.lastMessageId);
+    assert.equal(unwrapOk(await echo(client)), Status.Success);
+    await client.release();
+  });
+
   it('stops a handler on C-CANCEL and answers 0xFE00', async () => {
     const s = await setup();
     let finished = false;
