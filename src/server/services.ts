@@ -5,11 +5,14 @@
  * archive is opened here.
  */
 import type { Archive } from '../archive/archive.js';
+import { worklistStoreOf } from '../archive/worklist/open.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
+import { mppsService } from '../services/mpps/scp.js';
 import { storageService } from '../services/storage/scp.js';
 import { verificationService } from '../services/verification/scp.js';
+import { worklistService } from '../services/worklist/scp.js';
 
 /** What a service factory may use: the validated configuration, the server's logger, the archive. */
 export interface ServiceContext {
@@ -25,4 +28,6 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   // Verification (C-ECHO) is always on.
   () => verificationService(),
   ({ archive, config }) => storageService({ archive, extraSopClasses: config.storage.extraSopClasses }),
+  ({ archive }) => worklistService({ worklist: worklistStoreOf(archive.index) }),
+  ({ archive }) => mppsService({ worklist: worklistStoreOf(archive.index) }),
 ];
