@@ -87,6 +87,14 @@ function stepOf(item: DicomJsonObject): DicomJsonObject | undefined {
     : undefined;
 }
 
+/** The Scheduled Station AE Titles of an item's step, as worklistColumns gives them, read from the JSON alone. */
+export function stationAeTitlesOf(item: DicomJsonObject): string[] {
+  const values = stepOf(item)?.[tagHex(TAG.ScheduledStationAETitle)]?.Value ?? [];
+  const out = new Set<string>();
+  for (const v of values) if (typeof v === 'string' && v.trim() !== '') out.add(v.trim());
+  return [...out];
+}
+
 /**
  * One data set per Scheduled Procedure Step: a copy of the item whose Scheduled Procedure Step
  * Sequence holds only that step (PS3.4 K.6: each worklist answer is one step). An item without

@@ -24,7 +24,7 @@ import { ArchiveError } from '../errors.js';
 import type { SqlEngine } from '../index/migrations.js';
 import { normalizePersonName } from '../index/person-name.js';
 import type { IndexDatabase } from '../index/schema.js';
-import { withStepStatus, worklistColumns } from './columns.js';
+import { stationAeTitlesOf, withStepStatus, worklistColumns } from './columns.js';
 import type { MppsInstanceTable, WorklistDatabase, WorklistItemTable } from './schema.js';
 import { candidateFilter } from './sql-conditions.js';
 import {
@@ -128,7 +128,7 @@ export class SqlWorklistStore implements WorklistStore {
   async getItem(id: number): Promise<WorklistItem | undefined> {
     const row = await this.db.selectFrom('worklist_item').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
-    return (await this.withAets(this.db, [row]))[0];
+    return this.itemsOf([row])[0];
   }
 
   async *listItems(selector: ItemSelector = { all: true }): AsyncIterable<WorklistItem> {
@@ -145,7 +145,7 @@ export class SqlWorklistStore implements WorklistStore {
         .orderBy('id')
         .limit(PAGE)
         .execute();
-      yield* await this.withAets(this.db, rows);
+      yield* this.itemsOf(rows);
       if (rows.length < PAGE) return;
       after = Number((rows[rows.length - 1] as Selectable<WorklistItemTable>).id);
     }
@@ -178,7 +178,7 @@ export class SqlWorklistStore implements WorklistStore {
         .orderBy('id')
         .limit(page)
         .execute();
-      for (const item of await this.withAets(this.db, rows)) {
+      for (const item of this.itemsOf(rows)) {
         if (options.signal?.aborted) return;
         yield item;
       }
@@ -292,30 +292,18 @@ export class SqlWorklistStore implements WorklistStore {
     return [...found.values()];
   }
 
-  private async withAets(conn: Db, rows: readonly Selectable<WorklistItemTable>[]): Promise<WorklistItem[]> {
-    if (rows.length === 0) return [];
-    const aets = await conn
-      .selectFrom('worklist_item_aet')
-      .select(['item_fk', 'aet'])
-      .where(
-        'item_fk',
-        'in',
-        rows.map((r) => Number(r.id)),
-      )
-      .execute();
-    const byItem = new Map<number, string[]>();
-    for (const a of aets) {
-      const list = byItem.get(Number(a.item_fk));
-      if (list) list.push(a.aet);
-      else byItem.set(Number(a.item_fk), [a.aet]);
-    }
-    return rows.map((row) => ({
-      ...columnsOf(row, byItem.get(Number(row.id)) ?? []),
-      id: Number(row.id),
-      dataSet: JSON.parse(row.header) as DicomJsonObject,
-      createdAt: new Date(row.created_at),
-      updatedAt: new Date(row.updated_at),
-    }));
+  /** The items of rows; the AE titles come from the data set (the AE title table is for matching). */
+  private itemsOf(rows: readonly Selectable<WorklistItemTable>[]): WorklistItem[] {
+    return rows.map((row) => {
+      const dataSet = JSON.parse(row.header) as DicomJsonObject;
+      return {
+        ...columnsOf(row, stationAeTitlesOf(dataSet)),
+        id: Number(row.id),
+        dataSet,
+        createdAt: new Date(row.created_at),
+        updatedAt: new Date(row.updated_at),
+      };
+    });
   }
 
   /** Runs `fn` in one transaction, again when it lost a race with another writer. */
