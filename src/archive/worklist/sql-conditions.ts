@@ -106,12 +106,11 @@ function valueFilter(
   if (spec.kind === 'aet') {
     const test = aetTest(c);
     if (test === undefined) return undefined;
-    return eb.exists(
-      eb
-        .selectFrom('worklist_item_aet as a')
-        .select('a.item_fk')
-        .whereRef('a.item_fk', '=', 'worklist_item.id')
-        .where(test),
+    // IN rather than a correlated EXISTS: both engines then start from the AE title index.
+    return eb(
+      'worklist_item.id',
+      'in',
+      eb.selectFrom('worklist_item_aet as a').select('a.item_fk').where(test),
     );
   }
   const column = spec.column;
@@ -119,7 +118,7 @@ function valueFilter(
     case 'text':
       if (c.kind === 'single') return eb(column, '=', c.value);
       if (c.kind === 'list') return eb(column, 'in', [...c.values]);
-      if (c.kind === 'wildcard') return like(column, toSqlLike(c.pattern).like);
+      if (c.kind === 'wildcard') return wildcard(column, c.pattern);
       return undefined;
     case 'date':
     case 'time':
@@ -139,8 +138,8 @@ function aetTest(c: MatchCondition): ((eb: AetEb) => Where) | undefined {
     return (eb) => eb('a.aet', '=', value);
   }
   if (c.kind === 'wildcard') {
-    const pattern = toSqlLike(c.pattern).like;
-    return () => like('a.aet', pattern);
+    const pattern = c.pattern;
+    return () => wildcard('a.aet', pattern);
   }
   return undefined;
 }
@@ -155,14 +154,25 @@ function personNameFilter(column: ItemColumn, c: MatchCondition): Where | undefi
   if (c.kind !== 'single' && c.kind !== 'wildcard') return undefined;
   const group = c.personName?.groups[0];
   if (group === undefined || group.includes('?')) return undefined;
-  // A single value has no "*" (it would be a wildcard condition): toSqlLike only escapes it.
-  const pattern = toSqlLike(group.toUpperCase()).like;
-  // The normal form is the group, then "=" and the other groups when the name has them.
-  return like(column, `${pattern}%`);
+  // The normal form is the group, then "=" and the other groups when the name has them. (A
+  // single value has no "*": it would be a wildcard condition.)
+  return wildcard(column, `${group.toUpperCase()}*`);
 }
 
-function like(column: string, pattern: string): Where {
-  return sql<SqlBool>`${sql.ref(column)} like ${pattern} escape ${SQL_LIKE_ESCAPE}`;
+/** Above every character: a text starting with P sorts below P + this in byte order. */
+const ABOVE_ALL = String.fromCodePoint(0x10ffff);
+
+/**
+ * A wild card pattern as LIKE, and when it starts with literal text also as the range of values
+ * starting with it, which an index serves (LIKE with ESCAPE, case-insensitive on SQLite, cannot).
+ * Both engines compare these columns in byte order (SQLite BINARY, PostgreSQL collate "C").
+ */
+function wildcard(column: string, pattern: string): Where {
+  const match = sql<SqlBool>`${sql.ref(column)} like ${toSqlLike(pattern).like} escape ${SQL_LIKE_ESCAPE}`;
+  const stop = pattern.search(/[*?]/);
+  const prefix = stop < 0 ? pattern : pattern.slice(0, stop);
+  if (prefix === '') return match;
+  return sql<SqlBool>`(${sql.ref(column)} >= ${prefix} and ${sql.ref(column)} < ${prefix + ABOVE_ALL} and ${match})`;
 }
 
 function between(
