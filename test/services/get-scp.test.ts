@@ -6,7 +6,15 @@
  * (0xA702 / 0xB000 and the list); C-CANCEL in the middle (0xFE00 with counts); 0xA900.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -241,6 +249,25 @@ describe('C-GET SCP (loopback)', () => {
     assert.ok(done >= 1 && done < bigFiles.length, `stopped part-way (${done})`);
     assert.equal(outcome.remaining, bigFiles.length - done);
     assert.equal(got.length, done);
+  });
+
+  it('a file changed on disk since it was archived fails alone instead of being sent', async () => {
+    const changed = files[2] as FileInfo;
+    const indexed = await archive.index.findInstance(changed.sopInstanceUid);
+    assert.ok(indexed);
+    appendFileSync(archive.store.absolutePath(indexed.path), Buffer.from([0, 0]));
+    const { outcome, got } = await requestGet(
+      identifier('IMAGE', {
+        [TAG.StudyInstanceUID]: study,
+        [TAG.SeriesInstanceUID]: series,
+        [TAG.SOPInstanceUID]: files.slice(1, 4).map((f) => f.sopInstanceUid),
+      }),
+    );
+    assert.equal(outcome.status, Status.SubOperationsCompleteWithFailures);
+    assert.deepEqual([outcome.completed, outcome.failed], [2, 1]);
+    assert.deepEqual(outcome.failedSopInstanceUids, [changed.sopInstanceUid]);
+    assert.match(outcome.errorComment ?? '', /^file changed on disk: \d+ bytes, indexed \d+/);
+    assert.equal(got.length, 2);
   });
 
   it('answers 0xA900 for a STUDY retrieve without Study Instance UID', async () => {

@@ -336,15 +336,26 @@ export interface SentInstance {
   readonly associationEnded?: 'peer' | 'reopen';
 }
 
-/** Sends one archived object with C-STORE on `assoc` (streamed from its file). */
+/**
+ * Sends one archived object with C-STORE on `assoc`, streamed from its file. The data set is sent
+ * as stored without parsing it again (verify off): the Storage SCP parsed it whole before the
+ * object was archived, and the file is never written after. A file whose size is no longer the
+ * indexed one (changed or cut on disk) fails instead of being sent.
+ */
 export async function sendInstance(
   assoc: DimseAssociation,
   item: PreparedInstance,
   options: StoreOptions = {},
 ): Promise<SentInstance> {
-  if (!item.file.ok)
-    return { outcome: 'failed', reason: `${item.instance.sopInstanceUid}: ${item.file.error.message}` };
-  const r = await storeFile(assoc, item.file.value, options);
+  const { instance, file } = item;
+  // The reason first: the Error Comment keeps 64 characters.
+  if (!file.ok) return { outcome: 'failed', reason: `${file.error.message} (${instance.sopInstanceUid})` };
+  if (file.value.size !== instance.size)
+    return {
+      outcome: 'failed',
+      reason: `file changed on disk: ${file.value.size} bytes, indexed ${instance.size} (${instance.sopInstanceUid})`,
+    };
+  const r = await storeFile(assoc, file.value, { verify: false, ...options });
   if (!r.ok) {
     const ended = !assoc.association.canSend;
     return {
