@@ -10,6 +10,8 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
 import { mppsService } from '../services/mpps/scp.js';
+import { getService } from '../services/query-retrieve/get-scp.js';
+import { moveService } from '../services/query-retrieve/move-scp.js';
 import { storageService } from '../services/storage/scp.js';
 import { verificationService } from '../services/verification/scp.js';
 import { worklistService } from '../services/worklist/scp.js';
@@ -30,4 +32,7 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   ({ archive, config }) => storageService({ archive, extraSopClasses: config.storage.extraSopClasses }),
   ({ archive }) => worklistService({ worklist: worklistStoreOf(archive.index) }),
   ({ archive }) => mppsService({ worklist: worklistStoreOf(archive.index) }),
+  ({ archive, config, logger }) =>
+    moveService({ archive, peers: config.peers, logger: logger.child({ service: 'move' }) }),
+  ({ archive }) => getService({ archive }),
 ];
