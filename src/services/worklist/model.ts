@@ -20,12 +20,10 @@
  *   there are none), and the type 2 ones (Referenced Study and Patient Sequence) are added empty
  *   to an item when it is imported without them.
  */
-
 import { splitScheduledSteps, worklistColumns } from '../../archive/worklist/columns.js';
 import { type DataElement, DataSet, defaultVR } from '../../dicom/dataset.js';
 import { lookupTag, TAG } from '../../dicom/dictionary.js';
-import type { DicomJsonObject } from '../../dicom/json.js';
-import { toDicomJson } from '../../dicom/json.js';
+import { type DicomJsonObject, toDicomJson } from '../../dicom/json.js';
 import {
   buildResponse,
   compiledQuery,
