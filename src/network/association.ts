@@ -1098,6 +1098,8 @@ export interface AcceptorEventMap {
 /** Listens for requestors and negotiates with each under the policy. */
 export class AssociationAcceptor extends EventEmitter<AcceptorEventMap> {
   private readonly live = new Set<UpperLayer>();
+  /** Established associations not yet closed: what the association limit counts (PS3.8 9.3.4 reason 2). */
+  private established = 0;
   private server: net.Server | undefined;
   private readonly log: NetworkLogger;
 
@@ -1136,11 +1138,17 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEventMap> {
     const remoteAddress = socket.remoteAddress;
     ul.negotiate = (rq) =>
       negotiateAsAcceptor(rq, this.options.policy, {
-        activeAssociations: this.live.size - 1,
+        // Only established associations count: connections still negotiating or being closed
+        // after a rejection must not take the places of the associations being served.
+        activeAssociations: this.established,
         peerHost: remoteAddress,
       });
     ul.onOutcome = (outcome) => {
       if (outcome.kind === 'established') {
+        this.established++;
+        void ul.closed.then(() => {
+          this.established--;
+        });
         const association = new Association(ul);
         this.log.info(
           {
