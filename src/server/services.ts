@@ -10,6 +10,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
 import { mppsService } from '../services/mpps/scp.js';
+import { findService } from '../services/query-retrieve/find-scp.js';
 import { getService } from '../services/query-retrieve/get-scp.js';
 import { moveService } from '../services/query-retrieve/move-scp.js';
 import { storageService } from '../services/storage/scp.js';
@@ -35,4 +36,5 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   ({ archive, config, logger }) =>
     moveService({ archive, peers: config.peers, logger: logger.child({ service: 'move' }) }),
   ({ archive }) => getService({ archive }),
+  ({ archive, logger }) => findService({ archive, logger: logger.child({ service: 'find' }) }),
 ];
