@@ -210,6 +210,20 @@ for (const engine of ALL_ENGINES) {
         assert.ok(failed?.finishedAt);
       }));
 
+    test('finished jobs older than a date are purged; others stay', () =>
+      withStore(engine, async (store, _index, clock) => {
+        const old = await store.enqueue({ kind: 'test', payload: 1 });
+        const young = await store.enqueue({ kind: 'test', payload: 2 });
+        const running = await store.enqueue({ kind: 'test', payload: 3 });
+        const queued = await store.enqueue({ kind: 'test', payload: 4, runAt: new Date(clock.t + 60_000) });
+        await store.claim(claimOptions({ limit: 3 }));
+        await store.finish(old.id, 'w1', { state: 'done', result: null });
+        clock.advance(10_000);
+        await store.finish(young.id, 'w1', { state: 'failed', error: 'x', result: null });
+        assert.equal(await store.purgeFinished(new Date(clock.t - 5_000)), 1);
+        assert.deepEqual(ids(await store.list()).sort(), [young.id, running.id, queued.id].sort());
+      }));
+
     test('cancel: a queued job fails at once, a running one is flagged for its runner', () =>
       withStore(engine, async (store) => {
         const queued = await store.enqueue({ kind: 'test', payload: null, priority: 5 });

@@ -145,6 +145,8 @@ export interface JobStore {
    * runner stops it. False when the job is over already or unknown.
    */
   requestCancel(id: number): Promise<boolean>;
+  /** Deletes done and failed jobs that ended before `before`; returns how many. */
+  purgeFinished(before: Date): Promise<number>;
   /** Reports a running job's progress to listeners of this process without writing it. */
   announceProgress(id: number, result: unknown): void;
   on<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void;

@@ -142,6 +142,16 @@ export class MemoryJobStore implements JobStore {
     return true;
   }
 
+  async purgeFinished(before: Date): Promise<number> {
+    let n = 0;
+    for (const [id, j] of this.jobs)
+      if ((j.state === 'done' || j.state === 'failed') && j.finishedAt !== null && j.finishedAt < before) {
+        this.jobs.delete(id);
+        n++;
+      }
+    return n;
+  }
+
   announceProgress(id: number, result: unknown): void {
     this.events.emit('progress', id, result);
   }

@@ -77,6 +77,8 @@ export interface JobRunnerOptions {
   readonly saveIntervalMs?: number;
   /** How long stop() waits for stopped handlers to return (default 10 s). */
   readonly stopGraceMs?: number;
+  /** Finished jobs older than this are deleted, checked hourly (default 7 days; 0 keeps them). */
+  readonly keepFinishedMs?: number;
   readonly logger?: JobLogger;
 }
 
@@ -110,6 +112,8 @@ export class JobRunner {
   private ticking = false;
   private again = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
+  private readonly keepFinishedMs: number;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly onEnqueued = (job: Job): void => {
     if (this.handlers.has(job.kind)) this.wake();
@@ -129,6 +133,7 @@ export class JobRunner {
     this.backoff = options.backoff ?? {};
     this.saveIntervalMs = options.saveIntervalMs ?? 1000;
     this.stopGraceMs = options.stopGraceMs ?? 10_000;
+    this.keepFinishedMs = options.keepFinishedMs ?? 7 * 24 * 3600_000;
     this.log = options.logger ?? silent;
   }
 
@@ -154,7 +159,22 @@ export class JobRunner {
     this.store.on('enqueued', this.onEnqueued);
     this.store.on('cancel', this.onCancel);
     this.wake();
+    if (this.keepFinishedMs > 0) {
+      void this.purge();
+      this.purgeTimer = setInterval(() => void this.purge(), 3600_000);
+      this.purgeTimer.unref();
+    }
     return this;
+  }
+
+  /** Deletes the finished jobs older than `keepFinishedMs` (every runner may do it: it is idempotent). */
+  private async purge(): Promise<void> {
+    try {
+      const n = await this.store.purgeFinished(new Date(Date.now() - this.keepFinishedMs));
+      if (n > 0) this.log.debug({ jobs: n }, 'finished jobs deleted');
+    } catch (e) {
+      this.log.warn({ err: describe(e) }, 'deleting finished jobs failed');
+    }
   }
 
   /** Starts a claim round soon. */
@@ -176,6 +196,7 @@ export class JobRunner {
       this.store.off('enqueued', this.onEnqueued);
       this.store.off('cancel', this.onCancel);
       if (this.pollTimer) clearTimeout(this.pollTimer);
+      if (this.purgeTimer) clearInterval(this.purgeTimer);
       for (const t of this.retryTimers) clearTimeout(t);
       const runs = [...this.active.values()];
       for (const r of runs) r.controller.abort(new JobStopped('shutdown'));

@@ -272,6 +272,15 @@ export class SqlJobStore implements JobStore {
     return owned;
   }
 
+  async purgeFinished(before: Date): Promise<number> {
+    const r = await this.db
+      .deleteFrom('job')
+      .where('state', 'in', ['done', 'failed'])
+      .where('finished_at', '<', before.toISOString())
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   announceProgress(id: number, result: unknown): void {
     this.events.emit('progress', id, result);
   }
