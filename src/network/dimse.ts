@@ -33,7 +33,7 @@ import {
 } from './dimse-command.js';
 import { Status, statusCategory } from './dimse-status.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
-import { AbortReason, AbortSource, type OutgoingPdv } from './pdu.js';
+import { AbortReason, AbortSource, type OutgoingPdv, type Pdv } from './pdu.js';
 import type {
   DimseHandlers,
   DimseResponse,
@@ -66,6 +66,11 @@ export interface DimseOptions {
   readonly log?: NetworkLogger;
   /** Longest wait for a response to a request we sent (ms); default none. */
   readonly responseTimeoutMs?: number;
+  /**
+   * Longest silence of the peer inside a message (between fragments of one command or data set),
+   * and longest wait for the peer to take what we send (ms). Default: the association's timeouts.dimseMs.
+   */
+  readonly dimseTimeoutMs?: number;
 }
 
 /** Counts kept per association for the log line and metrics. */
@@ -282,6 +287,7 @@ export class DimseAssociation implements RequestSender {
   private readonly services: ServiceLookup | undefined;
   private readonly log: NetworkLogger;
   private readonly responseTimeoutMs: number | undefined;
+  private readonly dimseMs: number | undefined;
   private nextMessageId = 1;
   private readonly waiting = new Map<number, ResponseQueue>();
   /** Requests being handled, by message ID: C-CANCEL aborts them. */
@@ -302,6 +308,9 @@ export class DimseAssociation implements RequestSender {
     this.services = options.services;
     this.log = options.log ?? silentLogger;
     this.responseTimeoutMs = options.responseTimeoutMs;
+    // The configured DIMSE timeout; the read loop arms the Upper Layer's timer with it mid-message.
+    this.dimseMs = options.dimseTimeoutMs ?? association.dimseTimeoutMs;
+    association.dimseTimeoutMs = undefined;
     // The read loop may be waiting for a slow handler rather than for the socket: tell handlers,
     // waiters and the channel at once that the association is gone.
     association.on('aborted', () => {
@@ -332,7 +341,21 @@ export class DimseAssociation implements RequestSender {
     let commandContext = 0;
     let current: InboundMessage | undefined;
     try {
-      for await (const pdv of this.association.pdvs()) {
+      // The DIMSE timeout covers a peer that stalls inside a message, not the wait between
+      // messages (that is the idle timeout): the Upper Layer's timer is armed only mid-message.
+      const source = this.association.pdvs();
+      const midMessage = (): boolean => commandParts.length > 0 || current !== undefined;
+      const timed: AsyncIterable<Pdv> = {
+        [Symbol.asyncIterator]: () => ({
+          next: () => {
+            this.association.dimseTimeoutMs = midMessage() ? this.dimseMs : undefined;
+            return source.next();
+          },
+          return: (value?: unknown) =>
+            source.return?.(value) ?? Promise.resolve({ value: undefined, done: true }),
+        }),
+      };
+      for await (const pdv of timed) {
         this.stats.bytesReceived += pdv.data.length;
         if (pdv.isCommand) {
           if (current)
@@ -726,7 +749,7 @@ export class DimseAssociation implements RequestSender {
    */
   private sendPdv(pdv: OutgoingPdv): Promise<void> {
     const sending = this.association.sendPData([pdv]);
-    const ms = this.association.dimseTimeoutMs;
+    const ms = this.dimseMs;
     if (ms === undefined) return sending;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

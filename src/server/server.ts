@@ -102,11 +102,11 @@ export async function startServer(
     services.push(service);
   }
 
-  // dimseTimeoutSeconds is not given to the Upper Layer: its DIMSE timer also runs while the
-  // read loop waits between messages, so on an acceptor it would cut every association idle for
-  // longer, not only a peer that stalls inside a message. The idle timeout covers both for now.
+  // The DIMSE timeout covers a peer that stalls inside a message or stops reading what we send
+  // (the DIMSE layer arms it only then); the idle timeout covers silence between messages.
   const timeouts: AssociationTimeouts = {
     ...(ms(server.acseTimeoutSeconds) !== undefined ? { acseMs: ms(server.acseTimeoutSeconds) } : {}),
+    ...(ms(server.dimseTimeoutSeconds) !== undefined ? { dimseMs: ms(server.dimseTimeoutSeconds) } : {}),
     ...(ms(server.idleTimeoutSeconds) !== undefined ? { idleMs: ms(server.idleTimeoutSeconds) } : {}),
   };
   const ae = new ApplicationEntity({
