@@ -105,8 +105,8 @@ export async function runRetrieve(
   };
   signal?.addEventListener('abort', cancel);
   let pending = 0;
+  const responses = assoc.request(pc.id, command, identifier);
   try {
-    const responses = assoc.request(pc.id, command, identifier);
     let final: ResponseMessage | undefined;
     for (;;) {
       const next = responses.next();
@@ -137,6 +137,8 @@ export async function runRetrieve(
     return err(new RetrieveError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
   } finally {
     signal?.removeEventListener('abort', cancel);
+    // Stops waiting for responses when a callback threw before the final one.
+    await responses.return(undefined).catch(() => undefined);
   }
 }
 
