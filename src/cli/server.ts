@@ -26,6 +26,9 @@ interface ServerFlags {
   maxPdu?: string;
   promiscuous?: boolean;
   logLevel?: string;
+  services?: string;
+  workers?: string;
+  httpPort?: string;
 }
 
 /** Config path of each flag, so an error line names what the user typed. */
@@ -45,6 +48,9 @@ const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = 
   ['maxPdu', '--max-pdu', 'server.maxPduLength'],
   ['promiscuous', '--promiscuous', 'server.promiscuous'],
   ['logLevel', '--log-level', 'log.level'],
+  ['services', '--services', 'server.services'],
+  ['workers', '--workers', 'server.workers'],
+  ['httpPort', '--http-port', 'server.httpPort'],
 ];
 
 export function registerServerCommand(program: Command): void {
@@ -75,6 +81,12 @@ export function registerServerCommand(program: Command): void {
     .option('--max-pdu <n>', 'largest PDU we receive, 4096..16777216 or 0 for unlimited (default 262144)')
     .option('--promiscuous', 'accept any called AE title')
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default info)')
+    .option(
+      '--services <list>',
+      'services to run, comma-separated: storage, query-retrieve, worklist, mpps, verification (default all; verification is always on)',
+    )
+    .option('--workers <n>', 'processes serving the DICOM port, 1 to 64 (default 1)')
+    .option('--http-port <n>', 'HTTP port for /healthz and /metrics (default: none)')
     .action(async (flags: ServerFlags) => {
       await runServer(flags);
     });
@@ -95,6 +107,15 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
       maxAssociations: numeric(flags.maxAssociations) as number | undefined,
       maxPduLength: numeric(flags.maxPdu) as number | undefined,
       promiscuous: flags.promiscuous,
+      services:
+        flags.services === undefined
+          ? undefined
+          : (flags.services
+              .split(',')
+              .map((x) => x.trim())
+              .filter((x) => x !== '') as Config['server']['services']),
+      workers: numeric(flags.workers) as number | undefined,
+      httpPort: numeric(flags.httpPort) as number | undefined,
       tls: {
         port: numeric(flags.tlsPort) as number | undefined,
         cert: flags.tlsCert,

@@ -88,6 +88,9 @@ export function splitCallingAet(entry: string): { aet: string; host: string | un
 }
 
 const AE_EXPECTED = 'an AE title (1 to 16 characters, no backslash or control characters, not all spaces)';
+/** The services `server.services` selects by (the server's services.ts maps them to factories). */
+export const SERVICE_NAMES = ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'] as const;
+
 const HOST_EXPECTED = 'a host name or IP address';
 const PDU_LENGTH_EXPECTED = 'an integer from 4096 to 16777216, or 0 for unlimited';
 
@@ -157,9 +160,23 @@ const serverSchema = section({
   promiscuous: boolean().default(false),
   allowedCallingAets: list(callingAet).default([]),
   tls: tlsSchema.default({}),
+  /** The DICOM services this process runs (verification is always on); default all. */
+  services: list(oneOf(SERVICE_NAMES))
+    .min(1)
+    .default([...SERVICE_NAMES]),
+  /** Processes serving the DICOM port (node:cluster); 1 runs the server in this process. */
+  workers: integer(1, 64).default(1),
+  /** HTTP port for /healthz and /metrics; unset: no HTTP listener. */
+  httpPort: port.optional(),
 }).superRefine((server, ctx) => {
   if (server.tls.port !== undefined && server.tls.port === server.port) {
     addRule(ctx, ['tls', 'port'], `must differ from ${formatPath([...ctx.path, 'port'])} (${server.port})`);
+  }
+  if (
+    server.httpPort !== undefined &&
+    (server.httpPort === server.port || server.httpPort === server.tls.port)
+  ) {
+    addRule(ctx, ['httpPort'], 'must differ from the DICOM and TLS ports');
   }
 });
 

@@ -19,12 +19,20 @@ import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
 import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
-import { SERVER_SERVICES, type ServiceFactory } from './services.js';
+import { type ServiceFactory, servicesNamed } from './services.js';
 
 export interface StartServerOptions {
   /** The services to run; default SERVER_SERVICES (tests and embedders pass their own). */
   readonly services?: readonly ServiceFactory[];
+  /**
+   * Run the start-up reconcile (default true; only where the storage service runs). The --workers
+   * primary reconciles once before forking, so its workers pass false.
+   */
+  readonly reconcile?: boolean;
 }
+
+/** Reconcile grace when other processes may share the data folder: longer than any one C-STORE. */
+const SHARED_RECONCILE_GRACE_MS = 10 * 60 * 1000;
 
 export interface ListenerInfo {
   readonly kind: 'tcp' | 'tls';
@@ -85,12 +93,19 @@ export async function startServer(
     );
   }
 
-  const opened = await openServerArchive(config, logger);
+  const selected = options.services ?? servicesNamed(server.services);
+  const runsStorage = options.services !== undefined || server.services.includes('storage');
+  const opened = await openServerArchive(config, logger, {
+    reconcile: runsStorage && options.reconcile !== false,
+    // Another process sharing the data folder (PostgreSQL index, or --workers) may have objects
+    // in flight: its young temp and unindexed files are not a crash's leftovers.
+    graceMs: config.db.url !== undefined || server.workers > 1 ? SHARED_RECONCILE_GRACE_MS : 0,
+  });
   if (!opened.ok) return opened;
   const archive = opened.value;
 
   const services: DimseService[] = [];
-  for (const factory of options.services ?? SERVER_SERVICES) {
+  for (const factory of selected) {
     const service = factory({ config, logger, archive });
     try {
       await service.start?.();
@@ -218,7 +233,11 @@ export async function startServer(
  * Opens the archive of the data folder (the index: `db.url`, else SQLite in the folder) and
  * repairs what a crash may have left before any association is accepted (ISSUE 4: start-up reconcile).
  */
-async function openServerArchive(config: Config, logger: Logger): Promise<Result<Archive, PacsError>> {
+export async function openServerArchive(
+  config: Config,
+  logger: Logger,
+  options: { reconcile: boolean; graceMs: number } = { reconcile: true, graceMs: 0 },
+): Promise<Result<Archive, PacsError>> {
   let archive: Archive;
   try {
     archive = await openArchive({
@@ -232,8 +251,9 @@ async function openServerArchive(config: Config, logger: Logger): Promise<Result
   } catch (e) {
     return err(new PacsError('ERR_SERVER_START', `cannot open the archive: ${message(e)}`));
   }
+  if (!options.reconcile) return ok(archive);
   try {
-    const report = await archive.reconcile();
+    const report = await archive.reconcile({ graceMs: options.graceMs });
     const repaired =
       report.tempFilesRemoved + report.filesIndexed + report.duplicateFilesRemoved + report.rowsRemoved;
     if (repaired > 0 || report.unreadableFiles.length > 0)

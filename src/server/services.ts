@@ -6,7 +6,7 @@
  */
 import type { Archive } from '../archive/archive.js';
 import { worklistStoreOf } from '../archive/worklist/open.js';
-import type { Config } from '../core/config.js';
+import { type Config, SERVICE_NAMES } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
 import { mppsService } from '../services/mpps/scp.js';
@@ -38,3 +38,33 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   ({ archive }) => getService({ archive }),
   ({ archive, logger }) => findService({ archive, logger: logger.child({ service: 'find' }) }),
 ];
+
+/**
+ * The names `--services` (config `server.services`) selects by, each with its entries of
+ * SERVER_SERVICES. Several processes with different selections share one PostgreSQL index and
+ * one data folder (README "Deployment").
+ */
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const BY_NAME: Readonly<Record<ServiceName, readonly ServiceFactory[]>> = (() => {
+  const [verification, storage, worklist, mpps, move, get, find] = SERVER_SERVICES;
+  const one = (f: ServiceFactory | undefined): ServiceFactory[] => (f === undefined ? [] : [f]);
+  return {
+    verification: one(verification),
+    storage: one(storage),
+    worklist: one(worklist),
+    mpps: one(mpps),
+    'query-retrieve': [...one(move), ...one(get), ...one(find)],
+  };
+})();
+
+/**
+ * The factories of the named services, in registration order. Verification is always included:
+ * a load balancer or an operator checks every process with C-ECHO.
+ */
+export function servicesNamed(names: readonly ServiceName[]): ServiceFactory[] {
+  const wanted = new Set<ServiceName>(['verification', ...names]);
+  return SERVICE_NAMES.filter((n) => wanted.has(n))
+    .flatMap((n) => BY_NAME[n])
+    .sort((a, b) => SERVER_SERVICES.indexOf(a) - SERVER_SERVICES.indexOf(b));
+}

@@ -48,6 +48,8 @@ describe('defaults', () => {
         promiscuous: false,
         allowedCallingAets: [],
         tls: { requireClientCert: false },
+        services: ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'],
+        workers: 1,
       },
       storage: { duplicatePolicy: 'keep', durability: 'fsync', minFreeMegabytes: 64, extraSopClasses: [] },
       data: { dir: './data' },
