@@ -6,7 +6,10 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
+import type { Kysely } from 'kysely';
 import { type Archive, openArchive } from '../archive/archive.js';
+import { SqlArchiveIndex } from '../archive/index/sql-index.js';
+import type { JobDatabase } from '../archive/jobs/sql-store.js';
 import { type Config, splitCallingAet } from '../core/config.js';
 import { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -14,11 +17,23 @@ import { err, ok, type Result } from '../core/result.js';
 import { lookupUid } from '../dicom/uid.js';
 import { ApplicationEntity, type AssociationSummary, type DicomServer } from '../network/ae.js';
 import type { AssociationTimeouts } from '../network/association.js';
+import { statusCategory } from '../network/dimse-status.js';
 import type { NetworkError } from '../network/errors.js';
 import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
-import type { DimseService } from '../network/service.js';
+import type {
+  DimseHandlers,
+  DimseResponse,
+  DimseService,
+  MultiHandler,
+  OutgoingData,
+  RequestContext,
+  RequestSender,
+  SingleHandler,
+} from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import { type HttpServerHandle, startHttpServer } from './http.js';
+import { type Counter, type Histogram, MetricsRegistry } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
 export interface StartServerOptions {
@@ -47,6 +62,10 @@ export interface ServerHandle {
   readonly listeners: readonly ListenerInfo[];
   /** Connections being negotiated, established or closing, over all listeners. */
   readonly activeAssociations: number;
+  /** The HTTP port of /healthz and /metrics, when `server.httpPort` is set. */
+  readonly httpPort: number | undefined;
+  /** The Prometheus text of /metrics (also without an HTTP port). */
+  metrics(): Promise<string>;
   /**
    * Graceful shutdown: stops accepting at once; running associations get
    * `server.shutdownTimeoutSeconds` to finish, then are aborted; then the services stop.
@@ -104,9 +123,10 @@ export async function startServer(
   if (!opened.ok) return opened;
   const archive = opened.value;
 
+  const metrics = serverMetrics();
   const services: DimseService[] = [];
   for (const factory of selected) {
-    const service = factory({ config, logger, archive });
+    const service = instrumented(factory({ config, logger, archive }), metrics);
     try {
       await service.start?.();
     } catch (e) {
@@ -168,9 +188,63 @@ export async function startServer(
   }
 
   for (const { kind, dicom } of listening) {
-    dicom.onAssociationEnd = (summary) => logAssociationEnd(logger, summary, kind);
-    dicom.onFailedAssociation = (error, remoteAddress) =>
+    dicom.onAssociationEnd = (summary) => {
+      metrics.associations.inc({ outcome: summary.outcome });
+      logAssociationEnd(logger, summary, kind);
+    };
+    dicom.onFailedAssociation = (error, remoteAddress) => {
+      metrics.associations.inc({ outcome: 'failed' });
       logFailedAssociation(logger, error, remoteAddress, kind);
+    };
+  }
+
+  let closing: Promise<void> | undefined;
+  const activeAssociations = (): number => listening.reduce((n, l) => n + l.dicom.activeAssociations, 0);
+  metrics.registry.gauge(
+    'pacs_associations_open',
+    'Associations being negotiated, established or closing',
+    () => activeAssociations(),
+  );
+  metrics.registry.gauge('pacs_jobs_queue_depth', 'Jobs queued or running in the shared job queue', () =>
+    jobQueueDepth(archive),
+  );
+  metrics.registry.gauge('pacs_process_resident_memory_bytes', 'Resident set size of this process', () =>
+    process.memoryUsage.rss(),
+  );
+  let http: HttpServerHandle | undefined;
+  if (server.httpPort !== undefined) {
+    try {
+      http = await startHttpServer({
+        host: server.host,
+        port: server.httpPort,
+        metrics: () => metrics.registry.render(),
+        health: async () => {
+          if (closing !== undefined) return { ok: false, reason: 'shutting down' };
+          if (listening.some((l) => l.dicom.address === undefined))
+            return { ok: false, reason: 'the DICOM listener is not listening' };
+          if (listening.some((l) => l.dicom.activeAssociations >= server.maxAssociations))
+            return { ok: false, reason: `association limit reached (${server.maxAssociations})` };
+          try {
+            // A trivial indexed lookup: the index answers (and the connection pool is not stuck).
+            await archive.index.findInstance('0');
+          } catch (e) {
+            return { ok: false, reason: `the index does not answer: ${message(e)}` };
+          }
+          return { ok: true };
+        },
+        onError: (e) => logger.error({ err: message(e) }, 'HTTP request failed'),
+      });
+    } catch (e) {
+      await Promise.all(listening.map((l) => l.dicom.close(0)));
+      await stopServices(services, logger);
+      await archive.close();
+      return err(
+        new PacsError(
+          'ERR_SERVER_START',
+          `cannot listen on ${server.host}:${server.httpPort} (HTTP): ${describeListenError(e)}`,
+        ),
+      );
+    }
   }
 
   const listeners: ListenerInfo[] = listening.map(({ kind, dicom }) => ({
@@ -183,6 +257,7 @@ export async function startServer(
       aet: server.aet,
       listeners: listeners.map((l) => `${l.host}:${l.port}${l.kind === 'tls' ? ' (TLS)' : ''}`),
       services: services.map((s) => s.name),
+      ...(http !== undefined ? { httpPort: http.port } : {}),
       maxAssociations: server.maxAssociations,
       maxPduLength: server.maxPduLength,
     },
@@ -190,9 +265,9 @@ export async function startServer(
   );
 
   const graceMs = ms(server.shutdownTimeoutSeconds) ?? NO_LIMIT_MS;
-  let closing: Promise<void> | undefined;
   const shutDown = async (wait: number): Promise<void> => {
     await Promise.all(listening.map((l) => l.dicom.close(wait)));
+    await http?.close();
     // Association end lines are logged from promise callbacks; let them run before "stopped".
     await new Promise((resolve) => setImmediate(resolve));
     await stopServices(services, logger);
@@ -202,8 +277,10 @@ export async function startServer(
   return ok({
     aeTitle: server.aet,
     listeners,
+    httpPort: http?.port,
+    metrics: () => metrics.registry.render(),
     get activeAssociations() {
-      return listening.reduce((n, l) => n + l.dicom.activeAssociations, 0);
+      return activeAssociations();
     },
     close() {
       if (closing === undefined) {
@@ -227,6 +304,180 @@ export async function startServer(
       return Promise.all(listening.map((l) => l.dicom.close(0))).then(() => pending);
     },
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: what /metrics shows, counted by wrapping each service's handlers (the metrics module
+// itself knows nothing of DICOM).
+
+interface ServerMetrics {
+  readonly registry: MetricsRegistry;
+  readonly associations: Counter;
+  readonly requests: Counter;
+  readonly failures: Counter;
+  readonly objectsReceived: Counter;
+  readonly bytesReceived: Counter;
+  readonly objectsSent: Counter;
+  readonly bytesSent: Counter;
+  readonly findSeconds: Histogram;
+}
+
+function serverMetrics(): ServerMetrics {
+  const registry = new MetricsRegistry();
+  return {
+    registry,
+    associations: registry.counter('pacs_associations_total', 'Associations ended, by outcome'),
+    requests: registry.counter('pacs_dimse_requests_total', 'DIMSE requests answered, by command'),
+    failures: registry.counter(
+      'pacs_dimse_failures_total',
+      'DIMSE requests answered with a failure status, by command and status',
+    ),
+    objectsReceived: registry.counter(
+      'pacs_objects_received_total',
+      'Objects stored (C-STORE success or warning)',
+    ),
+    bytesReceived: registry.counter('pacs_bytes_received_total', 'Data set bytes of the objects stored'),
+    objectsSent: registry.counter(
+      'pacs_objects_sent_total',
+      'Objects sent by C-GET and C-MOVE (completed sub-operations)',
+    ),
+    bytesSent: registry.counter('pacs_bytes_sent_total', 'Data set bytes sent on C-GET sub-operations'),
+    findSeconds: registry.histogram(
+      'pacs_cfind_duration_seconds',
+      'C-FIND time from request to final response',
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    ),
+  };
+}
+
+function hex(status: number): string {
+  return `0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+function recordStatus(m: ServerMetrics, command: string, status: number): void {
+  m.requests.inc({ command });
+  if (statusCategory(status) === 'failure') m.failures.inc({ command, status: hex(status) });
+}
+
+async function* countBytes(
+  data: AsyncIterable<Uint8Array>,
+  add: (n: number) => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of data) {
+    add(chunk.length);
+    yield chunk;
+  }
+}
+
+/** The association of a C-GET as its handler sees it, counting the bytes of what it sends. */
+function countingSender(sender: RequestSender, add: (n: number) => void): RequestSender {
+  return {
+    get presentationContexts() {
+      return sender.presentationContexts;
+    },
+    request(contextId, command, data?: OutgoingData) {
+      let counted = data;
+      if (data instanceof Uint8Array) add(data.length);
+      else if (data !== undefined && Symbol.asyncIterator in data) counted = countBytes(data, add);
+      return sender.request(contextId, command, counted);
+    },
+  };
+}
+
+/** The service with each handler wrapped to count requests, statuses, objects, bytes and C-FIND time. */
+function instrumented(service: DimseService, m: ServerMetrics): DimseService {
+  const h = service.handlers;
+  const handlers: { -readonly [K in keyof DimseHandlers]: DimseHandlers[K] } = { ...h };
+  const store = h['C-STORE'];
+  if (store !== undefined) {
+    handlers['C-STORE'] = async (ctx, data) => {
+      let bytes = 0;
+      const r = await store(
+        ctx,
+        countBytes(data, (n) => {
+          bytes += n;
+        }),
+      );
+      recordStatus(m, 'C-STORE', r.status);
+      const category = statusCategory(r.status);
+      if (category === 'success' || category === 'warning') {
+        m.objectsReceived.inc();
+        m.bytesReceived.inc({}, bytes);
+      }
+      return r;
+    };
+  }
+  for (const command of ['C-FIND', 'C-GET', 'C-MOVE'] as const) {
+    const handler: MultiHandler | undefined = h[command];
+    if (handler === undefined) continue;
+    handlers[command] = async function* (ctx: RequestContext, identifier) {
+      const started = performance.now();
+      let last: DimseResponse | undefined;
+      let finalStatus: number | undefined;
+      const context =
+        command === 'C-GET'
+          ? { ...ctx, association: countingSender(ctx.association, (n) => m.bytesSent.inc({}, n)) }
+          : ctx;
+      try {
+        for await (const r of handler(context, identifier)) {
+          last = r;
+          if (statusCategory(r.status) !== 'pending') finalStatus = r.status;
+          yield r;
+        }
+        finalStatus ??= 0x0000;
+      } finally {
+        // Ended early (C-CANCEL, association gone): counted as cancelled.
+        const status = finalStatus ?? 0xfe00;
+        recordStatus(m, command, status);
+        if (command === 'C-FIND') m.findSeconds.observe((performance.now() - started) / 1000);
+        else m.objectsSent.inc({}, (last?.completedSubOperations ?? 0) + (last?.warningSubOperations ?? 0));
+      }
+    };
+  }
+  for (const command of [
+    'C-ECHO',
+    'N-CREATE',
+    'N-SET',
+    'N-GET',
+    'N-ACTION',
+    'N-DELETE',
+    'N-EVENT-REPORT',
+  ] as const) {
+    const handler: SingleHandler | undefined = h[command];
+    if (handler === undefined) continue;
+    handlers[command] = async (ctx, dataSet) => {
+      const r = await handler(ctx, dataSet);
+      recordStatus(m, command, r.status);
+      return r;
+    };
+  }
+  return {
+    name: service.name,
+    sopClasses: service.sopClasses,
+    transferSyntaxes: service.transferSyntaxes,
+    handlers,
+    ...(service.requestorRoles !== undefined ? { requestorRoles: service.requestorRoles } : {}),
+    ...(service.extendedNegotiation !== undefined
+      ? { extendedNegotiation: service.extendedNegotiation.bind(service) }
+      : {}),
+    ...(service.start !== undefined ? { start: service.start.bind(service) } : {}),
+    ...(service.stop !== undefined ? { stop: service.stop.bind(service) } : {}),
+    ...(service.health !== undefined ? { health: service.health.bind(service) } : {}),
+  };
+}
+
+/** Jobs queued or running (SQL indexes; the in-memory index of some tests has no shared queue). */
+async function jobQueueDepth(archive: Archive): Promise<number | undefined> {
+  const index = archive.index;
+  if (!(index instanceof SqlArchiveIndex)) return undefined;
+  // The job table is typed by the job store (schema.ts describes the level tables), as there.
+  const db = index.db as unknown as Kysely<JobDatabase>;
+  const row = await db
+    .selectFrom('job')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('state', 'in', ['queued', 'running'])
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /**

@@ -1,0 +1,129 @@
+/**
+ * `--http-port`: /healthz and /metrics of a running `pacs server`, including while DCMTK's
+ * storescu sends a series; the counters match what was sent. The HTTP module alone: 503 with a
+ * JSON reason when the health check fails or is too slow, 404 and 405 for anything else.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { startHttpServer } from '../../src/server/http.js';
+import { MetricsRegistry } from '../../src/server/metrics.js';
+import { run, runPacs } from '../helpers/cli.js';
+import { dcmtkTool } from '../helpers/corpus.js';
+import { writeCtSeries } from '../helpers/synthetic.js';
+import { freePort, startPacsServer, tempDir } from './helpers.js';
+
+function sample(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
+  return m === null ? undefined : Number(m[1]);
+}
+
+describe('pacs server --http-port', () => {
+  it('/healthz and /metrics answer, also during a storescu transfer, and count what was stored and found', async () => {
+    const work = await tempDir('pacs-http-');
+    const httpPort = await freePort();
+    const { server, port } = await startPacsServer(['--http-port', String(httpPort), '--log-level', 'warn'], {
+      dataDir: join(work.path, 'data'),
+    });
+    const base = `http://127.0.0.1:${httpPort}`;
+    try {
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      assert.deepEqual(await health.json(), { status: 'ok' });
+      const first = await fetch(`${base}/metrics`);
+      assert.equal(first.status, 200);
+      assert.match(first.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      const text = await first.text();
+      for (const name of [
+        'pacs_associations_open',
+        'pacs_associations_total',
+        'pacs_objects_received_total',
+        'pacs_bytes_received_total',
+        'pacs_objects_sent_total',
+        'pacs_bytes_sent_total',
+        'pacs_cfind_duration_seconds',
+        'pacs_jobs_queue_depth',
+        'pacs_dimse_failures_total',
+      ]) {
+        assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+      }
+
+      const count = 40;
+      const files = writeCtSeries(join(work.path, 'src'), count, { rows: 256, columns: 256 });
+      const sending = run(dcmtkTool('storescu'), ['-aec', 'PACS', '127.0.0.1', String(port), ...files], {
+        env: { TCP_NODELAY: '1' },
+      });
+      let polls = 0;
+      let sawOpen = false;
+      let done = false;
+      void sending.finally(() => {
+        done = true;
+      });
+      while (!done || polls < 3) {
+        const [h, m] = await Promise.all([fetch(`${base}/healthz`), fetch(`${base}/metrics`)]);
+        assert.equal(h.status, 200, await h.text());
+        const body = await m.text();
+        if ((sample(body, 'pacs_associations_open') ?? 0) > 0) sawOpen = true;
+        polls++;
+      }
+      const sent = await sending;
+      assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+      assert.ok(polls >= 3);
+
+      const found = await runPacs(['find', '127.0.0.1', String(port), '-k', 'PatientID=*']);
+      assert.equal(found.code, 0, found.stderr);
+      const after = await (await fetch(`${base}/metrics`)).text();
+      assert.equal(sample(after, 'pacs_objects_received_total'), count);
+      assert.ok((sample(after, 'pacs_bytes_received_total') ?? 0) > count * 256 * 256 * 2);
+      assert.equal(sample(after, 'pacs_associations_total{outcome="released"}'), 2);
+      assert.equal(sample(after, 'pacs_cfind_duration_seconds_count'), 1);
+      assert.equal(sample(after, 'pacs_dimse_requests_total{command="C-STORE"}'), count);
+      assert.equal(sample(after, 'pacs_jobs_queue_depth'), 0);
+      assert.ok((sample(after, 'pacs_process_resident_memory_bytes') ?? 0) > 0);
+      // Not asserted: whether a poll fell inside the association depends on scheduling.
+      void sawOpen;
+    } finally {
+      await server.stop();
+      await work.remove();
+    }
+  });
+
+  it('503 with a JSON reason when the health check fails or hangs; 404 and 405 otherwise', async () => {
+    let health: () => Promise<{ ok: true } | { ok: false; reason: string }> = async () => ({
+      ok: false,
+      reason: 'the index does not answer: connection refused',
+    });
+    const registry = new MetricsRegistry();
+    registry.counter('x_total', 'x').inc({ a: 'q"b' }, 2);
+    const http = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      health: () => health(),
+      metrics: () => registry.render(),
+      healthTimeoutMs: 200,
+    });
+    const base = `http://127.0.0.1:${http.port}`;
+    try {
+      let r = await fetch(`${base}/healthz`);
+      assert.equal(r.status, 503);
+      assert.deepEqual(await r.json(), {
+        status: 'unavailable',
+        reason: 'the index does not answer: connection refused',
+      });
+      health = () => new Promise(() => {});
+      r = await fetch(`${base}/healthz`);
+      assert.equal(r.status, 503);
+      assert.match(((await r.json()) as { reason: string }).reason, /took longer than 200 ms/);
+      r = await fetch(`${base}/metrics`);
+      assert.equal(await r.text(), '# HELP x_total x\n# TYPE x_total counter\nx_total{a="q\\"b"} 2\n');
+      r = await fetch(`${base}/other`);
+      assert.equal(r.status, 404);
+      await r.text();
+      r = await fetch(`${base}/metrics`, { method: 'POST' });
+      assert.equal(r.status, 405);
+      await r.text();
+    } finally {
+      await http.close();
+    }
+  });
+});
