@@ -5,8 +5,9 @@
  */
 import type { Command } from 'commander';
 import { type Config, type DeepPartial, loadConfig, type Peer, parsePeer } from '../core/config.js';
-import { ConfigError } from '../core/errors.js';
-import { closeLogger, createLogger } from '../core/logger.js';
+import { ConfigError, PacsError } from '../core/errors.js';
+import { closeLogger, createLogger, type Logger } from '../core/logger.js';
+import { isClusterWorker, onPrimaryMessage, reportListening, runClusterPrimary } from '../server/cluster.js';
 import { startServer } from '../server/server.js';
 
 interface ServerFlags {
@@ -176,11 +177,26 @@ async function runServer(flags: ServerFlags): Promise<void> {
     received = name;
     onFirstSignal?.(name);
   };
-  process.on('SIGINT', onSignal);
+  const logger = createLogger(config.log);
+  const worker = isClusterWorker();
+  if (config.server.workers > 1 && !worker) {
+    await runPrimary(config, logger);
+    return;
+  }
+  if (worker) {
+    // The primary forwards signals as messages; a terminal's Ctrl-C reaches the whole process
+    // group, so SIGINT is the primary's to handle (else one Ctrl-C would count twice here).
+    process.on('SIGINT', () => {});
+    onPrimaryMessage((m) => {
+      if (m.type === 'abort' && received === undefined) onSignal('SIGTERM');
+      onSignal('SIGTERM');
+    });
+  } else {
+    process.on('SIGINT', onSignal);
+  }
   process.on('SIGTERM', onSignal);
 
-  const logger = createLogger(config.log);
-  const started = await startServer(config, logger);
+  const started = await startServer(config, logger, { reconcile: !worker });
   if (!started.ok) {
     await closeLogger(logger);
     throw started.error;
@@ -190,7 +206,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
   const where = server.listeners
     .map((l) => `${l.host}:${l.port}${l.kind === 'tls' ? ' (TLS)' : ''}`)
     .join(' and ');
-  process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
+  if (worker) reportListening(`${server.aeTitle} on ${where}`);
+  else process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
 
   const signal =
     received ??
@@ -200,6 +217,36 @@ async function runServer(flags: ServerFlags): Promise<void> {
   logger.info({ signal }, `${signal} received`);
   await server.close();
   await closeLogger(logger);
+  if (worker) process.disconnect?.();
   // Nothing should be left running; if something is, it must not keep a stopped server alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+}
+
+/** `--workers N`: this process supervises N workers on one port (server/cluster.ts). */
+async function runPrimary(config: Config, logger: Logger): Promise<void> {
+  const workers = config.server.workers;
+  let handle: { shutdown(signal: NodeJS.Signals): void } | undefined;
+  const pending: NodeJS.Signals[] = [];
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (handle === undefined) pending.push(name);
+    else handle.shutdown(name);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const started = await runClusterPrimary({
+    config,
+    logger,
+    onListening: (where) => process.stdout.write(`pacs: listening as ${where} (${workers} workers)\n`),
+  });
+  if (!started.ok) {
+    await closeLogger(logger);
+    throw started.error;
+  }
+  handle = started.value;
+  for (const name of pending) handle.shutdown(name);
+  const code = await started.value.done;
+  logger.info('server stopped');
+  await closeLogger(logger);
+  if (code !== 0) throw new PacsError('ERR_SERVER_START', 'a worker failed to start (see its message above)');
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
 }

@@ -47,7 +47,7 @@ export interface StartServerOptions {
 }
 
 /** Reconcile grace when other processes may share the data folder: longer than any one C-STORE. */
-const SHARED_RECONCILE_GRACE_MS = 10 * 60 * 1000;
+export const SHARED_RECONCILE_GRACE_MS = 10 * 60 * 1000;
 
 export interface ListenerInfo {
   readonly kind: 'tcp' | 'tls';
@@ -369,19 +369,28 @@ async function* countBytes(
   }
 }
 
-/** The association of a C-GET as its handler sees it, counting the bytes of what it sends. */
-function countingSender(sender: RequestSender, add: (n: number) => void): RequestSender {
-  return {
-    get presentationContexts() {
-      return sender.presentationContexts;
-    },
-    request(contextId, command, data?: OutgoingData) {
-      let counted = data;
-      if (data instanceof Uint8Array) add(data.length);
-      else if (data !== undefined && Symbol.asyncIterator in data) counted = countBytes(data, add);
-      return sender.request(contextId, command, counted);
-    },
+/**
+ * The association of a C-GET as its handler sees it, counting the bytes of what it sends. It is
+ * the association itself behind a proxy, not an object of its own: the C-GET SCP sends its
+ * sub-operations with storeFile, which needs the DimseAssociation (requestOne, its state, abort).
+ */
+function countingSender<S extends RequestSender>(sender: S, add: (n: number) => void): S {
+  const counted = (data: OutgoingData | undefined): OutgoingData | undefined => {
+    if (data instanceof Uint8Array) add(data.length);
+    else if (data !== undefined && Symbol.asyncIterator in data) return countBytes(data, add);
+    return data;
   };
+  return new Proxy(sender, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key);
+      if (typeof value !== 'function') return value;
+      // request and requestOne (storeFile's) count what they send; other methods run on the association.
+      if (key === 'request' || key === 'requestOne')
+        return (contextId: number, command: unknown, data?: OutgoingData) =>
+          value.call(target, contextId, command, counted(data));
+      return value.bind(target);
+    },
+  });
 }
 
 /** The service with each handler wrapped to count requests, statuses, objects, bytes and C-FIND time. */
@@ -416,7 +425,10 @@ function instrumented(service: DimseService, m: ServerMetrics): DimseService {
       let finalStatus: number | undefined;
       const context =
         command === 'C-GET'
-          ? { ...ctx, association: countingSender(ctx.association, (n) => m.bytesSent.inc({}, n)) }
+          ? // Object.create keeps what ctx has on its prototype (the signal getter); a spread would not.
+            (Object.create(ctx, {
+              association: { value: countingSender(ctx.association, (n) => m.bytesSent.inc({}, n)) },
+            }) as RequestContext)
           : ctx;
       try {
         for await (const r of handler(context, identifier)) {

@@ -1,0 +1,150 @@
+/**
+ * `--workers N` (ARCHITECTURE.md decision 6: several processes on one port). The primary process
+ * repairs the archive once (start-up reconcile, migrations), then forks N workers (node:cluster)
+ * that each run startServer on the same DICOM (and HTTP) port; the primary hands incoming
+ * connections to them in turn. A worker that dies is replaced; SIGTERM or SIGINT to the primary
+ * shuts every worker down gracefully (a second one aborts their associations), then it exits 0.
+ *
+ * Workers share the index: on SQLite the one file in WAL mode with a busy timeout, on PostgreSQL
+ * the server; jobs are claimed with row locks or SQLite's single writer, so none runs twice.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Config } from '../core/config.js';
+import type { PacsError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { ok, type Result } from '../core/result.js';
+import { openServerArchive, SHARED_RECONCILE_GRACE_MS } from './server.js';
+
+/** Marks a process forked by the primary (cluster.isWorker alone would also match an embedder's own cluster). */
+const WORKER_ENV = 'PACS_CLUSTER_WORKER';
+
+/** Messages between the primary and its workers. */
+export type PrimaryMessage = { readonly type: 'shutdown' } | { readonly type: 'abort' };
+export type WorkerMessage = { readonly type: 'listening'; readonly where: string };
+
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] === '1';
+}
+
+/** A worker tells the primary it listens (`where`: the addresses, as the listening line shows them). */
+export function reportListening(where: string): void {
+  const message: WorkerMessage = { type: 'listening', where };
+  process.send?.(message);
+}
+
+/** Calls `onMessage` with each message of the primary. */
+export function onPrimaryMessage(onMessage: (message: PrimaryMessage) => void): void {
+  process.on('message', (m: unknown) => {
+    if (
+      typeof m === 'object' &&
+      m !== null &&
+      (Reflect.get(m, 'type') === 'shutdown' || Reflect.get(m, 'type') === 'abort')
+    )
+      onMessage(m as PrimaryMessage);
+  });
+}
+
+/** A worker that dies sooner than this after it was forked is restarted after a pause, not at once. */
+const QUICK_DEATH_MS = 5000;
+const RESTART_PAUSE_MS = 1000;
+
+export interface ClusterOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Called once, when every first-generation worker listens. */
+  readonly onListening: (where: string) => void;
+}
+
+export interface ClusterHandle {
+  /** First signal: graceful shutdown of every worker; later ones abort their associations. */
+  shutdown(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code once every worker has exited after shutdown (or start-up failed). */
+  readonly done: Promise<number>;
+}
+
+/**
+ * Runs the primary: reconcile, fork, supervise. Fails (a value) when the archive cannot be opened;
+ * a worker that fails before it ever listened (a port in use...) ends the whole cluster with 1.
+ */
+export async function runClusterPrimary(options: ClusterOptions): Promise<Result<ClusterHandle, PacsError>> {
+  const { config, logger } = options;
+  const n = config.server.workers;
+  const runsStorage = config.server.services.includes('storage');
+  // Reconcile (and migrate) once here, before any worker has objects in flight; the workers skip it.
+  const opened = await openServerArchive(config, logger, {
+    reconcile: runsStorage,
+    graceMs: config.db.url !== undefined ? SHARED_RECONCILE_GRACE_MS : 0,
+  });
+  if (!opened.ok) return opened;
+  await opened.value.close();
+
+  const live = new Map<number, { worker: Worker; forkedAt: number; listening: boolean }>();
+  let everyoneListened = false;
+  let stopping = 0;
+  let exitCode = 0;
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    resolveDone = resolve;
+  });
+  const send = (message: PrimaryMessage): void => {
+    for (const { worker } of live.values()) {
+      if (worker.isConnected()) worker.send(message);
+      else worker.process.kill('SIGTERM');
+    }
+  };
+
+  const fork = (): void => {
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    const entry = { worker, forkedAt: Date.now(), listening: false };
+    live.set(worker.id, entry);
+    worker.on('message', (m: unknown) => {
+      if (typeof m !== 'object' || m === null || Reflect.get(m, 'type') !== 'listening') return;
+      entry.listening = true;
+      const where = String(Reflect.get(m, 'where'));
+      logger.info({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
+      if (!everyoneListened && [...live.values()].every((e) => e.listening) && live.size === n) {
+        everyoneListened = true;
+        options.onListening(where);
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      live.delete(worker.id);
+      if (stopping > 0) {
+        if (live.size === 0) resolveDone(exitCode);
+        return;
+      }
+      if (!entry.listening && !everyoneListened) {
+        // It never started (the port is taken, the data folder is unusable): no point retrying.
+        logger.error({ worker: worker.id, code, signal }, 'a worker failed to start: stopping');
+        exitCode = 1;
+        stopping = 1;
+        send({ type: 'shutdown' });
+        if (live.size === 0) resolveDone(exitCode);
+        return;
+      }
+      const quick = Date.now() - entry.forkedAt < QUICK_DEATH_MS;
+      logger.warn(
+        { worker: worker.id, pid: worker.process.pid, code, signal },
+        `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}): starting another`,
+      );
+      if (quick) setTimeout(() => stopping === 0 && fork(), RESTART_PAUSE_MS);
+      else fork();
+    });
+  };
+
+  for (let i = 0; i < n; i++) fork();
+  logger.info({ workers: n }, `started ${n} workers`);
+
+  return ok({
+    done,
+    shutdown(signal) {
+      stopping++;
+      logger.info(
+        { signal, workers: live.size },
+        stopping === 1 ? 'stopping the workers' : 'aborting the workers',
+      );
+      send({ type: stopping === 1 ? 'shutdown' : 'abort' });
+      if (live.size === 0) resolveDone(exitCode);
+    },
+  });
+}
