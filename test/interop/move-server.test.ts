@@ -60,6 +60,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     let recvDir: string;
     let dataDir: string;
     let files: FileInfo[] = [];
+    let httpPort: number;
     const schema = randomSchema();
     const study = engine === 'sqlite' ? '1.2.826.0.1.3680043.8.498.9501' : '1.2.826.0.1.3680043.8.498.9502';
 
@@ -74,7 +75,17 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         name: 'storescp',
       });
       await waitForPort(recvPort);
-      const args = ['--data', dataDir, '--peer', `RECV=127.0.0.1:${recvPort}`, '--log-level', 'warn'];
+      httpPort = await freePort();
+      const args = [
+        '--data',
+        dataDir,
+        '--peer',
+        `RECV=127.0.0.1:${recvPort}`,
+        '--log-level',
+        'warn',
+        '--http-port',
+        String(httpPort),
+      ];
       if (engine === 'postgres')
         args.push('--db', `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`);
       const started = await startPacsServer(args);
@@ -147,7 +158,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
     });
 
-    it('getscu gets the study on its own association', async () => {
+    it('getscu gets the study on its own association; the bytes sent are counted', async () => {
+      const bytesSent = async (): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+        return Number(/^pacs_bytes_sent_total (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+      };
+      const before = await bytesSent();
       const dir = join(work.path, 'getscu');
       await mkdir(dir);
       const r = await run(
@@ -173,6 +189,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(finalStatus(out), '0x0000', out);
       await assertSameDataSets(files, await fileInfos(dir));
       assert.equal((await fileInfos(dir)).length, files.length);
+      const dataSets = files.reduce((n, f) => n + f.size - f.dataSetOffset, 0);
+      assert.ok((await bytesSent()) - before >= dataSets, 'every data set byte counted');
     });
   });
 }
