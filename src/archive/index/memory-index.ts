@@ -172,16 +172,14 @@ export class MemoryArchiveIndex implements ArchiveIndex {
   /** The entities of the plan's level, as the SQL index reads them (query.ts decides which match). */
   private *entityRows(plan: QueryPlan): Generator<EntityRow> {
     const t = this.tables;
-    const patientTotals = (key: string) => {
-      let series = 0;
-      let instances = 0;
-      for (const s of t.studies.values())
-        if (s.patientKey === key) {
-          series += s.numberOfSeries;
-          instances += s.numberOfInstances;
-        }
-      return { series, instances };
-    };
+    const totals = new Map<string, { series: number; instances: number }>();
+    for (const s of t.studies.values()) {
+      const sum = totals.get(s.patientKey) ?? { series: 0, instances: 0 };
+      sum.series += s.numberOfSeries;
+      sum.instances += s.numberOfInstances;
+      totals.set(s.patientKey, sum);
+    }
+    const patientTotals = (key: string) => totals.get(key) ?? { series: 0, instances: 0 };
     const studyCounts = (study: StudyRow) => {
       const totals = patientTotals(study.patientKey);
       return {

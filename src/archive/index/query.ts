@@ -108,6 +108,13 @@ function isControlKey(tag: Tag): boolean {
   );
 }
 
+/** A copy of a sequence item (values shared): DataSet.set re-parents items, the Identifier's must stay its own. */
+function copyItem(item: DataSet): DataSet {
+  const out = new DataSet();
+  for (const e of item) out.set(Array.isArray(e.value) ? { ...e, value: e.value.map(copyItem) } : e);
+  return out;
+}
+
 /**
  * Plans a C-FIND query at `level`: what it matches on, which keys the entity lacks, which stored
  * headers and computed attributes its answers need. `compiled.problems` lists values that cannot be
@@ -129,7 +136,7 @@ export function planQuery(level: QueryLevel, identifier: DataSet, options: Query
       unsupported.push(e.tag);
       continue;
     }
-    matchKeys.set(e);
+    matchKeys.set(Array.isArray(e.value) ? { ...e, value: e.value.map(copyItem) } : e);
     if (COMPUTED.has(e.tag)) computed.add(e.tag);
     else if (e.tag === TAG.TimezoneOffsetFromUTC) headers.add(LEVEL_OF_RANK[rank] as Level);
     else if (!ANSWER_ATTRIBUTES.has(e.tag)) headers.add(at);
