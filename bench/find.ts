@@ -22,6 +22,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import pg from 'pg';
 import type { ArchiveIndex } from '../src/archive/index/archive-index.js';
 import { describeInstance } from '../src/archive/index/extract.js';
@@ -342,6 +343,8 @@ async function runSize(
       const t = Date.now();
       const { index } = await openIndex(e.url, { durability: 'none' });
       await fillIndex(index, studies);
+      // Table statistics as a running server has them (PostgreSQL's autovacuum, SQLite's optimize).
+      await sql`analyze`.execute(index.db);
       const count = await index.countInstances();
       await index.close();
       process.stdout.write(
