@@ -10,6 +10,7 @@
  *
  * Run: npm run bench:soak  (60 s, 20 senders), or
  *      node dist/bench/soak.js --minutes 30 --senders 100 [--workers 2] [--db postgres://...] [--png FILE]
+ *        [--seconds S] [--finders N] [--movers N]  (--finders 0 --movers 0: ingest only, for scaling)
  * test/server/soak.test.ts runs a 10 s, 4-sender version and checks failures and losses, not times.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -499,10 +500,14 @@ async function main(argv: readonly string[]): Promise<void> {
   const workers = flag(argv, '--workers');
   const db = flag(argv, '--db');
   const png = flag(argv, '--png') ?? join(process.cwd(), 'soak-memory.png');
+  const finders = flag(argv, '--finders');
+  const movers = flag(argv, '--movers');
   const report = await runSoak({
     seconds,
     senders,
     png,
+    ...(finders !== undefined ? { finders: Number(finders) } : {}),
+    ...(movers !== undefined ? { movers: Number(movers) } : {}),
     ...(workers !== undefined ? { workers: Number(workers) } : {}),
     ...(db !== undefined ? { db } : {}),
     log: (line) => process.stdout.write(`${line}\n`),

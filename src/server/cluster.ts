@@ -101,7 +101,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       if (typeof m !== 'object' || m === null || Reflect.get(m, 'type') !== 'listening') return;
       entry.listening = true;
       const where = String(Reflect.get(m, 'where'));
-      logger.info({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
+      logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
       if (!everyoneListened && [...live.values()].every((e) => e.listening) && live.size === n) {
         everyoneListened = true;
         options.onListening(where);
@@ -124,7 +124,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       }
       const quick = Date.now() - entry.forkedAt < QUICK_DEATH_MS;
       logger.warn(
-        { worker: worker.id, pid: worker.process.pid, code, signal },
+        { worker: worker.id, workerPid: worker.process.pid, code, signal },
         `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}): starting another`,
       );
       if (quick) setTimeout(() => stopping === 0 && fork(), RESTART_PAUSE_MS);

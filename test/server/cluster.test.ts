@@ -59,7 +59,7 @@ async function assertIntact(dataDir: string, files: readonly string[]): Promise<
 }
 
 function workerPids(output: string): number[] {
-  return [...output.matchAll(/"pid":(\d+),"msg":"worker listening"/g)].map((m) => Number(m[1]));
+  return [...output.matchAll(/"workerPid":(\d+),"msg":"worker listening"/g)].map((m) => Number(m[1]));
 }
 
 describe('pacs server --workers 2', () => {
