@@ -7,8 +7,14 @@ import type { Command } from 'commander';
 import { type Config, type DeepPartial, loadConfig, type Peer, parsePeer } from '../core/config.js';
 import { ConfigError, PacsError } from '../core/errors.js';
 import { closeLogger, createLogger, type Logger } from '../core/logger.js';
-import { isClusterWorker, onPrimaryMessage, reportListening, runClusterPrimary } from '../server/cluster.js';
-import { startServer } from '../server/server.js';
+import {
+  answerPrimary,
+  isClusterWorker,
+  onPrimaryMessage,
+  reportListening,
+  runClusterPrimary,
+} from '../server/cluster.js';
+import { type ServerHandle, startServer } from '../server/server.js';
 
 interface ServerFlags {
   config?: string;
@@ -167,6 +173,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   // Signals are caught from here on, so one that comes during start-up (or right after the
   // "listening" line) still shuts down cleanly; a second one aborts running associations.
   let received: NodeJS.Signals | undefined;
+  let handle: ServerHandle | undefined;
   let onFirstSignal: ((name: NodeJS.Signals) => void) | undefined;
   let abortNow: (() => void) | undefined;
   const onSignal = (name: NodeJS.Signals): void => {
@@ -188,6 +195,20 @@ async function runServer(flags: ServerFlags): Promise<void> {
     // group, so SIGINT is the primary's to handle (else one Ctrl-C would count twice here).
     process.on('SIGINT', () => {});
     onPrimaryMessage((m) => {
+      if (m.type === 'metrics') {
+        void (async () =>
+          answerPrimary({ type: 'metrics', id: m.id, text: (await handle?.metrics()) ?? '' }))();
+        return;
+      }
+      if (m.type === 'health') {
+        void (async () =>
+          answerPrimary({
+            type: 'health',
+            id: m.id,
+            result: (await handle?.health()) ?? { ok: false, reason: 'starting' },
+          }))();
+        return;
+      }
       if (m.type === 'abort' && received === undefined) onSignal('SIGTERM');
       onSignal('SIGTERM');
     });
@@ -196,12 +217,15 @@ async function runServer(flags: ServerFlags): Promise<void> {
   }
   process.on('SIGTERM', onSignal);
 
-  const started = await startServer(config, logger, { reconcile: !worker });
+  // A worker's HTTP port is the primary's (it adds up the workers' metrics).
+  const serverConfig = worker ? { ...config, server: { ...config.server, httpPort: undefined } } : config;
+  const started = await startServer(serverConfig, logger, { reconcile: !worker });
   if (!started.ok) {
     await closeLogger(logger);
     throw started.error;
   }
   const server = started.value;
+  handle = server;
   abortNow = () => void server.abort();
   const where = server.listeners
     .map((l) => `${l.host}:${l.port}${l.kind === 'tls' ? ' (TLS)' : ''}`)

@@ -13,14 +13,23 @@ import type { Config } from '../core/config.js';
 import type { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ok, type Result } from '../core/result.js';
+import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
+import { mergeExpositions } from './metrics.js';
 import { openServerArchive, SHARED_RECONCILE_GRACE_MS } from './server.js';
 
 /** Marks a process forked by the primary (cluster.isWorker alone would also match an embedder's own cluster). */
 const WORKER_ENV = 'PACS_CLUSTER_WORKER';
 
 /** Messages between the primary and its workers. */
-export type PrimaryMessage = { readonly type: 'shutdown' } | { readonly type: 'abort' };
-export type WorkerMessage = { readonly type: 'listening'; readonly where: string };
+export type PrimaryMessage =
+  | { readonly type: 'shutdown' }
+  | { readonly type: 'abort' }
+  /** Asks for the worker's /metrics text or /healthz answer, for the primary's HTTP port. */
+  | { readonly type: 'metrics' | 'health'; readonly id: number };
+export type WorkerMessage =
+  | { readonly type: 'listening'; readonly where: string }
+  | { readonly type: 'metrics'; readonly id: number; readonly text: string }
+  | { readonly type: 'health'; readonly id: number; readonly result: HealthResult };
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker && process.env[WORKER_ENV] === '1';
@@ -35,14 +44,21 @@ export function reportListening(where: string): void {
 /** Calls `onMessage` with each message of the primary. */
 export function onPrimaryMessage(onMessage: (message: PrimaryMessage) => void): void {
   process.on('message', (m: unknown) => {
-    if (
-      typeof m === 'object' &&
-      m !== null &&
-      (Reflect.get(m, 'type') === 'shutdown' || Reflect.get(m, 'type') === 'abort')
-    )
+    const type = typeof m === 'object' && m !== null ? Reflect.get(m, 'type') : undefined;
+    if (type === 'shutdown' || type === 'abort' || type === 'metrics' || type === 'health')
       onMessage(m as PrimaryMessage);
   });
 }
+
+/** A worker answers the primary's metrics or health question. */
+export function answerPrimary(message: WorkerMessage): void {
+  process.send?.(message);
+}
+
+/** Gauges every worker reads from the shared index: merged as the largest, not the sum. */
+const SHARED_GAUGES = new Set(['pacs_jobs_queue_depth']);
+/** How long the primary waits for a worker's answer. */
+const ASK_TIMEOUT_MS = 3000;
 
 /** A worker that dies sooner than this after it was forked is restarted after a pause, not at once. */
 const QUICK_DEATH_MS = 5000;
@@ -134,6 +150,64 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
 
   for (let i = 0; i < n; i++) fork();
   logger.info({ workers: n }, `started ${n} workers`);
+
+  // The HTTP port is the primary's: /metrics adds up the workers' counters, /healthz asks each.
+  let nextId = 1;
+  const waiting = new Map<number, (m: WorkerMessage) => void>();
+  cluster.on('message', (_worker, m: unknown) => {
+    const id = typeof m === 'object' && m !== null ? Reflect.get(m, 'id') : undefined;
+    if (typeof id === 'number') waiting.get(id)?.(m as WorkerMessage);
+  });
+  const ask = (worker: Worker, type: 'metrics' | 'health'): Promise<WorkerMessage | undefined> =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        resolve(undefined);
+      }, ASK_TIMEOUT_MS);
+      waiting.set(id, (m) => {
+        clearTimeout(timer);
+        waiting.delete(id);
+        resolve(m);
+      });
+      const message: PrimaryMessage = { type, id };
+      if (worker.isConnected()) worker.send(message);
+    });
+  const listening = () => [...live.values()].filter((e) => e.listening).map((e) => e.worker);
+  let http: HttpServerHandle | undefined;
+  if (config.server.httpPort !== undefined) {
+    try {
+      http = await startHttpServer({
+        host: config.server.host,
+        port: config.server.httpPort,
+        metrics: async () => {
+          const answers = await Promise.all(listening().map((w) => ask(w, 'metrics')));
+          const texts = answers.flatMap((a) => (a?.type === 'metrics' ? [a.text] : []));
+          const own = `# HELP pacs_workers Workers listening\n# TYPE pacs_workers gauge\npacs_workers ${texts.length}\n`;
+          return mergeExpositions([own, ...texts], SHARED_GAUGES);
+        },
+        health: async () => {
+          if (stopping > 0) return { ok: false, reason: 'shutting down' };
+          const workers = listening();
+          if (workers.length === 0) return { ok: false, reason: 'no worker is listening' };
+          const answers = await Promise.all(workers.map((w) => ask(w, 'health')));
+          for (const a of answers) {
+            if (a === undefined) return { ok: false, reason: 'a worker does not answer' };
+            if (a.type === 'health' && !a.result.ok) return a.result;
+          }
+          return { ok: true };
+        },
+        onError: (e) =>
+          logger.error({ err: e instanceof Error ? e.message : String(e) }, 'HTTP request failed'),
+      });
+    } catch (e) {
+      logger.error({ err: e instanceof Error ? e.message : String(e) }, 'cannot listen on the HTTP port');
+      stopping = 1;
+      exitCode = 1;
+      send({ type: 'shutdown' });
+    }
+  }
+  void done.then(() => http?.close());
 
   return ok({
     done,

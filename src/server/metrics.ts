@@ -163,5 +163,60 @@ export class MetricsRegistry {
   }
 }
 
+/**
+ * Merges the expositions of several processes (the workers of one port) into one: samples with
+ * the same name and labels are added up, except those named in `maxOf` (values every process
+ * reads from a shared source, such as a queue depth), which take the largest. HELP and TYPE
+ * lines are kept once, in first-seen order.
+ */
+export function mergeExpositions(texts: readonly string[], maxOf: ReadonlySet<string> = new Set()): string {
+  const order: string[] = [];
+  const meta = new Map<string, string[]>();
+  const samples = new Map<string, Map<string, number>>();
+  const family = (sampleName: string): string => {
+    for (const f of meta.keys())
+      if (
+        sampleName === f ||
+        (/^_(bucket|sum|count)$/.test(sampleName.slice(f.length)) && sampleName.startsWith(f))
+      )
+        return f;
+    return sampleName;
+  };
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const m = /^# (HELP|TYPE) (\S+)/.exec(line);
+      if (m !== null) {
+        const name = m[2] ?? '';
+        if (!meta.has(name)) {
+          meta.set(name, []);
+          order.push(name);
+        }
+        const lines = meta.get(name) ?? [];
+        if (!lines.some((l) => l.startsWith(`# ${m[1]} `))) lines.push(line);
+        continue;
+      }
+      const space = line.lastIndexOf(' ');
+      const key = line.slice(0, space);
+      const value = Number(line.slice(space + 1));
+      const name = key.split('{')[0] ?? key;
+      const f = family(name);
+      if (!samples.has(f)) {
+        samples.set(f, new Map());
+        if (!meta.has(f)) order.push(f);
+      }
+      const series = samples.get(f) ?? new Map<string, number>();
+      const before = series.get(key);
+      series.set(key, before === undefined ? value : maxOf.has(f) ? Math.max(before, value) : before + value);
+    }
+  }
+  const out: string[] = [];
+  for (const f of order) {
+    out.push(...(meta.get(f) ?? []));
+    for (const [key, value] of samples.get(f) ?? []) out.push(`${key} ${num(value)}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 /** The content type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -32,7 +32,7 @@ import type {
   SingleHandler,
 } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
-import { type HttpServerHandle, startHttpServer } from './http.js';
+import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
 import { type Counter, type Histogram, MetricsRegistry } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -66,6 +66,8 @@ export interface ServerHandle {
   readonly httpPort: number | undefined;
   /** The Prometheus text of /metrics (also without an HTTP port). */
   metrics(): Promise<string>;
+  /** What /healthz answers (also without an HTTP port). */
+  health(): Promise<HealthResult>;
   /**
    * Graceful shutdown: stops accepting at once; running associations get
    * `server.shutdownTimeoutSeconds` to finish, then are aborted; then the services stop.
@@ -211,6 +213,20 @@ export async function startServer(
   metrics.registry.gauge('pacs_process_resident_memory_bytes', 'Resident set size of this process', () =>
     process.memoryUsage.rss(),
   );
+  const health = async (): Promise<HealthResult> => {
+    if (closing !== undefined) return { ok: false, reason: 'shutting down' };
+    if (listening.some((l) => l.dicom.address === undefined))
+      return { ok: false, reason: 'the DICOM listener is not listening' };
+    if (listening.some((l) => l.dicom.activeAssociations >= server.maxAssociations))
+      return { ok: false, reason: `association limit reached (${server.maxAssociations})` };
+    try {
+      // A trivial indexed lookup: the index answers (and the connection pool is not stuck).
+      await archive.index.findInstance('0');
+    } catch (e) {
+      return { ok: false, reason: `the index does not answer: ${message(e)}` };
+    }
+    return { ok: true };
+  };
   let http: HttpServerHandle | undefined;
   if (server.httpPort !== undefined) {
     try {
@@ -218,20 +234,7 @@ export async function startServer(
         host: server.host,
         port: server.httpPort,
         metrics: () => metrics.registry.render(),
-        health: async () => {
-          if (closing !== undefined) return { ok: false, reason: 'shutting down' };
-          if (listening.some((l) => l.dicom.address === undefined))
-            return { ok: false, reason: 'the DICOM listener is not listening' };
-          if (listening.some((l) => l.dicom.activeAssociations >= server.maxAssociations))
-            return { ok: false, reason: `association limit reached (${server.maxAssociations})` };
-          try {
-            // A trivial indexed lookup: the index answers (and the connection pool is not stuck).
-            await archive.index.findInstance('0');
-          } catch (e) {
-            return { ok: false, reason: `the index does not answer: ${message(e)}` };
-          }
-          return { ok: true };
-        },
+        health,
         onError: (e) => logger.error({ err: message(e) }, 'HTTP request failed'),
       });
     } catch (e) {
@@ -279,6 +282,7 @@ export async function startServer(
     listeners,
     httpPort: http?.port,
     metrics: () => metrics.registry.render(),
+    health,
     get activeAssociations() {
       return activeAssociations();
     },

@@ -3,6 +3,7 @@
  * its own objects, all stored once (index rows = object files = objects sent); then kill -9 of
  * one worker in the middle of transfers: the other keeps serving, the primary starts a new one,
  * every acknowledged object is indexed and intact, and SIGTERM stops everything with exit code 0.
+ * The primary's --http-port adds up the workers' metrics.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { readFileInfo } from '../../src/services/storage/scu.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { spawnChild, startPacsServer, tempDir } from './helpers.js';
+import { freePort, spawnChild, startPacsServer, tempDir } from './helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 
@@ -66,7 +67,13 @@ describe('pacs server --workers 2', () => {
   it('4 concurrent senders: everything stored once; kill -9 of a worker: the other serves, a new one starts', async () => {
     const work = await tempDir('pacs-cluster-');
     const data = join(work.path, 'data');
-    const { server, port } = await startPacsServer(['--workers', '2', '--data', data], { dataDir: data });
+    const httpPort = await freePort();
+    const { server, port } = await startPacsServer(
+      ['--workers', '2', '--data', data, '--http-port', String(httpPort)],
+      {
+        dataDir: data,
+      },
+    );
     try {
       const senders = 4;
       const perSender = 12;
@@ -88,6 +95,13 @@ describe('pacs server --workers 2', () => {
         await index.close();
       }
       assert.equal(await countFiles(join(data, 'objects')), senders * perSender);
+      // The primary's HTTP port: the workers' counters added up, health asked of each.
+      const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      assert.match(metrics, /^pacs_workers 2$/m);
+      assert.match(metrics, new RegExp(`^pacs_objects_received_total ${senders * perSender}$`, 'm'));
+      assert.match(metrics, /^pacs_jobs_queue_depth 0$/m);
+      const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+      assert.equal(health.status, 200, await health.text());
 
       // kill -9 of one worker while two senders are busy.
       const pids = workerPids(server.output);

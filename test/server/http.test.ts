@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startHttpServer } from '../../src/server/http.js';
-import { MetricsRegistry } from '../../src/server/metrics.js';
+import { MetricsRegistry, mergeExpositions } from '../../src/server/metrics.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
@@ -125,5 +125,39 @@ describe('pacs server --http-port', () => {
     } finally {
       await http.close();
     }
+  });
+
+  it("the workers' expositions merge: counters and histograms add up, shared gauges take the largest", async () => {
+    const text = async (objects: number, depth: number, latency: number): Promise<string> => {
+      const r = new MetricsRegistry();
+      r.counter('a_total', 'objects').inc({}, objects);
+      r.counter('f_total', 'failures').inc({ status: '0xA700' }, 1);
+      r.gauge('depth', 'queue', () => depth);
+      r.histogram('lat_seconds', 'latency', [0.1, 1]).observe(latency);
+      return r.render();
+    };
+    const merged = mergeExpositions([await text(3, 5, 0.05), await text(4, 5, 0.5)], new Set(['depth']));
+    assert.equal(
+      merged,
+      [
+        '# HELP a_total objects',
+        '# TYPE a_total counter',
+        'a_total 7',
+        '# HELP f_total failures',
+        '# TYPE f_total counter',
+        'f_total{status="0xA700"} 2',
+        '# HELP depth queue',
+        '# TYPE depth gauge',
+        'depth 5',
+        '# HELP lat_seconds latency',
+        '# TYPE lat_seconds histogram',
+        'lat_seconds_bucket{le="0.1"} 1',
+        'lat_seconds_bucket{le="1"} 2',
+        'lat_seconds_bucket{le="+Inf"} 2',
+        'lat_seconds_sum 0.55',
+        'lat_seconds_count 2',
+        '',
+      ].join('\n'),
+    );
   });
 });
