@@ -50,6 +50,8 @@ const OBJECTS = 'objects';
 const TMP = 'tmp';
 const HEX2 = /^[0-9a-f]{2}$/;
 const PART = '.part';
+/** Objects in a row that go to one folder (see nextId). */
+const FOLDER_RUN = 1000;
 
 export class ObjectStore {
   readonly dataDir: string;
@@ -63,6 +65,9 @@ export class ObjectStore {
   private readonly creating = new Map<string, Promise<void>>();
   /** Temporary files being written by this process (cleanTemp leaves them alone). */
   private readonly active = new Set<string>();
+  /** The folder (first 4 hex digits of the id) new objects go to, and how many more go there. */
+  private folderPrefix = '';
+  private folderLeft = 0;
 
   private constructor(options: ObjectStoreOptions) {
     this.dataDir = resolve(options.dataDir);
@@ -114,7 +119,7 @@ export class ObjectStore {
             ),
           );
       }
-      const id = randomBytes(16).toString('hex');
+      const id = this.nextId();
       const tmpPath = join(this.tmpDir, id + PART);
       const fh = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
       this.active.add(tmpPath);
@@ -122,6 +127,21 @@ export class ObjectStore {
     } catch (e) {
       return err(fileError('cannot begin an object file', e));
     }
+  }
+
+  /**
+   * A new object id: 128 bits, random but for the first 16 (its folder), which are kept for runs
+   * of FOLDER_RUN objects. Fully random ids put nearly every object in a folder of its own (65,536
+   * leaves), so each commit also paid a mkdir and an fsync of the parent folder; in runs, objects
+   * share their folder's fsync too. Folders still fill evenly over time.
+   */
+  private nextId(): string {
+    if (this.folderLeft <= 0) {
+      this.folderPrefix = randomBytes(2).toString('hex');
+      this.folderLeft = FOLDER_RUN;
+    }
+    this.folderLeft--;
+    return this.folderPrefix + randomBytes(14).toString('hex');
   }
 
   /** The path an object id is stored at, relative to the data folder. */
