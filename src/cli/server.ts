@@ -140,7 +140,8 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
 
 /** Names the flag in an error line about a value the flag gave; the config path otherwise. */
 function withFlagNames(issue: string, flags: ServerFlags): string {
-  let line = issue;
+  // One of the comma-separated names: `--services: expected one of ..., got "foo"`.
+  let line = flags.services !== undefined ? issue.replace(/^server\.services\[\d+\]/, '--services') : issue;
   for (const [key, flag, path] of FLAG_PATHS) {
     const given = key === 'peer' ? flags.peer.length > 0 : flags[key] !== undefined;
     if (given) {

@@ -162,7 +162,7 @@ const serverSchema = section({
   tls: tlsSchema.default({}),
   /** The DICOM services this process runs (verification is always on); default all. */
   services: list(oneOf(SERVICE_NAMES))
-    .min(1)
+    .refine((names) => names.length > 0, { message: 'at least one service name' })
     .default([...SERVICE_NAMES]),
   /** Processes serving the DICOM port (node:cluster); 1 runs the server in this process. */
   workers: integer(1, 64).default(1),

@@ -163,6 +163,13 @@ describe('valid values', () => {
 describe('each bad value gives exactly one line', () => {
   const cases: [settings: unknown, line: string][] = [
     [{ server: { port: 'abc' } }, 'server.port: expected an integer from 1 to 65535, got "abc"'],
+    [
+      { server: { services: ['storage', 'qr'] } },
+      'server.services[1]: expected one of "verification", "storage", "query-retrieve", "worklist" or "mpps", got "qr"',
+    ],
+    [{ server: { services: [] } }, 'server.services: expected at least one service name, got an empty list'],
+    [{ server: { workers: 0 } }, 'server.workers: expected an integer from 1 to 64, got 0'],
+    [{ server: { port: 104, httpPort: 104 } }, 'server.httpPort: must differ from the DICOM and TLS ports'],
     [{ server: { port: 70000.5 } }, 'server.port: expected an integer from 1 to 65535, got 70000.5'],
     [{ server: { port: null } }, 'server.port: expected an integer from 1 to 65535, got null'],
     [
