@@ -1,6 +1,7 @@
 /**
  * `--http-port`: /healthz and /metrics of a running `pacs server`, including while DCMTK's
- * storescu sends a series; the counters match what was sent. The HTTP module alone: 503 with a
+ * storescu sends a series; the counters match what was sent; /healthz is 503 once the PostgreSQL
+ * index stops answering. The HTTP module alone: 503 with a
  * JSON reason when the health check fails or is too slow, 404 and 405 for anything else.
  */
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startHttpServer } from '../../src/server/http.js';
 import { MetricsRegistry, mergeExpositions } from '../../src/server/metrics.js';
+import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
@@ -85,6 +87,35 @@ describe('pacs server --http-port', () => {
     } finally {
       await server.stop();
       await work.remove();
+    }
+  });
+
+  it('/healthz answers 503 with the reason when the PostgreSQL index stops answering', async () => {
+    const work = await tempDir('pacs-http-pg-');
+    const schema = randomSchema();
+    const httpPort = await freePort();
+    const { server } = await startPacsServer(
+      [
+        '--db',
+        `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`,
+        '--http-port',
+        String(httpPort),
+      ],
+      { dataDir: join(work.path, 'data') },
+    );
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status, 200);
+      // The index's tables vanish under the running server (as if the database were lost).
+      await dropSchema(schema);
+      const r = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+      assert.equal(r.status, 503);
+      const body = (await r.json()) as { status: string; reason: string };
+      assert.equal(body.status, 'unavailable');
+      assert.match(body.reason, /^the index does not answer: /);
+    } finally {
+      await server.stop();
+      await work.remove();
+      await dropSchema(schema);
     }
   });
 
