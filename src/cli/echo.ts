@@ -4,17 +4,15 @@
  * connection refused, association rejected (result, source and reason), aborted, timeout, TLS
  * failure, or a non-success status.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { isAeTitle, isHost } from '../core/config.js';
 import { PacsError, UsageError } from '../core/errors.js';
 import { ApplicationEntity } from '../network/ae.js';
 import { describeStatus, statusCategory } from '../network/dimse-status.js';
-import type { NetworkError } from '../network/errors.js';
-import { describeAbort, describeReject } from '../network/negotiation.js';
 import type { TlsClientOptions } from '../network/transport.js';
 import { echo, VERIFICATION_CONTEXT } from '../services/verification/scu.js';
+import { describeNetworkFailure, integerFlag, readPem } from './common.js';
 
 interface EchoFlags {
   aet: string;
@@ -48,22 +46,6 @@ export function registerEchoCommand(program: Command): void {
     .action(async (host: string, port: string, flags: EchoFlags) => {
       await runEcho(host, port, flags);
     });
-}
-
-function integerFlag(name: string, text: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-function readPem(flag: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${flag} ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
 }
 
 async function runEcho(host: string, portText: string, flags: EchoFlags): Promise<void> {
@@ -175,58 +157,4 @@ async function runEcho(host: string, portText: string, flags: EchoFlags): Promis
       ? `C-ECHO to ${target}: success in ${fmt(avg)} ms\n`
       : `C-ECHO to ${target}: ${repeat} x success, min ${fmt(min)} / avg ${fmt(avg)} / max ${fmt(max)} ms\n`,
   );
-}
-
-/** Transport errors that are about the network, not about TLS. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-]);
-
-/** The reason a failure before or during the exchange, in words. */
-function describeNetworkFailure(e: PacsError, tls: boolean, seconds: number): string {
-  const error = e as NetworkError;
-  const cause = (error.cause ?? undefined) as NodeJS.ErrnoException | undefined;
-  switch (error.code) {
-    case 'ERR_CONNECT': {
-      if (cause?.code === 'ECONNREFUSED') return 'connection refused';
-      if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') return 'unknown host';
-      if (cause?.code === 'EHOSTUNREACH' || cause?.code === 'ENETUNREACH') return 'host unreachable';
-      if (tls && !NETWORK_CODES.has(cause?.code ?? ''))
-        return `TLS failure: ${tlsReason(cause?.message ?? error.message)}`;
-      return error.message;
-    }
-    case 'ERR_ASSOCIATION_REJECTED':
-      return error.reject !== undefined
-        ? `association rejected (${describeReject(error.reject)})`
-        : error.message;
-    case 'ERR_TIMEOUT':
-      return `timeout after ${seconds} s (${error.abort?.detail ?? error.message})`;
-    case 'ERR_ASSOCIATION_ABORTED': {
-      const a = error.abort;
-      if (a === undefined) return error.message;
-      const by =
-        a.initiator === 'peer' ? 'by the peer' : a.initiator === 'local' ? 'by us' : 'by the network';
-      const detail = a.detail !== undefined && a.initiator !== 'peer' ? `: ${a.detail}` : '';
-      if (tls && a.initiator === 'provider' && /tls|ssl|alert|certificate/i.test(a.detail ?? ''))
-        return `TLS failure: ${tlsReason(a.detail ?? '')}`;
-      return `association aborted ${by} (${describeAbort(a.source, a.reason)}${detail})`;
-    }
-    default:
-      return error.message;
-  }
-}
-
-/** OpenSSL's "80AC...:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:..." in words. */
-function tlsReason(text: string): string {
-  const reason = /SSL routines:[^:]*:([^:]+)/.exec(text)?.[1]?.trim() ?? text;
-  if (/certificate required/.test(reason))
-    return `${reason} (the server wants a client certificate: --tls-cert and --tls-key)`;
-  if (/wrong version number|packet length too long|record layer failure/.test(reason))
-    return `${reason} (is this a TLS port?)`;
-  return reason;
 }
