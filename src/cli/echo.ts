@@ -6,24 +6,19 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { isAeTitle, isHost } from '../core/config.js';
-import { PacsError, UsageError } from '../core/errors.js';
-import { ApplicationEntity } from '../network/ae.js';
+import { PacsError } from '../core/errors.js';
 import { describeStatus, statusCategory } from '../network/dimse-status.js';
-import type { TlsClientOptions } from '../network/transport.js';
 import { echo, VERIFICATION_CONTEXT } from '../services/verification/scu.js';
-import { describeNetworkFailure, integerFlag, readPem } from './common.js';
+import {
+  type ConnectionFlags,
+  describeNetworkFailure,
+  integerFlag,
+  parseConnection,
+  requestorFor,
+} from './common.js';
 
-interface EchoFlags {
-  aet: string;
-  aec: string;
-  tls?: boolean;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
+interface EchoFlags extends ConnectionFlags {
   repeat: string;
-  timeout: string;
-  maxPdu?: string;
   json?: boolean;
 }
 
@@ -49,57 +44,16 @@ export function registerEchoCommand(program: Command): void {
 }
 
 async function runEcho(host: string, portText: string, flags: EchoFlags): Promise<void> {
-  if (!isHost(host))
-    throw new UsageError(`HOST: expected a host name or IP address, got ${JSON.stringify(host)}`);
-  const port = integerFlag('PORT', portText, 1, 65535);
-  for (const [flag, value] of [
-    ['--aet', flags.aet],
-    ['--aec', flags.aec],
-  ] as const) {
-    if (!isAeTitle(value))
-      throw new UsageError(
-        `${flag}: expected an AE title (1 to 16 characters), got ${JSON.stringify(value)}`,
-      );
-  }
+  const c = parseConnection(host, portText, flags);
   const repeat = integerFlag('--repeat', flags.repeat, 1, 1_000_000);
-  const seconds = Number(flags.timeout);
-  if (!/^\d+(\.\d+)?$/.test(flags.timeout) || seconds <= 0 || seconds > 86400)
-    throw new UsageError(
-      `--timeout: expected a number of seconds from 0 to 86400, got ${JSON.stringify(flags.timeout)}`,
-    );
-  let maxPduLength: number | undefined;
-  if (flags.maxPdu !== undefined) {
-    maxPduLength = integerFlag('--max-pdu', flags.maxPdu, 0, 16777216);
-    if (maxPduLength !== 0 && maxPduLength < 4096)
-      throw new UsageError(
-        `--max-pdu: expected an integer from 4096 to 16777216, or 0 for unlimited, got ${maxPduLength}`,
-      );
-  }
-  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
-    throw new UsageError('--tls-cert and --tls-key go together');
-  const useTls = Boolean(flags.tls || flags.tlsCa || flags.tlsCert);
-  let tls: TlsClientOptions | undefined;
-  if (useTls) {
-    tls = {
-      ...(flags.tlsCa !== undefined ? { ca: readPem('--tls-ca', flags.tlsCa) } : {}),
-      ...(flags.tlsCert !== undefined ? { cert: readPem('--tls-cert', flags.tlsCert) } : {}),
-      ...(flags.tlsKey !== undefined ? { key: readPem('--tls-key', flags.tlsKey) } : {}),
-    };
-  }
-
-  const aec = flags.aec.trim();
-  const target = `${aec}@${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { port, useTls, tls, target } = c;
+  const seconds = c.timeoutSeconds;
+  const aec = c.calledAeTitle;
   const fail = (reason: string): never => {
     throw new PacsError('ERR_ECHO', `C-ECHO to ${target}: ${reason}`);
   };
 
-  const timeoutMs = Math.round(seconds * 1000);
-  const ae = new ApplicationEntity({
-    aeTitle: flags.aet.trim(),
-    ...(maxPduLength !== undefined ? { maxPduLength } : {}),
-    timeouts: { connectMs: timeoutMs, acseMs: timeoutMs },
-    responseTimeoutMs: timeoutMs,
-  });
+  const ae = requestorFor(c);
   const connected = await ae.connect({
     host,
     port,
