@@ -43,6 +43,7 @@ import type {
   RequestSender,
   ResponseMessage,
 } from './service.js';
+import { ServiceError } from './service-error.js';
 
 /** Identifiers and N- data sets larger than this are refused (they are small by nature). */
 const MAX_COLLECTED_DATA_SET = 64 * 1024 * 1024;
@@ -578,6 +579,10 @@ export class DimseAssociation implements RequestSender {
   }
 
   private failure(name: string, e: unknown): DimseResponse {
+    if (e instanceof ServiceError) {
+      this.log.warn({ op: name, status: e.status, err: e.message }, `${name} failed`);
+      return e.response();
+    }
     this.log.error({ err: e, op: name }, `${name} handler failed`);
     return {
       status: Status.ProcessingFailure,
@@ -614,11 +619,16 @@ export class DimseAssociation implements RequestSender {
         break;
       }
     } catch (e) {
-      this.log.error({ err: e }, 'multi-response handler failed');
-      final = {
-        status: Status.ProcessingFailure,
-        errorComment: `failed: ${(e as Error)?.message ?? String(e)}`,
-      };
+      if (e instanceof ServiceError) {
+        this.log.warn({ status: e.status, err: e.message }, 'multi-response request failed');
+        final = e.response();
+      } else {
+        this.log.error({ err: e }, 'multi-response handler failed');
+        final = {
+          status: Status.ProcessingFailure,
+          errorComment: `failed: ${(e as Error)?.message ?? String(e)}`,
+        };
+      }
     }
     await respond(final ?? { status: Status.Success });
   }

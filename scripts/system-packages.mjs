@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Installs the Debian packages the tests need when they are missing (README: `npm test` is the whole
+// set-up on a fresh Debian machine). As root it runs apt-get; otherwise it names them in one line
+// and fails. Each package is checked by a file it installs, so a present machine costs nothing.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** Debian package -> a file whose presence says it is installed. */
+const PACKAGES = {
+  dcmtk: '/usr/bin/storescp',
+  'python3-pydicom': '/usr/lib/python3/dist-packages/pydicom/data',
+};
+
+const missing = Object.entries(PACKAGES)
+  .filter(([, file]) => !existsSync(file))
+  .map(([name]) => name);
+if (missing.length === 0) process.exit(0);
+
+if (process.getuid?.() !== 0) {
+  console.error(
+    `pacs tests: missing system packages; install them with: sudo apt-get install -y ${missing.join(' ')}`,
+  );
+  process.exit(1);
+}
+console.error(`pacs tests: installing ${missing.join(' ')} with apt-get`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+const run = (args) =>
+  spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env }).status === 0;
+if (!run(['update', '-qq']) || !run(['install', '-y', '-qq', ...missing])) {
+  console.error(`pacs tests: apt-get could not install ${missing.join(' ')}`);
+  process.exit(1);
+}
