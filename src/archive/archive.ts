@@ -5,6 +5,7 @@
  * removed again. reconcile() repairs what a crash can leave (see reconcile.ts).
  */
 import { join } from 'node:path';
+import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DataSet } from '../dicom/dataset.js';
@@ -59,6 +60,8 @@ export type IngestOutcome =
 export interface ArchiveOptions {
   readonly duplicatePolicy?: DuplicatePolicy;
   readonly logger?: Logger;
+  /** Where ingested objects are reported ('object-received', core/events.ts); default: nowhere. */
+  readonly events?: EventBus;
 }
 
 export interface OpenArchiveOptions extends ArchiveOptions {

@@ -10,6 +10,7 @@
  *   await echo(assoc);
  *   await assoc.release();
  */
+import type { EventBus } from '../core/events.js';
 import type { AddressInfo } from 'node:net';
 import { err, ok, type Result } from '../core/result.js';
 import {
@@ -34,6 +35,8 @@ export interface AeOptions {
   readonly timeouts?: AssociationTimeouts;
   /** Longest wait for a response to a request we send (ms); default none. */
   readonly responseTimeoutMs?: number;
+  /** Where associations and requests are reported (core/events.ts); default: nowhere. */
+  readonly events?: EventBus;
 }
 
 export interface ListenOptions {

@@ -3,6 +3,7 @@
  * SOP classes it serves and registers handlers by command. Handlers return DIMSE statuses as
  * values; an exception in a handler becomes a failure status, never a dead association.
  */
+import type { EventBus } from '../core/events.js';
 import type { DataSet } from '../dicom/dataset.js';
 import type { DimseCommand } from './dimse-command.js';
 import type { NetworkLogger } from './logger.js';
@@ -20,6 +21,8 @@ export interface RequestContext {
   /** Aborted by C-CANCEL, or when the association ends. */
   readonly signal: AbortSignal;
   readonly log: NetworkLogger;
+  /** The server's event stream, when it has one (core/events.ts): services emit what they did on it. */
+  readonly events?: EventBus;
   /** The association, to send requests on it (C-GET sub-operations). */
   readonly association: RequestSender;
 }
@@ -47,7 +50,8 @@ export type OutgoingData = Uint8Array | DataSet | AsyncIterable<Uint8Array>;
 /** A response as a handler gives it; the dispatcher fills in the message IDs and SOP class. */
 export interface DimseResponse {
   readonly status: number;
-  readonly dataSet?: DataSet;
+  /** A data set, or its bytes already encoded in the context's transfer syntax (C-FIND answers built from the index). */
+  readonly dataSet?: DataSet | Uint8Array;
   readonly errorComment?: string;
   readonly errorId?: number;
   readonly offendingElements?: readonly number[];
