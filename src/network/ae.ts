@@ -10,8 +10,9 @@
  *   await echo(assoc);
  *   await assoc.release();
  */
-import type { EventBus } from '../core/events.js';
+
 import type { AddressInfo } from 'node:net';
+import type { EventBus } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
 import {
   type Association,
