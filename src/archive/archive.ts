@@ -1,6 +1,6 @@
 /**
- * The archive: the object store and the index together, with the duplicate policy. ingest()
- * commits the object file (fsync, rename, folder fsync), then indexes it, and only then
+ * The archive: the object store and the index together, with the duplicate policy. Every object
+ * comes in through createIngestStream()/ingest() (see ingest.ts), which commits the object file (fsync, rename, folder fsync), then indexes it, and only then
  * resolves, so an object reported stored survives a crash; when indexing fails the file is
  * removed again. reconcile() repairs what a crash can leave (see reconcile.ts).
  */
@@ -8,34 +8,16 @@ import { join } from 'node:path';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { DataSet } from '../dicom/dataset.js';
 import { ArchiveError } from './errors.js';
 import type { ArchiveIndex, IndexedInstance, IndexWarning } from './index/archive-index.js';
 import { describeInstance } from './index/extract.js';
 import type { GroupCommitOptions } from './index/group-commit.js';
 import { openIndex } from './index/open.js';
+import { type DuplicatePolicy, type IngestRequest, IngestStream, type ReceivedObject } from './ingest.js';
 import { type ReconcileOptions, type ReconcileReport, reconcile } from './reconcile.js';
-import { type Durability, ObjectStore, type ObjectWriter, type StoredFile } from './store.js';
+import { type Durability, ObjectStore, type StoredFile } from './store.js';
 
-/**
- * What to do with an object whose SOP Instance UID is archived already:
- * - keep (default): keep the archived object, drop the new one, report `duplicate` (the Storage
- *   SCP answers a warning): a resent object does not silently change what was read already;
- * - replace: archive the new object in place of the old one;
- * - reject: drop the new one and fail with ERR_ARCHIVE_DUPLICATE.
- */
-export type DuplicatePolicy = 'keep' | 'replace' | 'reject';
-
-export interface IngestMeta {
-  /** The transfer syntax the data set was written in. */
-  readonly transferSyntaxUid: string;
-  /** The calling AE title of the association it came on. */
-  readonly callingAet?: string | null;
-  /** Default: now. */
-  readonly receivedAt?: Date;
-  /** Overrides the archive's policy for this object. */
-  readonly duplicatePolicy?: DuplicatePolicy;
-}
+export type { DuplicatePolicy, IngestRequest, IngestVia } from './ingest.js';
 
 export type IngestOutcome =
   | {
@@ -80,36 +62,66 @@ export class Archive {
   readonly index: ArchiveIndex;
   readonly duplicatePolicy: DuplicatePolicy;
   private readonly logger: Logger | undefined;
+  private readonly events: EventBus | undefined;
 
   constructor(store: ObjectStore, index: ArchiveIndex, options: ArchiveOptions = {}) {
     this.store = store;
     this.index = index;
     this.duplicatePolicy = options.duplicatePolicy ?? 'keep';
     this.logger = options.logger;
-  }
-
-  /** Starts a new object file (see ObjectStore.beginObject): ERR_ARCHIVE_OUT_OF_SPACE below the free-space floor. */
-  beginObject(): Promise<Result<ObjectWriter, ArchiveError>> {
-    return this.store.beginObject();
+    this.events = options.events;
   }
 
   /**
-   * Archives a fully written object: `header` is its data set up to Pixel Data at least (what
-   * the index keeps). Resolves once the file is durable and indexed, or after the file was
-   * dropped (duplicate, invalid header, full disk, index failure: see ArchiveErrorCode).
+   * The one ingest entry point, as a Writable: write the object's bytes (a data set in
+   * `request.transferSyntaxUid`, or a Part-10 file with `format: 'part10'`) and end it, or
+   * pipeline() into it; `outcome` resolves once the object is durable and indexed, or was dropped
+   * (see ArchiveErrorCode). The stream emits 'finish' after `outcome` is settled and never errors
+   * for an expected failure; destroying it before its end drops the object (ERR_ARCHIVE_ABORTED).
+   */
+  createIngestStream(request: IngestRequest): IngestStream<IngestOutcome> {
+    return new IngestStream<IngestOutcome>(
+      {
+        begin: () => this.store.beginObject(),
+        settle: (received) => this.settle(received, request),
+      },
+      request,
+    );
+  }
+
+  /**
+   * Ingests the bytes of `source` (see createIngestStream), honouring the file's backpressure.
+   * When `source` throws, the object is dropped and the outcome is ERR_ARCHIVE_ABORTED with the
+   * source's error as its cause.
    */
   async ingest(
-    handle: ObjectWriter,
-    header: DataSet,
-    meta: IngestMeta,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    request: IngestRequest,
   ): Promise<Result<IngestOutcome, ArchiveError>> {
-    const policy = meta.duplicatePolicy ?? this.duplicatePolicy;
+    const stream = this.createIngestStream(request);
+    try {
+      for await (const chunk of source)
+        if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', resolve));
+      stream.end();
+    } catch (e) {
+      stream.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
+    return stream.outcome;
+  }
+
+  /** A received object: checked against the index and the duplicate policy, committed, indexed. */
+  private async settle(
+    received: ReceivedObject,
+    request: IngestRequest,
+  ): Promise<Result<IngestOutcome, ArchiveError>> {
+    const { handle, header } = received;
+    const policy = request.duplicatePolicy ?? this.duplicatePolicy;
     const described = describeInstance(header, {
-      transferSyntaxUid: meta.transferSyntaxUid,
+      transferSyntaxUid: received.transferSyntaxUid,
       path: '',
       size: 0,
-      receivedAt: meta.receivedAt ?? new Date(),
-      callingAet: meta.callingAet ?? null,
+      receivedAt: request.receivedAt ?? new Date(),
+      callingAet: request.source,
     });
     if (!described.ok) {
       await handle.abort();
@@ -117,6 +129,20 @@ export class Archive {
     }
     const { record, headers } = described.value;
     const uid = record.instance.sopInstanceUid;
+    const report = (outcome: IngestOutcome): Result<IngestOutcome, ArchiveError> => {
+      this.events?.emit({
+        type: 'object-received',
+        outcome: outcome.status,
+        sopInstanceUid: uid,
+        sopClassUid: record.instance.sopClassUid,
+        studyInstanceUid: record.study.studyInstanceUid,
+        patientId: record.patient.patientId ?? '',
+        bytes: received.bytes,
+        source: request.source,
+        via: request.via,
+      });
+      return ok(outcome);
+    };
 
     // A duplicate known now costs no fsync; the insert below still decides (another writer may win the race).
     if (policy !== 'replace') {
@@ -129,7 +155,7 @@ export class Archive {
       }
       if (existing) {
         await handle.abort();
-        return duplicate(policy, existing);
+        return this.duplicate(policy, existing, report);
       }
     }
 
@@ -144,21 +170,37 @@ export class Archive {
         onDuplicate: policy === 'replace' ? 'replace' : 'keep',
       });
     } catch (e) {
-      return this.afterIndexFailure(uid, file, e);
+      const r = await this.afterIndexFailure(uid, file, e);
+      return r.ok ? report(r.value) : r;
     }
     switch (inserted.status) {
       case 'inserted':
-        return ok({ status: 'stored', file, warnings: inserted.warnings });
+        return report({ status: 'stored', file, warnings: inserted.warnings });
       case 'duplicate':
         // Our own file indexed by someone else (a reconcile running in another process) is ours.
-        if (inserted.existing.path === file.path) return ok({ status: 'stored', file, warnings: [] });
+        if (inserted.existing.path === file.path) return report({ status: 'stored', file, warnings: [] });
         await this.removeFile(file.path, 'it is a duplicate');
-        return duplicate(policy, inserted.existing);
+        return this.duplicate(policy, inserted.existing, report);
       case 'replaced':
         if (inserted.previous.path !== file.path)
           await this.removeFile(inserted.previous.path, 'it was replaced');
-        return ok({ status: 'replaced', file, previous: inserted.previous, warnings: inserted.warnings });
+        return report({ status: 'replaced', file, previous: inserted.previous, warnings: inserted.warnings });
     }
+  }
+
+  private duplicate(
+    policy: DuplicatePolicy,
+    existing: IndexedInstance,
+    report: (o: IngestOutcome) => Result<IngestOutcome, ArchiveError>,
+  ): Result<IngestOutcome, ArchiveError> {
+    if (policy === 'reject')
+      return err(
+        new ArchiveError(
+          'ERR_ARCHIVE_DUPLICATE',
+          `SOP Instance ${existing.sopInstanceUid} is archived already`,
+        ),
+      );
+    return report({ status: 'duplicate', existing });
   }
 
   /** Removes an object from the index, then its file. False when it was not archived. */
@@ -211,17 +253,6 @@ export class Archive {
       this.logger?.warn({ err: e, path }, `could not remove an object file after ${why}`);
     }
   }
-}
-
-function duplicate(policy: DuplicatePolicy, existing: IndexedInstance): Result<IngestOutcome, ArchiveError> {
-  if (policy === 'reject')
-    return err(
-      new ArchiveError(
-        'ERR_ARCHIVE_DUPLICATE',
-        `SOP Instance ${existing.sopInstanceUid} is archived already`,
-      ),
-    );
-  return ok({ status: 'duplicate', existing });
 }
 
 function indexFailure(uid: string, cause: unknown): ArchiveError {

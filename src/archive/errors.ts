@@ -11,6 +11,14 @@ export type ArchiveErrorCode =
   | 'ERR_ARCHIVE_DUPLICATE'
   /** The header lacks what the index needs (SOP Class/Instance, Study and Series Instance UIDs). */
   | 'ERR_ARCHIVE_INVALID_OBJECT'
+  /** The bytes are not a data set in the transfer syntax given (or not a Part-10 file). */
+  | 'ERR_ARCHIVE_UNPARSABLE'
+  /** The data set ended inside an element, item or sequence: a cut stream. */
+  | 'ERR_ARCHIVE_TRUNCATED'
+  /** The SOP Class or Instance UID of the data set is not the one the caller expected (`tag` says which). */
+  | 'ERR_ARCHIVE_UID_MISMATCH'
+  /** The input failed or was destroyed before its end (an aborted association): nothing is kept. */
+  | 'ERR_ARCHIVE_ABORTED'
   /** A file operation failed for another reason (permissions, I/O error). */
   | 'ERR_ARCHIVE_IO'
   /** The index (SQL) failed: the database is unreachable, a constraint failed... */
@@ -22,9 +30,12 @@ export type ArchiveErrorCode =
 
 export class ArchiveError extends PacsError {
   override readonly code: ArchiveErrorCode;
-  constructor(code: ArchiveErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  /** The attribute at fault, when there is one (ERR_ARCHIVE_UID_MISMATCH). */
+  readonly tag: number | undefined;
+  constructor(code: ArchiveErrorCode, message: string, options?: { cause?: unknown; tag?: number }) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.tag = options?.tag;
   }
 }
 

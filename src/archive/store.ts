@@ -30,6 +30,14 @@ export interface ObjectStoreOptions {
 
 export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * How old a free-space figure may be before beginObject asks the file system again. Between two
+ * statfs calls the bytes we committed are taken off the figure, and a figure below the floor is
+ * always checked again, so the floor holds as it did with a statfs per object (which cost a
+ * system call on every C-STORE).
+ */
+const FREE_SPACE_TTL_MS = 1000;
+
 /** A committed object file. */
 export interface StoredFile {
   readonly id: string;
@@ -68,6 +76,8 @@ export class ObjectStore {
   /** The folder (first 4 hex digits of the id) new objects go to, and how many more go there. */
   private folderPrefix = '';
   private folderLeft = 0;
+  /** The last statfs figure, when it was taken, and the bytes committed since. */
+  private free: { bytes: number; at: number; since: number } | undefined;
 
   private constructor(options: ObjectStoreOptions) {
     this.dataDir = resolve(options.dataDir);
@@ -110,7 +120,7 @@ export class ObjectStore {
   async beginObject(): Promise<Result<ObjectWriter, ArchiveError>> {
     try {
       if (this.minFreeBytes > 0) {
-        const free = await this.freeBytes();
+        const free = await this.estimatedFreeBytes();
         if (free < this.minFreeBytes)
           return err(
             new ArchiveError(
@@ -127,6 +137,16 @@ export class ObjectStore {
     } catch (e) {
       return err(fileError('cannot begin an object file', e));
     }
+  }
+
+  /** Free bytes from the last statfs less what was committed since; asks again when old or below the floor. */
+  private async estimatedFreeBytes(): Promise<number> {
+    const f = this.free;
+    if (f !== undefined && Date.now() - f.at < FREE_SPACE_TTL_MS && f.bytes - f.since >= this.minFreeBytes)
+      return f.bytes - f.since;
+    const bytes = await this.freeBytes();
+    this.free = { bytes, at: Date.now(), since: 0 };
+    return bytes;
   }
 
   /**
@@ -239,6 +259,11 @@ export class ObjectStore {
     this.active.delete(tmpPath);
     if (this.durability === 'fsync') await this.dirSync.sync(dir);
     return path;
+  }
+
+  /** @internal Bytes committed, for the free-space estimate. */
+  committed(bytes: number): void {
+    if (this.free) this.free.since += bytes;
   }
 
   /** @internal */
@@ -397,6 +422,7 @@ export class ObjectWriter {
       await this.fh.close();
       closed = true;
       const path = await this.store.install(this.id, this.tmpPath);
+      this.store.committed(this.written);
       this.state = 'committed';
       return ok({ id: this.id, path, size: this.written });
     } catch (e) {

@@ -1,27 +1,18 @@
 /**
- * Storage SCP (PS3.4 Annex B). The data set streams from the socket into a temporary object
- * file (file meta first, then the received bytes exactly as they arrived) while the parser reads
- * it to check it and to collect its header for the index; success is answered only once the
- * file is durable and indexed (ARCHITECTURE.md decisions 2 and 3).
+ * Storage SCP (PS3.4 Annex B). The data set streams from the socket into the archive's one
+ * ingest entry point (archive/ingest.ts), which writes, checks, commits and indexes it; this
+ * service only maps the outcome to a DIMSE status. Success is answered only once the object is
+ * durable and indexed (ARCHITECTURE.md decisions 2, 3 and 7).
  */
 
 import type { Archive } from '../../archive/archive.js';
 import type { ArchiveError } from '../../archive/errors.js';
-import { DicomParseError } from '../../core/errors.js';
 import { TAG } from '../../dicom/dictionary.js';
 import { TRANSFER_SYNTAXES } from '../../dicom/generated/uids.js';
-import { DicomParser } from '../../dicom/parser.js';
-import { DataSetBuilder } from '../../dicom/reader.js';
 import { allStorageSopClasses, EXPLICIT_VR_LE, IMPLICIT_VR_LE, UID } from '../../dicom/uid.js';
-import { encodeFileMeta } from '../../dicom/writer.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
-
-/**
- * Values longer than this are not kept in memory while receiving: the index keeps text up to
- * 64 KiB and drops binary values over 1 KiB (as reconcile reads headers, so both paths agree).
- */
-const HEADER_VALUE_LIMIT = 64 * 1024;
+import { failure } from '../../network/service-error.js';
 
 /**
  * Every transfer syntax we can keep as received: the native ones (Explicit VR LE preferred, as
@@ -72,88 +63,24 @@ export async function storeObject(
   const sopInstance = command.affectedSopInstanceUid ?? '';
   const started = performance.now();
   if (!sopInstance) {
-    await drain(data);
-    return { status: Status.CannotUnderstand, errorComment: 'C-STORE-RQ without Affected SOP Instance UID' };
-  }
-
-  const begun = await archive.beginObject();
-  if (!begun.ok) {
-    await drain(data);
-    log.warn({ sopInstance, err: begun.error.message }, 'C-STORE refused');
-    return failureFor(begun.error);
-  }
-  const handle = begun.value;
-  const builder = new DataSetBuilder({ bulkData: 'skip', bulkDataThreshold: HEADER_VALUE_LIMIT });
-  const parser = new DicomParser(builder, { format: 'dataset', transferSyntax: ctx.transferSyntax });
-  let parseError: DicomParseError | undefined;
-  try {
-    handle.write(
-      encodeFileMeta({
-        mediaStorageSopClassUid: sopClass,
-        mediaStorageSopInstanceUid: sopInstance,
-        transferSyntaxUid: ctx.transferSyntax,
-        sourceApplicationEntityTitle: ctx.peerAeTitle,
-      }),
-    );
-    for await (const chunk of data) {
-      if (!handle.write(chunk)) await handle.drain();
-      if (parseError) continue;
-      try {
-        parser.write(chunk);
-      } catch (e) {
-        if (!(e instanceof DicomParseError)) throw e;
-        parseError = e;
-      }
+    for await (const _ of data) {
+      // discarded
     }
-    if (!parseError) {
-      try {
-        parser.end();
-      } catch (e) {
-        if (!(e instanceof DicomParseError)) throw e;
-        parseError = e;
-      }
-    }
-  } catch (e) {
-    // The association ended mid-transfer (or a bug): nothing is kept.
-    await handle.abort();
-    throw e;
+    return failure(Status.CannotUnderstand, 'C-STORE-RQ without Affected SOP Instance UID');
   }
 
-  if (parseError) {
-    await handle.abort();
-    log.warn({ sopInstance, err: parseError.message }, 'C-STORE data set does not parse: nothing stored');
-    return {
-      status: Status.CannotUnderstand,
-      errorComment: `data set does not parse: ${parseError.message}`,
-    };
-  }
-  const header = builder.root;
-  const dsClass = header.string(TAG.SOPClassUID);
-  const dsInstance = header.string(TAG.SOPInstanceUID);
-  if (dsClass !== sopClass || dsInstance !== sopInstance) {
-    await handle.abort();
-    const which = dsClass !== sopClass ? 'SOP Class' : 'SOP Instance';
-    log.warn(
-      { sopInstance, dsInstance, sopClass, dsClass },
-      `C-STORE ${which} UID of command and data set differ: nothing stored`,
-    );
-    return {
-      status: Status.DataSetDoesNotMatchSopClass,
-      errorComment: `${which} UID of the data set differs from the command`,
-    };
-  }
-  if (handle.error) {
-    await handle.abort();
-    return failureFor(handle.error);
-  }
-
-  const result = await archive.ingest(handle, header, {
+  const result = await archive.ingest(data, {
     transferSyntaxUid: ctx.transferSyntax,
-    callingAet: ctx.peerAeTitle,
+    expected: { sopClassUid: sopClass, sopInstanceUid: sopInstance },
+    source: ctx.peerAeTitle,
+    via: 'C-STORE',
   });
   if (!result.ok) {
-    log.warn({ sopInstance, err: result.error.message }, 'C-STORE failed');
-    return failureFor(result.error);
+    const error = result.error;
+    // The association ended mid-transfer: nothing was kept and nobody waits for an answer.
+    if (error.code === 'ERR_ARCHIVE_ABORTED') throw error.cause ?? error;
+    log.warn({ sopInstance, sopClass, err: error.message }, 'C-STORE failed: nothing stored');
+    return failureFor(error);
   }
   const outcome = result.value;
   for (const w of outcome.status === 'duplicate' ? [] : outcome.warnings)
@@ -178,22 +105,29 @@ export async function storeObject(
   return { status: Status.Success };
 }
 
-/** The DIMSE status for an archive failure (PS3.4 B.2.3). */
+/** The DIMSE status of an archive failure (PS3.4 B.2.3). */
 function failureFor(error: ArchiveError): DimseResponse {
   switch (error.code) {
     case 'ERR_ARCHIVE_OUT_OF_SPACE':
-      return { status: Status.OutOfResources, errorComment: 'out of storage space' };
+      return failure(Status.OutOfResources, 'out of storage space', { cause: error });
     case 'ERR_ARCHIVE_DUPLICATE':
-      return { status: Status.DuplicateSopInstance, errorComment: 'duplicate SOP Instance UID refused' };
+      return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID refused', { cause: error });
+    case 'ERR_ARCHIVE_UNPARSABLE':
+    case 'ERR_ARCHIVE_TRUNCATED':
+      return failure(Status.CannotUnderstand, `data set does not parse: ${error.message}`, {
+        cause: error,
+      });
+    case 'ERR_ARCHIVE_UID_MISMATCH': {
+      const which = error.tag === TAG.SOPClassUID ? 'SOP Class' : 'SOP Instance';
+      return failure(
+        Status.DataSetDoesNotMatchSopClass,
+        `${which} UID of the data set differs from the command`,
+        { cause: error },
+      );
+    }
     case 'ERR_ARCHIVE_INVALID_OBJECT':
-      return { status: Status.DataSetDoesNotMatchSopClass, errorComment: error.message };
+      return failure(Status.DataSetDoesNotMatchSopClass, error.message, { cause: error });
     default:
-      return { status: Status.OutOfResources, errorComment: `archive failure: ${error.message}` };
-  }
-}
-
-async function drain(data: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const _ of data) {
-    // discarded
+      return failure(Status.OutOfResources, `archive failure: ${error.message}`, { cause: error });
   }
 }
