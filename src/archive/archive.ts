@@ -14,8 +14,13 @@ import { describeInstance } from './index/extract.js';
 import type { GroupCommitOptions } from './index/group-commit.js';
 import { openIndex } from './index/open.js';
 import { type DuplicatePolicy, type IngestRequest, IngestStream, type ReceivedObject } from './ingest.js';
+import type { JobStore } from './jobs/job.js';
+import { jobStoreFor } from './jobs/open.js';
+import { SqlJobStore } from './jobs/sql-store.js';
 import { type ReconcileOptions, type ReconcileReport, reconcile } from './reconcile.js';
 import { type Durability, ObjectStore, type StoredFile } from './store.js';
+import { worklistStoreOf } from './worklist/open.js';
+import type { WorklistStore } from './worklist/worklist-store.js';
 
 export type { DuplicatePolicy, IngestRequest, IngestVia } from './ingest.js';
 
@@ -63,6 +68,7 @@ export class Archive {
   readonly duplicatePolicy: DuplicatePolicy;
   private readonly logger: Logger | undefined;
   private readonly events: EventBus | undefined;
+  private jobStore: JobStore | undefined;
 
   constructor(store: ObjectStore, index: ArchiveIndex, options: ArchiveOptions = {}) {
     this.store = store;
@@ -201,6 +207,23 @@ export class Archive {
         ),
       );
     return report({ status: 'duplicate', existing });
+  }
+
+  /** The job queue kept in this archive's index (one store per archive, shared by the runner and the services). */
+  get jobs(): JobStore {
+    this.jobStore ??= jobStoreFor(this.index);
+    return this.jobStore;
+  }
+
+  /** The modality worklist kept in this archive's index (one store per index). */
+  get worklist(): WorklistStore {
+    return worklistStoreOf(this.index);
+  }
+
+  /** Jobs queued or running in the shared queue; undefined when the index keeps none (the in-memory index). */
+  jobQueueDepth(): Promise<number | undefined> {
+    const jobs = this.jobs;
+    return jobs instanceof SqlJobStore ? jobs.countActive() : Promise.resolve(undefined);
   }
 
   /** Removes an object from the index, then its file. False when it was not archived. */

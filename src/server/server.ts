@@ -6,10 +6,7 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import type { Kysely } from 'kysely';
 import { type Archive, openArchive } from '../archive/archive.js';
-import { SqlArchiveIndex } from '../archive/index/sql-index.js';
-import type { JobDatabase } from '../archive/jobs/sql-store.js';
 import { type Config, splitCallingAet } from '../core/config.js';
 import { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -208,7 +205,7 @@ export async function startServer(
     () => activeAssociations(),
   );
   metrics.registry.gauge('pacs_jobs_queue_depth', 'Jobs queued or running in the shared job queue', () =>
-    jobQueueDepth(archive),
+    archive.jobQueueDepth(),
   );
   metrics.registry.gauge('pacs_process_resident_memory_bytes', 'Resident set size of this process', () =>
     process.memoryUsage.rss(),
@@ -480,20 +477,6 @@ function instrumented(service: DimseService, m: ServerMetrics): DimseService {
     ...(service.stop !== undefined ? { stop: service.stop.bind(service) } : {}),
     ...(service.health !== undefined ? { health: service.health.bind(service) } : {}),
   };
-}
-
-/** Jobs queued or running (SQL indexes; the in-memory index of some tests has no shared queue). */
-async function jobQueueDepth(archive: Archive): Promise<number | undefined> {
-  const index = archive.index;
-  if (!(index instanceof SqlArchiveIndex)) return undefined;
-  // The job table is typed by the job store (schema.ts describes the level tables), as there.
-  const db = index.db as unknown as Kysely<JobDatabase>;
-  const row = await db
-    .selectFrom('job')
-    .select((eb) => eb.fn.countAll().as('n'))
-    .where('state', 'in', ['queued', 'running'])
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }
 
 /**

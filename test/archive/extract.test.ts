@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { describeInstance, levelOf, splitHeaders } from '../../src/archive/index/extract.js';
-import { normalizePersonName } from '../../src/archive/index/person-name.js';
+import { describeInstance, splitHeaders } from '../../src/archive/index/extract.js';
+import { levelOf } from '../../src/archive/index/levels.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
+import { normalizePersonName } from '../../src/dicom/matching/person-name.js';
 import { readDicomFile } from '../../src/dicom/reader.js';
 import { makeTag, tagHex } from '../../src/dicom/tag.js';
 import { corpusFiles, TEST_FILES } from '../helpers/corpus.js';

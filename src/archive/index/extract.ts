@@ -1,10 +1,7 @@
 /**
  * From an object's header to what the index keeps: the key attributes of each level
- * (InstanceRecord) and each level's attributes as DICOM JSON (LevelHeaders). Which attribute
- * belongs to which level follows the modules of the composite IODs (PS3.3 C.7): Patient and
- * Clinical Trial Subject at patient level; General Study, Patient Study and Clinical Trial Study
- * at study level; General Series, Clinical Trial Series, General Equipment and Frame of Reference
- * at series level; everything else (private elements too) at instance level.
+ * (InstanceRecord) and each level's attributes as DICOM JSON (LevelHeaders); which attribute
+ * belongs to which level is levels.ts's.
  */
 import { err, ok, type Result } from '../../core/result.js';
 import { type DataElement, DataSet } from '../../dicom/dataset.js';
@@ -19,193 +16,10 @@ import type {
   SeriesAttributes,
   StudyAttributes,
 } from './archive-index.js';
+import { EVERY_LEVEL_TAGS, type Level, levelOf } from './levels.js';
 
 /** Binary values longer than this are bulk data and are left out of the stored headers. */
 export const BULK_DATA_THRESHOLD = 1024;
-
-type Keyword = keyof typeof TAG;
-
-// Repeated at every level so that each document decodes on its own.
-const EVERY_LEVEL: readonly Keyword[] = ['SpecificCharacterSet', 'TimezoneOffsetFromUTC'];
-
-// PS3.3 C.7.1.1 Patient, C.7.1.3 Clinical Trial Subject.
-const PATIENT_LEVEL: readonly Keyword[] = [
-  'PatientName',
-  'PatientID',
-  'IssuerOfPatientID',
-  'IssuerOfPatientIDQualifiersSequence',
-  'TypeOfPatientID',
-  'PatientBirthDate',
-  'PatientBirthTime',
-  'PatientBirthDateInAlternativeCalendar',
-  'PatientDeathDateInAlternativeCalendar',
-  'PatientAlternativeCalendar',
-  'PatientSex',
-  'QualityControlSubject',
-  'OtherPatientIDs',
-  'OtherPatientIDsSequence',
-  'OtherPatientNames',
-  'PatientBirthName',
-  'PatientMotherBirthName',
-  'MedicalRecordLocator',
-  'EthnicGroup',
-  'EthnicGroupCodeSequence',
-  'PatientComments',
-  'PatientSpeciesDescription',
-  'PatientSpeciesCodeSequence',
-  'PatientBreedDescription',
-  'PatientBreedCodeSequence',
-  'BreedRegistrationSequence',
-  'StrainDescription',
-  'StrainNomenclature',
-  'StrainCodeSequence',
-  'StrainAdditionalInformation',
-  'StrainStockSequence',
-  'GeneticModificationsSequence',
-  'ResponsiblePerson',
-  'ResponsiblePersonRole',
-  'ResponsibleOrganization',
-  'PatientIdentityRemoved',
-  'DeidentificationMethod',
-  'DeidentificationMethodCodeSequence',
-  'ReferencedPatientSequence',
-  'ReferencedPatientPhotoSequence',
-  'PatientAddress',
-  'CountryOfResidence',
-  'RegionOfResidence',
-  'PatientTelephoneNumbers',
-  'PatientTelecomInformation',
-  'MilitaryRank',
-  'BranchOfService',
-  'PatientReligiousPreference',
-  'PatientPrimaryLanguageCodeSequence',
-  'ClinicalTrialSponsorName',
-  'ClinicalTrialProtocolID',
-  'ClinicalTrialProtocolName',
-  'ClinicalTrialSiteID',
-  'ClinicalTrialSiteName',
-  'ClinicalTrialSubjectID',
-  'ClinicalTrialSubjectReadingID',
-  'IssuerOfClinicalTrialSubjectID',
-];
-
-// PS3.3 C.7.2.1 General Study, C.7.2.2 Patient Study, C.7.2.3 Clinical Trial Study.
-const STUDY_LEVEL: readonly Keyword[] = [
-  'StudyInstanceUID',
-  'StudyDate',
-  'StudyTime',
-  'ReferringPhysicianName',
-  'ReferringPhysicianIdentificationSequence',
-  'ConsultingPhysicianName',
-  'ConsultingPhysicianIdentificationSequence',
-  'StudyID',
-  'AccessionNumber',
-  'IssuerOfAccessionNumberSequence',
-  'StudyDescription',
-  'PhysiciansOfRecord',
-  'PhysiciansOfRecordIdentificationSequence',
-  'NameOfPhysiciansReadingStudy',
-  'PhysiciansReadingStudyIdentificationSequence',
-  'RequestingServiceCodeSequence',
-  'ReferencedStudySequence',
-  'ProcedureCodeSequence',
-  'ReasonForPerformedProcedureCodeSequence',
-  'AdmittingDiagnosesDescription',
-  'AdmittingDiagnosesCodeSequence',
-  'PatientAge',
-  'PatientSize',
-  'PatientSizeCodeSequence',
-  'PatientWeight',
-  'PatientBodyMassIndex',
-  'MeasuredAPDimension',
-  'MeasuredLateralDimension',
-  'Occupation',
-  'AdditionalPatientHistory',
-  'AdmissionID',
-  'IssuerOfAdmissionIDSequence',
-  'ServiceEpisodeID',
-  'IssuerOfServiceEpisodeIDSequence',
-  'ServiceEpisodeDescription',
-  'PatientSexNeutered',
-  'ReasonForVisit',
-  'ReasonForVisitCodeSequence',
-  'MedicalAlerts',
-  'Allergies',
-  'SmokingStatus',
-  'PregnancyStatus',
-  'LastMenstrualDate',
-  'PatientState',
-  'ClinicalTrialTimePointID',
-  'ClinicalTrialTimePointDescription',
-  'LongitudinalTemporalOffsetFromEvent',
-  'LongitudinalTemporalEventType',
-  'ConsentForClinicalTrialUseSequence',
-];
-
-// PS3.3 C.7.3.1 General Series, C.7.3.2 Clinical Trial Series, C.7.5.1 General Equipment, C.7.4.1 Frame of Reference.
-const SERIES_LEVEL: readonly Keyword[] = [
-  'Modality',
-  'SeriesInstanceUID',
-  'SeriesNumber',
-  'Laterality',
-  'SeriesDate',
-  'SeriesTime',
-  'PerformingPhysicianName',
-  'PerformingPhysicianIdentificationSequence',
-  'ProtocolName',
-  'SeriesDescription',
-  'SeriesDescriptionCodeSequence',
-  'OperatorsName',
-  'OperatorIdentificationSequence',
-  'ReferencedPerformedProcedureStepSequence',
-  'RelatedSeriesSequence',
-  'BodyPartExamined',
-  'PatientPosition',
-  'SmallestPixelValueInSeries',
-  'LargestPixelValueInSeries',
-  'RequestAttributesSequence',
-  'PerformedProcedureStepID',
-  'PerformedProcedureStepStartDate',
-  'PerformedProcedureStepStartTime',
-  'PerformedProcedureStepEndDate',
-  'PerformedProcedureStepEndTime',
-  'PerformedProcedureStepDescription',
-  'PerformedProtocolCodeSequence',
-  'CommentsOnThePerformedProcedureStep',
-  'AnatomicalOrientationType',
-  'ClinicalTrialCoordinatingCenterName',
-  'ClinicalTrialSeriesID',
-  'ClinicalTrialSeriesDescription',
-  'Manufacturer',
-  'InstitutionName',
-  'InstitutionAddress',
-  'StationName',
-  'InstitutionalDepartmentName',
-  'InstitutionalDepartmentTypeCodeSequence',
-  'ManufacturerModelName',
-  'ManufacturerModelVersion',
-  'DeviceSerialNumber',
-  'SoftwareVersions',
-  'FrameOfReferenceUID',
-  'PositionReferenceIndicator',
-];
-
-export type Level = 'patient' | 'study' | 'series' | 'instance';
-
-const LEVEL_OF = new Map<Tag, Level>();
-for (const [level, keywords] of [
-  ['patient', PATIENT_LEVEL],
-  ['study', STUDY_LEVEL],
-  ['series', SERIES_LEVEL],
-] as const) {
-  for (const k of keywords) LEVEL_OF.set(TAG[k], level);
-}
-const SHARED = new Set<Tag>(EVERY_LEVEL.map((k) => TAG[k]));
-
-/** The level whose document holds a top-level attribute (SpecificCharacterSet and TimezoneOffsetFromUTC are in all four). */
-export function levelOf(tag: Tag): Level {
-  return LEVEL_OF.get(tag) ?? 'instance';
-}
 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
@@ -239,7 +53,7 @@ function copyHeader(src: DataSet, keep: (tag: Tag) => boolean): DataSet {
 
 /** Each level's attributes as DICOM JSON documents. */
 export function splitHeaders(header: DataSet): LevelHeaders {
-  const at = (level: Level) => (tag: Tag) => SHARED.has(tag) || levelOf(tag) === level;
+  const at = (level: Level) => (tag: Tag) => EVERY_LEVEL_TAGS.has(tag) || levelOf(tag) === level;
   return {
     patient: toDicomJson(copyHeader(header, at('patient'))),
     study: toDicomJson(copyHeader(header, at('study'))),

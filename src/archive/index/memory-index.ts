@@ -22,7 +22,7 @@ import type {
   StudyAttributes,
   StudySummary,
 } from './archive-index.js';
-import type { Level } from './extract.js';
+import type { Level } from './levels.js';
 import { countRows, type EntityRow, findRows, type QueryPlan } from './query.js';
 import {
   addToList,

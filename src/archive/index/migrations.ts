@@ -5,11 +5,10 @@
  * race. A database newer than this program is refused rather than used.
  */
 import { type ColumnDataType, type ColumnDefinitionBuilder, type Expression, type Kysely, sql } from 'kysely';
+import { inTransaction, type SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
 import { createWorklistTables, WORKLIST_MIGRATION_NAME } from '../worklist/migration.js';
 import type { IndexDatabase } from './schema.js';
-
-export type SqlEngine = 'sqlite' | 'postgres';
 
 export interface Migration {
   /** 1, 2, 3... with no gaps; never renumber or edit one that has shipped: add the next. */
@@ -188,48 +187,38 @@ export async function migrate(
       throw new Error(`migration ${m.name} is numbered ${m.version}, expected ${i + 1}`);
   });
   const latest = migrations.length;
-  return db.connection().execute(async (conn) => {
-    // SQLite: take the write lock now, so that a second process waits (busy timeout) instead of failing later.
-    await sql.raw(engine === 'sqlite' ? 'begin immediate' : 'begin').execute(conn);
-    try {
-      if (engine === 'postgres')
-        await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.pacs.schema_migrations'))`.execute(
-          conn,
-        );
-      await conn.schema
-        .createTable('schema_migrations')
-        .ifNotExists()
-        .addColumn('version', 'integer', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .addColumn('applied_at', 'text', (c) => c.notNull())
+  // SQLite takes the write lock at once, so that a second process waits (busy timeout) instead of failing later.
+  return inTransaction(db, engine, async (conn) => {
+    if (engine === 'postgres')
+      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.pacs.schema_migrations'))`.execute(
+        conn,
+      );
+    await conn.schema
+      .createTable('schema_migrations')
+      .ifNotExists()
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('applied_at', 'text', (c) => c.notNull())
+      .execute();
+    const row = await conn
+      .selectFrom('schema_migrations')
+      .select((eb) => eb.fn.max('version').as('version'))
+      .executeTakeFirst();
+    const from = Number(row?.version ?? 0);
+    if (from > latest)
+      throw new ArchiveError(
+        'ERR_ARCHIVE_SCHEMA',
+        `the index schema is at version ${from}, newer than this program knows (${latest}): upgrade the program`,
+      );
+    const applied: number[] = [];
+    for (const m of migrations.slice(from)) {
+      await m.up(conn as unknown as Kysely<unknown>, engine);
+      await conn
+        .insertInto('schema_migrations')
+        .values({ version: m.version, name: m.name, applied_at: new Date().toISOString() })
         .execute();
-      const row = await conn
-        .selectFrom('schema_migrations')
-        .select((eb) => eb.fn.max('version').as('version'))
-        .executeTakeFirst();
-      const from = Number(row?.version ?? 0);
-      if (from > latest)
-        throw new ArchiveError(
-          'ERR_ARCHIVE_SCHEMA',
-          `the index schema is at version ${from}, newer than this program knows (${latest}): upgrade the program`,
-        );
-      const applied: number[] = [];
-      for (const m of migrations.slice(from)) {
-        await m.up(conn as unknown as Kysely<unknown>, engine);
-        await conn
-          .insertInto('schema_migrations')
-          .values({ version: m.version, name: m.name, applied_at: new Date().toISOString() })
-          .execute();
-        applied.push(m.version);
-      }
-      await sql.raw('commit').execute(conn);
-      return { from, to: Math.max(from, latest), applied };
-    } catch (e) {
-      await sql
-        .raw('rollback')
-        .execute(conn)
-        .catch(() => undefined);
-      throw e;
+      applied.push(m.version);
     }
+    return { from, to: Math.max(from, latest), applied };
   });
 }

@@ -16,9 +16,10 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../../core/logger.js';
+import { inTransaction, type SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
 import type { GroupCommitOptions } from './group-commit.js';
-import { type MigrationReport, migrate, type SqlEngine } from './migrations.js';
+import { type MigrationReport, migrate } from './migrations.js';
 import type { IndexDatabase } from './schema.js';
 import { SqlArchiveIndex } from './sql-index.js';
 
@@ -143,19 +144,9 @@ export async function openIndex(url: string, options: OpenIndexOptions = {}): Pr
 
 /** CREATE SCHEMA IF NOT EXISTS races with itself on PostgreSQL: serialise it with an advisory lock. */
 async function createSchema(db: Kysely<IndexDatabase>, schema: string): Promise<void> {
-  await db.connection().execute(async (conn) => {
-    await sql.raw('begin').execute(conn);
-    try {
-      await sql`select pg_advisory_xact_lock(hashtext(${`pacs.create-schema.${schema}`}))`.execute(conn);
-      await sql.raw(`create schema if not exists ${schema}`).execute(conn);
-      await sql.raw('commit').execute(conn);
-    } catch (e) {
-      await sql
-        .raw('rollback')
-        .execute(conn)
-        .catch(() => undefined);
-      throw e;
-    }
+  await inTransaction(db, 'postgres', async (conn) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${`pacs.create-schema.${schema}`}))`.execute(conn);
+    await sql.raw(`create schema if not exists ${schema}`).execute(conn);
   });
 }
 

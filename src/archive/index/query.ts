@@ -37,8 +37,8 @@ import {
   type ValueCondition,
 } from '../../dicom/matching.js';
 import { isGroupLengthTag, type Tag } from '../../dicom/tag.js';
-import { type Level, levelOf } from './extract.js';
-import type { SqlEngine } from './migrations.js';
+import type { SqlEngine } from '../database.js';
+import { type Level, levelOf } from './levels.js';
 import type { IndexDatabase } from './schema.js';
 
 /** Query/Retrieve Level (0008,0052) values. */

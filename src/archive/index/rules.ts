@@ -3,8 +3,9 @@
  * when two sets of patient attributes conflict, the warnings reported, and how the multi-valued
  * counters (Modalities in Study, SOP Classes in Study) are kept.
  */
+
+import { normalizePersonName } from '../../dicom/matching/person-name.js';
 import type { IndexWarning, PatientAttributes, SeriesAttributes, StudyAttributes } from './archive-index.js';
-import { normalizePersonName } from './person-name.js';
 
 /**
  * The identity of a patient row: Patient ID and issuer (PS3.4 C.6.1.1.2: the patient level's

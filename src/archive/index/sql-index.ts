@@ -5,10 +5,18 @@
  * keep concurrent writers of several processes (PostgreSQL) from deadlocking in the common case;
  * the rare deadlock or lost race is retried by the group commit.
  */
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from '../../core/logger.js';
 import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
+import { normalizePersonName } from '../../dicom/matching/person-name.js';
+import {
+  inSavepoint,
+  inTransaction,
+  isRetryable,
+  PG_FOREIGN_KEY_VIOLATION,
+  type SqlEngine,
+} from '../database.js';
 import type {
   ArchiveIndex,
   IndexedInstance,
@@ -25,8 +33,6 @@ import type {
   StudySummary,
 } from './archive-index.js';
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
-import type { SqlEngine } from './migrations.js';
-import { normalizePersonName } from './person-name.js';
 import { countSql, findSql, type QueryPlan } from './query.js';
 import {
   addToList,
@@ -65,10 +71,10 @@ export class SqlArchiveIndex implements ArchiveIndex {
     const logger = options.logger;
     this.commits = new GroupCommit<Db>(
       {
-        transaction: (body) => runTransaction(db, engine, body),
-        savepoint: (conn, name, body) => runSavepoint(conn, name, body),
+        transaction: (body) => inTransaction(db, engine, body),
+        savepoint: (conn, name, body) => inSavepoint(conn, name, body),
         isRetryable: (error) => {
-          const retry = isRetryable(engine, error);
+          const retry = isRetryable(engine, error, [PG_FOREIGN_KEY_VIOLATION]);
           if (retry) logger?.debug({ err: error }, 'index write retried');
           return retry;
         },
@@ -196,55 +202,6 @@ export class SqlArchiveIndex implements ArchiveIndex {
     this.closing ??= this.commits.close().then(() => this.onClose());
     return this.closing;
   }
-}
-
-// --- transactions --------------------------------------------------------------------------------
-
-async function runTransaction<R>(db: Db, engine: SqlEngine, body: (conn: Db) => Promise<R>): Promise<R> {
-  return db.connection().execute(async (conn) => {
-    // SQLite: take the write lock at the start (a deferred transaction could fail to upgrade later).
-    await sql.raw(engine === 'sqlite' ? 'begin immediate' : 'begin').execute(conn);
-    let result: R;
-    try {
-      result = await body(conn);
-      await sql.raw('commit').execute(conn);
-    } catch (e) {
-      // After a failed commit SQLite may still be in the transaction; PostgreSQL has ended it (a no-op then).
-      await sql
-        .raw('rollback')
-        .execute(conn)
-        .catch(() => undefined);
-      throw e;
-    }
-    return result;
-  });
-}
-
-async function runSavepoint<R>(conn: Db, name: string, body: () => Promise<R>): Promise<R> {
-  await sql.raw(`savepoint ${name}`).execute(conn);
-  try {
-    const result = await body();
-    await sql.raw(`release savepoint ${name}`).execute(conn);
-    return result;
-  } catch (e) {
-    await sql.raw(`rollback to savepoint ${name}`).execute(conn);
-    await sql.raw(`release savepoint ${name}`).execute(conn);
-    throw e;
-  }
-}
-
-const PG_RETRYABLE = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '23505', // unique_violation: another process created the same row first
-  '23503', // foreign_key_violation: another process removed a parent row we were joining
-]);
-const SQLITE_RETRYABLE = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED']);
-
-function isRetryable(engine: SqlEngine, error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  return engine === 'postgres' ? PG_RETRYABLE.has(code) : SQLITE_RETRYABLE.has(code);
 }
 
 /** The operations of one transaction, on its connection. */

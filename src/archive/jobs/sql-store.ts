@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { type Generated, type Kysely, type Selectable, sql } from 'kysely';
-import type { SqlEngine } from '../index/migrations.js';
+import { inTransaction, type SqlEngine } from '../database.js';
 import type { IndexDatabase } from '../index/schema.js';
 import {
   CANCELLED,
@@ -87,6 +87,16 @@ export class SqlJobStore implements JobStore {
     this.onClose = options.onClose ?? (async () => undefined);
     // Every waiting C-MOVE listens for its job: many listeners are expected.
     this.events.setMaxListeners(0);
+  }
+
+  /** Jobs queued or running (the depth of the shared queue, for metrics). */
+  async countActive(): Promise<number> {
+    const row = await this.db
+      .selectFrom('job')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('state', 'in', ['queued', 'running'])
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   private iso(offsetMs = 0): string {
@@ -369,22 +379,9 @@ export class SqlJobStore implements JobStore {
     return this.onClose();
   }
 
-  /** One transaction on one connection; SQLite takes the write lock at once. */
+  /** One transaction on one connection (see database.ts). */
   private transaction<R>(body: (tx: Db) => Promise<R>): Promise<R> {
-    return this.db.connection().execute(async (conn) => {
-      await sql.raw(this.engine === 'sqlite' ? 'begin immediate' : 'begin').execute(conn);
-      try {
-        const result = await body(conn);
-        await sql.raw('commit').execute(conn);
-        return result;
-      } catch (e) {
-        await sql
-          .raw('rollback')
-          .execute(conn)
-          .catch(() => undefined);
-        throw e;
-      }
-    });
+    return inTransaction(this.db, this.engine, body);
   }
 }
 

@@ -3,7 +3,7 @@
  * archive/index/migrations.ts like every migration; never edit it once shipped, add another.
  */
 import { type ColumnDataType, type ColumnDefinitionBuilder, type Expression, type Kysely, sql } from 'kysely';
-import type { SqlEngine } from '../index/migrations.js';
+import type { SqlEngine } from '../database.js';
 
 type ColumnType = ColumnDataType | Expression<unknown>;
 

@@ -9,20 +9,13 @@
  * Queries read committed data only and per request, so items imported by another process (`pacs
  * worklist import` while the server runs) are served at once.
  */
-import {
-  type Expression,
-  type ExpressionBuilder,
-  type Kysely,
-  type Selectable,
-  type SqlBool,
-  sql,
-} from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool } from 'kysely';
 import type { Result } from '../../core/result.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
+import { normalizePersonName } from '../../dicom/matching/person-name.js';
 import type { MatchCondition } from '../../dicom/matching.js';
+import { retryingTransaction, type SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
-import type { SqlEngine } from '../index/migrations.js';
-import { normalizePersonName } from '../index/person-name.js';
 import type { IndexDatabase } from '../index/schema.js';
 import { stationAeTitlesOf, withStepStatus, worklistColumns } from './columns.js';
 import type { MppsInstanceTable, WorklistDatabase, WorklistItemTable } from './schema.js';
@@ -308,26 +301,10 @@ export class SqlWorklistStore implements WorklistStore {
 
   /** Runs `fn` in one transaction, again when it lost a race with another writer. */
   private async transaction<T>(fn: (conn: Db) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.connection().execute(async (conn) => {
-          await sql.raw(this.engine === 'sqlite' ? 'begin immediate' : 'begin').execute(conn);
-          try {
-            const result = await fn(conn);
-            await sql.raw('commit').execute(conn);
-            return result;
-          } catch (e) {
-            await sql
-              .raw('rollback')
-              .execute(conn)
-              .catch(() => undefined);
-            throw e;
-          }
-        });
-      } catch (e) {
-        if (attempt >= ATTEMPTS || !isRetryable(this.engine, e)) throw wrap(e);
-        await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
-      }
+    try {
+      return await retryingTransaction(this.db, this.engine, ATTEMPTS, fn);
+    } catch (e) {
+      throw wrap(e);
     }
   }
 }
@@ -444,15 +421,6 @@ function selectorFilter(
 }
 
 // --- errors --------------------------------------------------------------------------------------
-
-const PG_RETRYABLE = new Set(['40001', '40P01', '23505']);
-const SQLITE_RETRYABLE = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED']);
-
-function isRetryable(engine: SqlEngine, error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  return engine === 'postgres' ? PG_RETRYABLE.has(code) : SQLITE_RETRYABLE.has(code);
-}
 
 function wrap(e: unknown): unknown {
   if (e instanceof ArchiveError || !(e instanceof Error) || !('code' in e)) return e;
