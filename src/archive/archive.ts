@@ -105,6 +105,8 @@ export class Archive {
     request: IngestRequest,
   ): Promise<Result<IngestOutcome, ArchiveError>> {
     const stream = this.createIngestStream(request);
+    // A failed source destroys the stream; its error is the outcome's cause, not an 'error' to throw.
+    stream.on('error', () => undefined);
     try {
       for await (const chunk of source)
         if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', resolve));
