@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import {
   copyFileSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   rmSync,
   unlinkSync,
@@ -27,7 +26,7 @@ import { parseDicom } from '../../src/dicom/reader.js';
 import { EXPLICIT_VR_LE } from '../../src/dicom/uid.js';
 import { encodePart10 } from '../../src/dicom/writer.js';
 import { TEST_FILES } from '../helpers/corpus.js';
-import { dropSchema, makeDataSet, PG_URL, pgAdmin, randomSchema, tempDir } from './helpers.js';
+import { dropSchema, files, makeDataSet, PG_URL, pgAdmin, randomSchema, tempDir } from './helpers.js';
 
 interface TestArchive {
   readonly archive: Archive;
@@ -124,19 +123,6 @@ function stored(r: Result<IngestOutcome, ArchiveError>): IngestOutcome {
 function pathOf(o: IngestOutcome): string {
   assert.notEqual(o.status, 'duplicate');
   return o.status === 'duplicate' ? '' : o.file.path;
-}
-
-/** Object files under objects/ and leftovers in tmp/. */
-function files(dataDir: string): { objects: string[]; tmp: string[] } {
-  const objects: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of readdirSync(join(dataDir, rel), { withFileTypes: true })) {
-      if (e.isDirectory()) walk(`${rel}/${e.name}`);
-      else objects.push(`${rel}/${e.name}`);
-    }
-  };
-  walk('objects');
-  return { objects: objects.sort(), tmp: readdirSync(join(dataDir, 'tmp')) };
 }
 
 function synthetic(spec: Parameters<typeof makeDataSet>[0] = {}): Uint8Array {

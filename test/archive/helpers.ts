@@ -3,7 +3,7 @@
  * in a schema of its own per test, the in-memory fake) and small data sets built in the test.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -191,3 +191,16 @@ export function entry(spec: InstanceSpec = {}): { record: InstanceRecord; header
 }
 
 export { tempDir };
+
+/** Object files under objects/ and leftovers in tmp/. */
+export function files(dataDir: string): { objects: string[]; tmp: string[] } {
+  const objects: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dataDir, rel), { withFileTypes: true })) {
+      if (e.isDirectory()) walk(`${rel}/${e.name}`);
+      else objects.push(`${rel}/${e.name}`);
+    }
+  };
+  walk('objects');
+  return { objects: objects.sort(), tmp: readdirSync(join(dataDir, 'tmp')) };
+}

@@ -5,7 +5,7 @@
  * a disk that fills up mid-write), duplicates per policy, and backpressure.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,7 +27,7 @@ import { parseDicom } from '../../src/dicom/reader.js';
 import { EXPLICIT_VR_LE } from '../../src/dicom/uid.js';
 import { encodeDataSet, encodePart10 } from '../../src/dicom/writer.js';
 import { run } from '../helpers/cli.js';
-import { ALL_ENGINES, CT_IMAGE, MR_IMAGE, makeDataSet, type TestEngine, tempDir } from './helpers.js';
+import { ALL_ENGINES, CT_IMAGE, files, MR_IMAGE, makeDataSet, type TestEngine, tempDir } from './helpers.js';
 
 interface Rig {
   readonly archive: Archive;
@@ -57,19 +57,6 @@ async function withRig(
     await opened.cleanup();
     rmSync(dataDir, { recursive: true, force: true });
   }
-}
-
-/** Object files under objects/ and leftovers in tmp/. */
-function files(dataDir: string): { objects: string[]; tmp: string[] } {
-  const objects: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of readdirSync(join(dataDir, rel), { withFileTypes: true })) {
-      if (e.isDirectory()) walk(`${rel}/${e.name}`);
-      else objects.push(`${rel}/${e.name}`);
-    }
-  };
-  walk('objects');
-  return { objects: objects.sort(), tmp: readdirSync(join(dataDir, 'tmp')) };
 }
 
 function chunks(bytes: Uint8Array, size = 4096): Uint8Array[] {
