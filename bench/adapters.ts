@@ -29,6 +29,7 @@ import type { DimseService } from '../src/network/service.js';
 import { find, findContexts } from '../src/services/query-retrieve/find-scu.js';
 import { get, getContexts } from '../src/services/query-retrieve/get-scu.js';
 import { STUDY_ROOT } from '../src/services/query-retrieve/models.js';
+import { readFileInfo } from '../src/services/storage/scu.js';
 import { echo, VERIFICATION_CONTEXT } from '../src/services/verification/scu.js';
 import { makeCtDataSet, writeCtSeries } from '../test/helpers/synthetic.js';
 import { HOST } from './common.js';
@@ -204,6 +205,29 @@ export async function libraryGet(
     throw new Error(`C-GET: status ${r.value.status}, ${r.value.completed} completed`);
 }
 
+// --- the soak's checks (bench/soak.ts) ------------------------------------------------------------------
+
+/** The SOP Instance UID of a Part-10 file, or undefined when it cannot be read. */
+export async function sopInstanceUidOf(path: string): Promise<string | undefined> {
+  const info = await readFileInfo(path);
+  return info.ok ? info.value.sopInstanceUid : undefined;
+}
+
+/** The index's instance count, and how many of `uids` it does not hold. */
+export async function acknowledgedIndexCheck(
+  url: string,
+  uids: Iterable<string>,
+): Promise<{ indexRows: number; lost: number }> {
+  const { index } = await openIndex(url);
+  try {
+    let lost = 0;
+    for (const uid of uids) if ((await index.findInstance(uid)) === undefined) lost++;
+    return { indexRows: await index.countInstances(), lost };
+  } finally {
+    await index.close();
+  }
+}
+
 // --- the index fill (bench/scale.ts) ---------------------------------------------------------------------
 
 type Db = Kysely<IndexDatabase>;
@@ -261,7 +285,8 @@ function studyEntries(study: number, shape: StudyShape): IndexEntry[] {
       headers: IndexEntry['headers'];
     };
     e.record.instance.receivedAt = receivedAt;
-    e.record.instance.path = `objects/bench/${randomBytes(12).toString('hex')}.dcm`;
+    const hex = randomBytes(12).toString('hex');
+    e.record.instance.path = `objects/bench/${hex.slice(0, 2)}/${hex}.dcm`;
     return e;
   });
 }
@@ -297,9 +322,16 @@ async function insertRows(
  * (counters, lists, normalised names, headers) as insertInstance would leave them. Patients are
  * complete within a batch when `first` and `count` are even (two studies per patient).
  */
-async function insertStudies(db: Db, first: number, count: number, shape: StudyShape): Promise<number> {
+async function insertStudies(
+  db: Db,
+  first: number,
+  count: number,
+  shape: StudyShape,
+  onPaths?: (paths: readonly string[]) => void,
+): Promise<number> {
   const now = new Date().toISOString();
   const studies = Array.from({ length: count }, (_, i) => studyEntries(first + i, shape));
+  onPaths?.(studies.flat().map((e) => e.record.instance.path));
   await db.transaction().execute(async (trx) => {
     const patients = new Map<string, { entry: IndexEntry; studies: number }>();
     for (const entries of studies) {
@@ -419,7 +451,9 @@ async function insertStudies(db: Db, first: number, count: number, shape: StudyS
 
 /**
  * Fills the index at `url` with studies [0, studies) in batches of `batch` studies (one
- * transaction each); `progress` is called after each batch with the instances so far.
+ * transaction each); `progress` is called after each batch with the instances so far. The
+ * rows' paths are objects/bench/xx/HEX.dcm; `onPaths` gets them (to make the files: the
+ * server's start-up reconcile removes rows whose file is missing).
  * Durability 'none' during the fill (it is set up, not measured); ANALYZE at the end, as a
  * running server's statistics would have it.
  */
@@ -428,13 +462,14 @@ export async function fillIndex(
   studies: number,
   shape: StudyShape,
   progress: (instances: number) => void,
+  onPaths?: (paths: readonly string[]) => void,
   batch = 200,
 ): Promise<number> {
   const { index } = await openIndex(url, { durability: 'none' });
   let total = 0;
   try {
     for (let first = 0; first < studies; first += batch) {
-      total += await insertStudies(index.db, first, Math.min(batch, studies - first), shape);
+      total += await insertStudies(index.db, first, Math.min(batch, studies - first), shape, onPaths);
       progress(total);
     }
     await sql`analyze`.execute(index.db);

@@ -397,6 +397,8 @@ export interface PacsServerOptions {
   readonly peers?: readonly string[];
   readonly extraArgs?: readonly string[];
   readonly aet?: string;
+  /** How long its start may take (default 60 s; the start-up reconcile walks every object file). */
+  readonly startTimeoutMs?: number;
 }
 
 /** `node bin/pacs server` with a config file of its own, log level warn. */
@@ -407,32 +409,35 @@ export async function startPacsServer(o: PacsServerOptions): Promise<Peer> {
   writeFileSync(config, JSON.stringify({ storage: { durability } }));
   const data = join(o.dir, 'data');
   const aet = o.aet ?? 'PACS';
-  const { child, port } = await startOnFreePort('pacs server', (p) =>
-    spawnPeer(
-      process.execPath,
-      [
-        PACS_BIN,
-        'server',
-        '--config',
-        config,
-        '--aet',
-        aet,
-        '--host',
-        HOST,
-        '--port',
-        String(p),
-        '--data',
-        data,
-        '--log-level',
-        'warn',
-        '--max-associations',
-        '1000',
-        ...(o.db !== undefined ? ['--db', o.db] : []),
-        ...(o.peers ?? []).flatMap((peer) => ['--peer', peer]),
-        ...(o.extraArgs ?? []),
-      ],
-      { cwd: o.dir },
-    ),
+  const { child, port } = await startOnFreePort(
+    'pacs server',
+    (p) =>
+      spawnPeer(
+        process.execPath,
+        [
+          PACS_BIN,
+          'server',
+          '--config',
+          config,
+          '--aet',
+          aet,
+          '--host',
+          HOST,
+          '--port',
+          String(p),
+          '--data',
+          data,
+          '--log-level',
+          'warn',
+          '--max-associations',
+          '1000',
+          ...(o.db !== undefined ? ['--db', o.db] : []),
+          ...(o.peers ?? []).flatMap((peer) => ['--peer', peer]),
+          ...(o.extraArgs ?? []),
+        ],
+        { cwd: o.dir },
+      ),
+    o.startTimeoutMs,
   );
   const engine = o.db === undefined || o.db.startsWith('sqlite:') ? 'SQLite' : 'PostgreSQL';
   return {
