@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 
 export const HOST = '127.0.0.1';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -587,7 +588,7 @@ export async function startDcmqrscp(
         'VendorTable BEGIN',
         'VendorTable END',
         'AETable BEGIN',
-        `${aet}   ${storage}   RW (2000, 4096mb)   ANY`,
+        `${aet}   ${storage}   RW (500, 1024mb)   ANY`,
         'AETable END',
         '',
       ].join('\n'),
@@ -608,3 +609,32 @@ export async function startDcmqrscp(
 }
 
 export const existsOrthanc = (): boolean => existsSync(ORTHANC);
+
+/** PostgreSQL of the benches: PACS_BENCH_PG_URL, default the test database (trust auth). */
+export const PG_URL = process.env['PACS_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** True when PostgreSQL answers at the URL (its ?schema= left out). */
+export async function pgReachable(url = PG_URL): Promise<boolean> {
+  const c = new pg.Client({
+    connectionString: url.replace(/[?&]schema=[^&]*/, ''),
+    connectionTimeoutMillis: 2000,
+  });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drops a bench's PostgreSQL schema (and everything in it). */
+export async function dropPgSchema(schema: string, url = PG_URL): Promise<void> {
+  const c = new pg.Client({ connectionString: url.replace(/[?&]schema=[^&]*/, '') });
+  await c.connect();
+  try {
+    await c.query(`drop schema if exists ${schema} cascade`);
+  } finally {
+    await c.end();
+  }
+}

@@ -22,7 +22,6 @@ import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pg from 'pg';
 import {
   accessionOf,
   checkBulkFill,
@@ -34,12 +33,15 @@ import {
 } from './adapters.js';
 import {
   arg,
+  dropPgSchema,
   fmt,
   HOST,
   median,
   numberArg,
   type Peer,
+  PG_URL,
   percentile,
+  pgReachable,
   printPeers,
   printTable,
   ratio,
@@ -49,7 +51,6 @@ import {
   Targets,
 } from './common.js';
 
-const PG_URL = process.env['PACS_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SHAPE: StudyShape = { series: 2, instances: 5 };
 
 interface EngineFigures {
@@ -61,17 +62,6 @@ interface EngineFigures {
   readonly startSeconds: number;
   readonly patientId: { median: number; p95: number; matches: number };
   readonly accession: { median: number; p95: number; matches: number };
-}
-
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** storescu of each folder in turn (one association each) to the server: objects/s per round. */
@@ -221,10 +211,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
     if (engines.includes('postgres')) {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`drop schema if exists ${schema} cascade`);
-      await c.end();
+      await dropPgSchema(schema);
     }
   }
 
