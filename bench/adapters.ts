@@ -317,6 +317,21 @@ async function insertRows(
   return ids;
 }
 
+/** The first entry of each key, in order, with how many entries share the key. */
+function firstOfEach(
+  entries: readonly IndexEntry[],
+  keyOf: (e: IndexEntry) => string,
+): Map<string, { entry: IndexEntry; n: number }> {
+  const out = new Map<string, { entry: IndexEntry; n: number }>();
+  for (const e of entries) {
+    const k = keyOf(e);
+    const known = out.get(k);
+    if (known) known.n++;
+    else out.set(k, { entry: e, n: 1 });
+  }
+  return out;
+}
+
 /**
  * Inserts studies [first, first + count) with multi-row INSERTs in one transaction, the rows
  * (counters, lists, normalised names, headers) as insertInstance would leave them. Patients are
@@ -333,19 +348,19 @@ async function insertStudies(
   const studies = Array.from({ length: count }, (_, i) => studyEntries(first + i, shape));
   onPaths?.(studies.flat().map((e) => e.record.instance.path));
   await db.transaction().execute(async (trx) => {
-    const patients = new Map<string, { entry: IndexEntry; studies: number }>();
-    for (const entries of studies) {
-      const e = entries[0] as IndexEntry;
-      const p = e.record.patient;
-      const key = patientKey(p.patientId, p.issuerOfPatientId, e.record.study.studyInstanceUid);
-      const known = patients.get(key);
-      if (known) known.studies++;
-      else patients.set(key, { entry: e, studies: 1 });
-    }
+    const patients = firstOfEach(
+      studies.map((entries) => entries[0] as IndexEntry),
+      (e) =>
+        patientKey(
+          e.record.patient.patientId,
+          e.record.patient.issuerOfPatientId,
+          e.record.study.studyInstanceUid,
+        ),
+    );
     const patientIds = await insertRows(
       trx,
       'patient',
-      [...patients].map(([key, { entry, studies: n }]) => {
+      [...patients].map(([key, { entry, n }]) => {
         const p = entry.record.patient;
         return {
           patient_key: key,
@@ -401,13 +416,7 @@ async function insertStudies(
       'study_instance_uid',
     );
     const all = studies.flat();
-    const firstOfSeries = new Map<string, { entry: IndexEntry; n: number }>();
-    for (const e of all) {
-      const k = e.record.series.seriesInstanceUid;
-      const known = firstOfSeries.get(k);
-      if (known) known.n++;
-      else firstOfSeries.set(k, { entry: e, n: 1 });
-    }
+    const firstOfSeries = firstOfEach(all, (e) => e.record.series.seriesInstanceUid);
     const seriesIds = await insertRows(
       trx,
       'series',
