@@ -477,10 +477,20 @@ export async function fillIndex(
   const { index } = await openIndex(url, { durability: 'none' });
   let total = 0;
   try {
-    for (let first = 0; first < studies; first += batch) {
-      total += await insertStudies(index.db, first, Math.min(batch, studies - first), shape, onPaths);
-      progress(total);
-    }
+    // PostgreSQL: a few transactions at once overlap building the rows here with inserting
+    // them there; SQLite has one connection. Batches start at even studies: a patient's two
+    // studies are in one batch.
+    const size = batch % 2 === 0 ? batch : batch + 1;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < studies) {
+        const first = next;
+        next += size;
+        total += await insertStudies(index.db, first, Math.min(size, studies - first), shape, onPaths);
+        progress(total);
+      }
+    };
+    await Promise.all(Array.from({ length: index.engine === 'postgres' ? 3 : 1 }, worker));
     await sql`analyze`.execute(index.db);
     return await index.countInstances();
   } finally {

@@ -18,7 +18,7 @@
  *   (or node dist/bench/scale.js [--instances N] [--engines sqlite,postgres] [--objects N]
  *    [--rounds N] [--queries N]); PostgreSQL at PACS_BENCH_PG_URL (default the test database).
  */
-import { linkSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -127,8 +127,11 @@ async function runEngine(
   }
   console.error(`${name}: empty archive ingest ${fmt(emptyRate)} objects/s; filling ...`);
 
-  // The files the rows name: hard links to one small object (no data blocks of their own).
-  const template = writeCtSeries(join(dir, 'template'), 1, { rows: 4, columns: 4 })[0] as string;
+  // The files the rows name: hard links to a small object (no data blocks of their own); a new
+  // copy every 60,000 links (ext4 allows 65,000 links per inode).
+  const first = writeCtSeries(join(dir, 'template'), 1, { rows: 4, columns: 4 })[0] as string;
+  let template = first;
+  let links = 0;
   const made = new Set<string>();
   const started = performance.now();
   let last = 0;
@@ -151,6 +154,10 @@ async function runEngine(
         if (!made.has(folder)) {
           mkdirSync(folder, { recursive: true });
           made.add(folder);
+        }
+        if (++links % 60_000 === 0) {
+          template = `${first}.${links}`;
+          copyFileSync(first, template);
         }
         linkSync(template, abs);
       }
