@@ -306,7 +306,7 @@ async function main(): Promise<void> {
       measured: largePeak,
       op: '<',
       threshold: 150e6,
-      show: mib,
+      show: (v) => `${fmt(v / 1e6, 0)} MB`,
     });
     t.print();
     const one = med(0, 'pacs');
