@@ -317,6 +317,18 @@ async function insertRows(
   return ids;
 }
 
+/** The patient attribute columns, which the patient row and each study row keep. */
+function patientColumns(p: IndexEntry['record']['patient']): Record<string, string | null> {
+  return {
+    patient_id: p.patientId,
+    issuer_of_patient_id: p.issuerOfPatientId,
+    patient_name: p.patientName,
+    patient_name_norm: normalizePersonName(p.patientName),
+    patient_birth_date: p.patientBirthDate,
+    patient_sex: p.patientSex,
+  };
+}
+
 /** The first entry of each key, in order, with how many entries share the key. */
 function firstOfEach(
   entries: readonly IndexEntry[],
@@ -364,12 +376,7 @@ async function insertStudies(
         const p = entry.record.patient;
         return {
           patient_key: key,
-          patient_id: p.patientId,
-          issuer_of_patient_id: p.issuerOfPatientId,
-          patient_name: p.patientName,
-          patient_name_norm: normalizePersonName(p.patientName),
-          patient_birth_date: p.patientBirthDate,
-          patient_sex: p.patientSex,
+          ...patientColumns(p),
           number_of_studies: n,
           header: JSON.stringify(entry.headers.patient),
           created_at: now,
@@ -397,12 +404,7 @@ async function insertStudies(
           referring_physician_name: s.referringPhysicianName,
           referring_physician_name_norm: normalizePersonName(s.referringPhysicianName),
           study_description: s.studyDescription,
-          patient_id: p.patientId,
-          issuer_of_patient_id: p.issuerOfPatientId,
-          patient_name: p.patientName,
-          patient_name_norm: normalizePersonName(p.patientName),
-          patient_birth_date: p.patientBirthDate,
-          patient_sex: p.patientSex,
+          ...patientColumns(p),
           number_of_series: seriesUids.size,
           number_of_instances: entries.length,
           modalities_in_study: joinList(modalities),
