@@ -32,6 +32,7 @@ import { DicomParser } from '../src/dicom/parser.js';
 import { DataSetBuilder, readDicomFile } from '../src/dicom/reader.js';
 import { EXPLICIT_VR_LE } from '../src/dicom/uid.js';
 import { DataSetWriter, encodePart10 } from '../src/dicom/writer.js';
+import { arg, runMain, Targets } from './common.js';
 
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const FRAME_BYTES = 512 * 512 * 2;
@@ -47,10 +48,7 @@ interface Options {
 }
 
 function parseArgs(argv: readonly string[]): Options & { streamOne?: string } {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const get = (name: string): string | undefined => arg(argv, name);
   const streamOne = get('--stream-one');
   return {
     dir: get('--dir') ?? join(tmpdir(), 'pacs-bench-codec'),
@@ -704,26 +702,27 @@ async function main(): Promise<void> {
   const dcmtkHeader = rows.find((r) => r.test === headerTest && r.tool.startsWith('DCMTK'));
   const oursRate = h.files / h.seconds;
   const fullRate = f.bytes / MB / f.seconds;
-  const targets: [string, string, boolean | undefined][] = [
-    [
-      'header parse at least as fast per file as DCMTK',
-      dcmtkHeader
-        ? `${oursRate.toFixed(0)} vs ${(dcmtkHeader.files / dcmtkHeader.seconds).toFixed(0)} files/s`
-        : 'DCMTK not installed',
-      dcmtkHeader ? oursRate >= dcmtkHeader.files / dcmtkHeader.seconds : undefined,
-    ],
-    ['full parse + write >= 500 MB/s', `${fullRate.toFixed(0)} MB/s`, fullRate >= 500],
-    ['1 GB file under 100 MB RSS', `${(one.maxRSS / MB).toFixed(0)} MB peak RSS`, one.maxRSS < 100 * MB],
-  ];
-  console.log('\ntargets:');
-  for (const [what, figure, met] of targets)
-    console.log(`  ${met === undefined ? 'n/a ' : met ? 'MET ' : 'MISS'}  ${what}: ${figure}`);
+  const dcmtkRate = dcmtkHeader ? dcmtkHeader.files / dcmtkHeader.seconds : undefined;
+  new Targets('codec')
+    .ratio('header parse per file >= 1.0x DCMTK dcmdump', oursRate, dcmtkRate, 1)
+    .add({
+      what: 'full parse + write >= 500 MB/s',
+      measured: fullRate,
+      op: '>=',
+      threshold: 500,
+      show: (v) => `${v.toFixed(0)} MB/s`,
+    })
+    .add({
+      what: '1 GB file under 100 MB RSS',
+      measured: one.maxRSS / MB,
+      op: '<',
+      threshold: 100,
+      show: (v) => `${v.toFixed(0)} MB`,
+    })
+    .print();
   console.log(
     `\nfiles in ${opts.dir} (${((ct.length * fileMB + bigMB) / 1024).toFixed(1)} GB) are kept for the next run; delete the folder when done.`,
   );
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
-});
+runMain('bench:codec', main);

@@ -13,22 +13,25 @@
  *        [--seconds S] [--finders N] [--movers N]  (--finders 0 --movers 0: ingest only, for scaling)
  * test/server/soak.test.ts runs a 10 s, 4-sender version and checks failures and losses, not times.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync } from 'node:zlib';
-import { openIndex } from '../src/archive/index/open.js';
-import { readFileInfo } from '../src/services/storage/scu.js';
-import { dcmtkTool } from '../test/helpers/corpus.js';
-import { writeCtSeries } from '../test/helpers/synthetic.js';
-
-const HOST = '127.0.0.1';
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PACS_BIN = join(ROOT, 'bin', 'pacs');
-const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
+import { PNG } from 'pngjs';
+import { acknowledgedIndexCheck, sopInstanceUidOf, writeCtSeries } from './adapters.js';
+import {
+  arg,
+  freePort,
+  HOST,
+  PACS_BIN,
+  percentile,
+  residentBytes,
+  run,
+  spawnPeer,
+  stopProcess,
+  waitForPort,
+} from './common.js';
 
 export interface SoakOptions {
   readonly seconds: number;
@@ -70,39 +73,10 @@ export interface SoakReport {
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
-interface Ran {
-  readonly code: number | null;
-  readonly output: string;
-  readonly ms: number;
-}
-
-function runTool(cmd: string, args: readonly string[]): Promise<Ran> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: DCMTK_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      output += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      output += d;
-    });
-    child.on('error', (e) => resolve({ code: -1, output: `${output}${e.message}`, ms: 0 }));
-    child.on('close', (code) => resolve({ code, output, ms: performance.now() - started }));
-  });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
+/** Starts a child (TCP_NODELAY=1) and resolves once its output matches `ready`. */
 function startProcess(cmd: string, args: readonly string[], ready: RegExp): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: DCMTK_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnPeer(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const timer = setTimeout(() => reject(new Error(`${cmd} did not start:\n${output}`)), 60_000);
     const onData = (d: Buffer): void => {
@@ -122,56 +96,18 @@ function startProcess(cmd: string, args: readonly string[], ready: RegExp): Prom
   });
 }
 
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: HOST, port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Resident bytes of a process and its children (Linux /proc; 0 elsewhere). */
-async function residentBytes(pid: number): Promise<number> {
-  let total = 0;
-  const visit = async (p: number, depth: number): Promise<void> => {
-    try {
-      const status = await readFile(`/proc/${p}/status`, 'utf8');
-      const m = /VmRSS:\s+(\d+) kB/.exec(status);
-      if (m) total += Number(m[1]) * 1024;
-      if (depth > 2) return;
-      const children = await readFile(`/proc/${p}/task/${p}/children`, 'utf8');
-      for (const c of children.trim().split(/\s+/).filter(Boolean)) await visit(Number(c), depth + 1);
-    } catch {
-      // gone, or not Linux
-    }
-  };
-  await visit(pid, 0);
-  return total;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Figures.
 
 function percentiles(values: readonly number[]): Percentiles {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (q: number) => (s.length === 0 ? 0 : (s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0));
-  return { count: s.length, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s.at(-1) ?? 0 };
+  const at = (p: number): number => (values.length === 0 ? 0 : percentile(values, p));
+  return {
+    count: values.length,
+    p50: at(50),
+    p95: at(95),
+    p99: at(99),
+    max: values.length === 0 ? 0 : Math.max(...values),
+  };
 }
 
 /** The files storescu -v reports acknowledged with Success, and any other response. */
@@ -196,51 +132,19 @@ function storeResponses(output: string): { acked: string[]; failed: string[] } {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A tiny PNG encoder (8-bit RGB, one IDAT) and a line chart: no dependency for one picture.
+// The memory plot: a line chart drawn into an RGB bitmap, encoded by pngjs.
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = (CRC_TABLE[(c ^ b) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** PNG of an RGB bitmap (width * height * 3 bytes, rows top to bottom). */
+/** PNG of an RGB bitmap (width * height * 3 bytes, rows top to bottom): 8-bit RGB, no filter. */
 export function encodePng(width: number, height: number, rgb: Uint8Array): Buffer {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 2; // colour type RGB
-  const raw = Buffer.alloc(height * (1 + width * 3));
-  for (let y = 0; y < height; y++) {
-    raw[y * (1 + width * 3)] = 0; // filter: none
-    raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (1 + width * 3) + 1);
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(raw)),
-    pngChunk('IEND', new Uint8Array(0)),
-  ]);
+  const png = new PNG({ width, height });
+  png.data = Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength);
+  return PNG.sync.write(png, {
+    colorType: 2,
+    inputColorType: 2,
+    inputHasAlpha: false,
+    bitDepth: 8,
+    filterType: 0,
+  });
 }
 
 /**
@@ -325,12 +229,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   try {
     const sinkPort = await freePort();
     // The move destination keeps nothing (--ignore): the soak is about the server, not the disk.
-    const sink = spawn(dcmtkTool('storescp'), ['--ignore', '-aet', 'SINK', String(sinkPort)], {
-      env: DCMTK_ENV,
-      stdio: 'ignore',
-    });
+    const sink = spawnPeer('storescp', ['--ignore', '-aet', 'SINK', String(sinkPort)], { stdio: 'ignore' });
     children.push(sink);
-    await waitForPort(sinkPort);
+    await waitForPort(sinkPort, sink, 'storescp');
     const port = await freePort();
     const args = [
       PACS_BIN,
@@ -354,7 +255,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     const sample = async (): Promise<void> => {
-      memory.push([elapsed(), await residentBytes(serverPid)]);
+      memory.push([elapsed(), residentBytes(serverPid, true)]);
     };
     await sample();
     sampler = setInterval(() => void sample(), Math.max(1000, (options.seconds * 1000) / 300));
@@ -374,15 +275,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           rows: 64,
           columns: 64,
         });
-        const r = await runTool(dcmtkTool('storescu'), ['-v', '-aec', 'PACS', HOST, String(port), ...files]);
+        const r = await run('storescu', ['-v', '-aec', 'PACS', HOST, String(port), ...files]);
         latency.store.push(r.ms);
         const { acked: ok, failed } = storeResponses(r.output);
         for (const f of failed) failures.push(`storescu: ${f}`);
         if (r.code !== 0)
           failures.push(`storescu exited ${r.code}: ${r.output.split('\n').slice(-3).join(' ')}`);
         for (const file of ok) {
-          const info = await readFileInfo(file);
-          if (info.ok) acked.add(info.value.sopInstanceUid);
+          const uid = await sopInstanceUidOf(file);
+          if (uid !== undefined) acked.add(uid);
         }
         if (ok.length === files.length) storedStudies.push(study);
         await rm(dir, { recursive: true, force: true });
@@ -390,7 +291,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
     const finder = async (n: number): Promise<void> => {
       for (let i = 0; performance.now() < deadline; i++) {
-        const r = await runTool(dcmtkTool('findscu'), [
+        const r = await run('findscu', [
           '-S',
           '-aec',
           'PACS',
@@ -417,7 +318,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await new Promise((r) => setTimeout(r, 200));
           continue;
         }
-        const r = await runTool(dcmtkTool('movescu'), [
+        const r = await run('movescu', [
           '-S',
           '-aec',
           'PACS',
@@ -455,15 +356,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const seconds = elapsed();
     await stopProcess(server);
 
-    const { index } = await openIndex(options.db ?? `sqlite:${join(data, 'index.sqlite')}`);
-    let lost = 0;
-    let indexRows = 0;
-    try {
-      indexRows = await index.countInstances();
-      for (const uid of acked) if ((await index.findInstance(uid)) === undefined) lost++;
-    } finally {
-      await index.close();
-    }
+    const { indexRows, lost } = await acknowledgedIndexCheck(
+      options.db ?? `sqlite:${join(data, 'index.sqlite')}`,
+      acked,
+    );
     if (options.png !== undefined) await writeFile(options.png, lineChartPng(memory));
     return {
       seconds,
@@ -488,20 +384,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 // ---------------------------------------------------------------------------------------------
 // Command line.
 
-function flag(argv: readonly string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
 async function main(argv: readonly string[]): Promise<void> {
-  const minutes = flag(argv, '--minutes');
-  const seconds = minutes !== undefined ? Number(minutes) * 60 : Number(flag(argv, '--seconds') ?? 60);
-  const senders = Number(flag(argv, '--senders') ?? 20);
-  const workers = flag(argv, '--workers');
-  const db = flag(argv, '--db');
-  const png = flag(argv, '--png') ?? join(process.cwd(), 'soak-memory.png');
-  const finders = flag(argv, '--finders');
-  const movers = flag(argv, '--movers');
+  const minutes = arg(argv, '--minutes');
+  const seconds = minutes !== undefined ? Number(minutes) * 60 : Number(arg(argv, '--seconds') ?? 60);
+  const senders = Number(arg(argv, '--senders') ?? 20);
+  const workers = arg(argv, '--workers');
+  const db = arg(argv, '--db');
+  const png = arg(argv, '--png') ?? join(process.cwd(), 'soak-memory.png');
+  const finders = arg(argv, '--finders');
+  const movers = arg(argv, '--movers');
   const report = await runSoak({
     seconds,
     senders,

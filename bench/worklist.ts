@@ -8,9 +8,8 @@
  * Run: npm run bench:worklist  (or node dist/bench/worklist.js [--items N] [--runs N] [--pg URL])
  * The items are written to a temporary folder, removed at the end.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,13 +30,24 @@ import {
   WORKLIST_FIND_CONTEXT,
   withModalityReturnKeys,
 } from '../src/services/worklist/scu.js';
+import {
+  arg as argOf,
+  dropPgSchema,
+  freePort,
+  HOST,
+  median,
+  PG_URL,
+  pgReachable,
+  printPeers,
+  printTable,
+  spawnPeer,
+  stopProcess,
+  waitForPort,
+} from './common.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const argv = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
+const arg = (name: string): string | undefined => argOf(argv, name);
 
 // --- server mode: node worklist.js --serve URL PORT -----------------------------------------------
 
@@ -46,7 +56,7 @@ if (argv[0] === '--serve') {
   const { store } = await openWorklistStore(url);
   const server = await new ApplicationEntity({ aeTitle: 'PACS' })
     .addService(worklistService({ worklist: store }))
-    .listen({ port: Number(port), host: '127.0.0.1' });
+    .listen({ port: Number(port), host: HOST });
   process.stdout.write(`listening ${server.address?.port}\n`);
   await new Promise(() => undefined);
 }
@@ -141,7 +151,7 @@ async function once(
 ): Promise<{ ms: number; matches: number }> {
   const started = performance.now();
   const connected = await new ApplicationEntity({ aeTitle: 'BENCHSCU', maxPduLength: 256 * 1024 }).connect({
-    host: '127.0.0.1',
+    host: HOST,
     port,
     calledAeTitle,
     contexts: [WORKLIST_FIND_CONTEXT],
@@ -151,11 +161,6 @@ async function once(
   await connected.value.release();
   if (!result.ok) throw result.error;
   return { ms: performance.now() - started, matches: result.value.matches };
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
 }
 
 async function measure(
@@ -193,34 +198,11 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchA
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
-
-async function pgReachable(url: string): Promise<boolean> {
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({
-    connectionString: url.replace(/[?&]schema=[^&]*/, ''),
-    connectionTimeoutMillis: 2000,
-  });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function main(): Promise<void> {
   const count = Number(arg('--items') ?? 10_000);
   const runs = Number(arg('--runs') ?? 15);
   const schema = `pacs_bench_wl_${process.pid}`;
-  const pgBase = arg('--pg') ?? process.env['PACS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const pgBase = arg('--pg') ?? process.env['PACS_TEST_PG_URL'] ?? PG_URL;
   const work = await mkdtemp(join(tmpdir(), 'pacs-bench-worklist-'));
   const children: ChildProcess[] = [];
   try {
@@ -264,7 +246,7 @@ async function main(): Promise<void> {
     // 2. The servers.
     const servers: Array<{ name: string; port: number; aet: string }> = [];
     for (const t of targets) {
-      const child = spawn(process.execPath, [SELF, '--serve', t.url, '0'], {
+      const child = spawnPeer(process.execPath, [SELF, '--serve', t.url, '0'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.push(child);
@@ -272,11 +254,12 @@ async function main(): Promise<void> {
       servers.push({ name: t.name, port: Number(m[1]), aet: 'PACS' });
     }
     const dcmtkPort = await freePort();
-    const wlmscpfs = spawn('wlmscpfs', ['-dfp', join(work, 'wlistdb'), String(dcmtkPort)], {
+    // wlmscpfs is DCMTK: spawnPeer gives it TCP_NODELAY=1 (without it each response waits 40 ms).
+    const wlmscpfs = spawnPeer('wlmscpfs', ['-dfp', join(work, 'wlistdb'), String(dcmtkPort)], {
       stdio: 'ignore',
     });
     children.push(wlmscpfs);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitForPort(dcmtkPort, wlmscpfs, 'wlmscpfs');
     servers.push({ name: 'DCMTK wlmscpfs', port: dcmtkPort, aet: 'BENCH' });
 
     // 3. The queries.
@@ -300,19 +283,22 @@ async function main(): Promise<void> {
         `${(dcmtk / ours).toFixed(1)}x`,
       ]);
     }
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-    for (const r of [header, ...rows])
-      process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}\n`);
+    printPeers([
+      ...servers.slice(0, -1).map((s) => ({
+        name: s.name,
+        config: 'our worklist SCP (ApplicationEntity + worklistService) in a child process',
+      })),
+      { name: 'DCMTK wlmscpfs', config: 'DCMTK wlmscpfs over one .wl file per item, TCP_NODELAY=1' },
+      {
+        name: 'client',
+        config: 'our worklist SCU library, a new association per query (what a modality does)',
+      },
+    ]);
+    printTable(header, rows);
   } finally {
-    for (const c of children) c.kill('SIGTERM');
+    for (const c of children) await stopProcess(c);
     await rm(work, { recursive: true, force: true });
-    if (await pgReachable(pgBase)) {
-      const { default: pg } = await import('pg');
-      const client = new pg.Client({ connectionString: pgBase });
-      await client.connect();
-      await client.query(`drop schema if exists ${schema} cascade`);
-      await client.end();
-    }
+    if (await pgReachable(pgBase)) await dropPgSchema(schema, pgBase);
   }
 }
 
