@@ -15,7 +15,7 @@ import { type Kysely, sql } from 'kysely';
 import type { IndexEntry } from '../src/archive/index/extract.js';
 import { describeInstance } from '../src/archive/index/extract.js';
 import { openIndex } from '../src/archive/index/open.js';
-import { normalizePersonName } from '../src/archive/index/person-name.js';
+import { normalizePersonName } from '../src/dicom/matching/person-name.js';
 import { joinList, patientKey } from '../src/archive/index/rules.js';
 import type { IndexDatabase } from '../src/archive/index/schema.js';
 import { DataSet } from '../src/dicom/dataset.js';
