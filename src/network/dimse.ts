@@ -19,6 +19,7 @@
  * its command, or a command inside a data set is a protocol error: A-ABORT (service-provider).
  */
 import { DicomParseError, PacsError } from '../core/errors.js';
+import type { EventBus } from '../core/events.js';
 import { DataSet } from '../dicom/dataset.js';
 import { parseDicom } from '../dicom/reader.js';
 import { encodeDataSet } from '../dicom/writer.js';
@@ -40,6 +41,7 @@ import type {
   DimseService,
   OutgoingData,
   RequestContext,
+  RequestOptions,
   RequestSender,
   ResponseMessage,
 } from './service.js';
@@ -72,6 +74,8 @@ export interface DimseOptions {
    * and longest wait for the peer to take what we send (ms). Default: the association's timeouts.dimseMs.
    */
   readonly dimseTimeoutMs?: number;
+  /** Where each request served is reported ('request', core/events.ts); handlers get it as ctx.events. */
+  readonly events?: EventBus;
 }
 
 /** Counts kept per association for the log line and metrics. */
@@ -81,6 +85,13 @@ export interface DimseStats {
   failures: number;
   bytesReceived: number;
 }
+
+/** The requests C-CANCEL applies to (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3). */
+const CANCELLABLE: ReadonlySet<number> = new Set([
+  CommandField.C_FIND_RQ,
+  CommandField.C_GET_RQ,
+  CommandField.C_MOVE_RQ,
+]);
 
 const REQUEST_NAMES: Readonly<Record<number, keyof DimseHandlers>> = {
   [CommandField.C_ECHO_RQ]: 'C-ECHO',
@@ -252,6 +263,7 @@ class HandlerContext implements RequestContext {
     readonly command: DimseCommand,
     private readonly state: RequestState,
     readonly log: NetworkLogger,
+    readonly events: EventBus | undefined,
   ) {
     const assoc = association.association;
     const acceptor = assoc.role === 'acceptor';
@@ -287,6 +299,7 @@ export class DimseAssociation implements RequestSender {
   readonly stats: DimseStats = { requestsReceived: 0, requestsSent: 0, failures: 0, bytesReceived: 0 };
   private readonly services: ServiceLookup | undefined;
   private readonly log: NetworkLogger;
+  private readonly events: EventBus | undefined;
   private readonly responseTimeoutMs: number | undefined;
   private readonly dimseMs: number | undefined;
   private nextMessageId = 1;
@@ -308,6 +321,7 @@ export class DimseAssociation implements RequestSender {
     this.association = association;
     this.services = options.services;
     this.log = options.log ?? silentLogger;
+    this.events = options.events;
     this.responseTimeoutMs = options.responseTimeoutMs;
     // The configured DIMSE timeout; the read loop arms the Upper Layer's timer with it mid-message.
     this.dimseMs = options.dimseTimeoutMs ?? association.dimseTimeoutMs;
@@ -326,6 +340,11 @@ export class DimseAssociation implements RequestSender {
 
   get presentationContexts(): Association['presentationContexts'] {
     return this.association.presentationContexts;
+  }
+
+  /** True while messages can be sent: the association is established (or the peer asked for release). */
+  get canSend(): boolean {
+    return this.association.canSend;
   }
 
   /** Starts the read loop (idempotent); resolves when the association is over and handlers have finished. */
@@ -500,7 +519,11 @@ export class DimseAssociation implements RequestSender {
     const pc = this.association.context(contextId);
     const name = REQUEST_NAMES[command.commandField];
     const messageId = command.messageId ?? 0;
-    const respond = (r: DimseResponse) => this.sendResponse(contextId, command, r);
+    const events = this.events?.active ? this.events : undefined;
+    const respond =
+      events === undefined
+        ? (r: DimseResponse) => this.sendResponse(contextId, command, r)
+        : this.reportingResponder(events, msg, name ?? commandName(command.commandField), pc?.abstractSyntax);
     /** A refusal: answered once the request's data set (if any) has arrived, and dropped. */
     const refuse = async (status: number, errorComment: string): Promise<void> => {
       msg.channel?.abandon();
@@ -523,7 +546,7 @@ export class DimseAssociation implements RequestSender {
       return refuse(noSuchClass, 'SOP Class UID of the command differs from the presentation context');
     const state = new RequestState();
     this.active.set(messageId, state);
-    const ctx = new HandlerContext(this, pc, command, state, this.log);
+    const ctx = new HandlerContext(this, pc, command, state, this.log, this.events);
     try {
       if (name === 'C-STORE') {
         const store = handler as NonNullable<DimseHandlers['C-STORE']>;
@@ -563,10 +586,36 @@ export class DimseAssociation implements RequestSender {
       } catch (e) {
         response = this.failure(name, e);
       }
-      await this.sendResponse(contextId, command, response);
+      await respond(response);
     } finally {
       this.active.delete(messageId);
     }
+  }
+
+  /** sendResponse, and once the final response is sent the 'request' event (core/events.ts). */
+  private reportingResponder(
+    events: EventBus,
+    msg: InboundMessage,
+    name: string,
+    abstractSyntax: string | undefined,
+  ): (r: DimseResponse) => Promise<void> {
+    const started = performance.now();
+    const { command, contextId } = msg;
+    return async (r) => {
+      await this.sendResponse(contextId, command, r);
+      if (statusCategory(r.status) === 'pending') return;
+      const assoc = this.association;
+      const acceptor = assoc.role === 'acceptor';
+      events.emit({
+        type: 'request',
+        command: name,
+        sopClassUid: command.affectedSopClassUid ?? command.requestedSopClassUid ?? abstractSyntax ?? '',
+        status: r.status,
+        durationMs: performance.now() - started,
+        peerAeTitle: acceptor ? assoc.callingAeTitle : assoc.calledAeTitle,
+        remoteAddress: assoc.remoteAddress,
+      });
+    };
   }
 
   /** Runs a handler; an exception becomes a failure status (Processing failure) and a log line. */
@@ -784,21 +833,53 @@ export class DimseAssociation implements RequestSender {
   /**
    * Sends a request and yields its responses until the final one (pending responses of C-FIND,
    * C-GET and C-MOVE included). Throws when the association ends first or no response comes in time.
+   * Aborting `options.signal` sends C-CANCEL-RQ for a C-FIND, C-GET or C-MOVE (PS3.7 9.3.2.3,
+   * 9.3.3.3, 9.3.4.3) and the responses go on to the final one (normally Cancel, 0xFE00). Leaving
+   * the loop before the final response does the same: C-CANCEL, then the remaining responses are
+   * read and dropped, so the association stays usable.
    */
   async *request(
     contextId: number,
     command: Omit<DimseCommand, 'messageId'>,
     data?: OutgoingData,
+    options: RequestOptions = {},
   ): AsyncGenerator<ResponseMessage, void, undefined> {
     const [messageId, queue] = this.openRequest();
+    const cancellable = CANCELLABLE.has(command.commandField);
+    const signal = cancellable ? options.signal : undefined;
+    let cancelSent = false;
+    const cancel = (): void => {
+      if (cancelSent || !this.canSend) return;
+      cancelSent = true;
+      this.cancel(contextId, messageId).catch(() => undefined);
+    };
+    /** Suspended at a pending response: a return() now is the consumer leaving early. */
+    let atPending = false;
     try {
       await this.send(contextId, command as DimseCommand, data, messageId);
+      if (signal?.aborted) cancel();
+      signal?.addEventListener('abort', cancel);
       for (;;) {
         const response = await queue.take(this.responseTimeoutMs);
+        if (statusCategory(response.command.status ?? 0) !== 'pending') {
+          yield response;
+          return;
+        }
+        atPending = true;
         yield response;
-        if (statusCategory(response.command.status ?? 0) !== 'pending') return;
+        atPending = false;
       }
     } finally {
+      signal?.removeEventListener('abort', cancel);
+      // The consumer left early (break, or its own exception): cancel and read to the final response.
+      if (atPending && cancellable && this.canSend) {
+        cancel();
+        try {
+          while (statusCategory((await queue.take(this.responseTimeoutMs)).command.status ?? 0) === 'pending');
+        } catch {
+          // The association ended or timed out first: nothing left to read.
+        }
+      }
       this.waiting.delete(messageId);
     }
   }
