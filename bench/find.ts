@@ -287,7 +287,8 @@ async function measure(port: number, calledAeTitle: string, q: Query): Promise<F
   const assoc: DimseAssociation = opened.value;
   const once = async (): Promise<{ ms: number; matches: number }> => {
     const t = process.hrtime.bigint();
-    const r = await find(assoc, q.keys(), { sopClassUid: STUDY_ROOT.sopClasses.find, level: 'STUDY' }).outcome;
+    const r = await find(assoc, q.keys(), { sopClassUid: STUDY_ROOT.sopClasses.find, level: 'STUDY' })
+      .outcome;
     const ms = Number(process.hrtime.bigint() - t) / 1e6;
     if (!r.ok) throw r.error;
     if (r.value.status !== 0) throw new Error(`${q.name}: status 0x${r.value.status.toString(16)}`);

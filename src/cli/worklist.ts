@@ -349,7 +349,10 @@ function worklistTable(rows: readonly DataSet[], matches: number): string {
   ];
   const cells = rows.map((r) => {
     const step = r.sequence(TAG.ScheduledProcedureStepSequence)?.[0];
-    return [...ITEM_COLUMNS.map((t) => cellText(r, t, MAX_CELL)), ...STEP_COLUMNS.map((t) => cellText(step, t, MAX_CELL))];
+    return [
+      ...ITEM_COLUMNS.map((t) => cellText(r, t, MAX_CELL)),
+      ...STEP_COLUMNS.map((t) => cellText(step, t, MAX_CELL)),
+    ];
   });
   return renderTable(heads, cells, `${matches} match${matches === 1 ? '' : 'es'}`);
 }

@@ -14,18 +14,18 @@
 import type { AddressInfo } from 'node:net';
 import type { EventBus, EventOf } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
-import {
-  type Association,
-  AssociationAcceptor,
-  type AssociationTimeouts,
-  type CloseInfo,
-  type ProposedPresentationContext,
-  requestAssociation,
-} from './association.js';
+import { AssociationAcceptor } from './acceptor.js';
+import type { Association, AssociationTimeouts, CloseInfo } from './association.js';
 import { DimseAssociation, type ServiceLookup } from './dimse.js';
 import type { NetworkError } from './errors.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
-import type { AllowedCaller, NegotiationPolicy, SupportedAbstractSyntax } from './negotiation.js';
+import type {
+  AllowedCaller,
+  NegotiationPolicy,
+  ProposedPresentationContext,
+  SupportedAbstractSyntax,
+} from './negotiation.js';
+import { requestAssociation } from './requestor.js';
 import type { DimseService } from './service.js';
 import type { TlsClientOptions, TlsServerOptions } from './transport.js';
 
@@ -287,7 +287,11 @@ function openedEvent(association: Association): EventOf<'association-opened'> {
 }
 
 /** The figures of AssociationSummary; `requests` counts what we served as acceptor, what we sent as requestor. */
-function closedEvent(dimse: DimseAssociation, info: CloseInfo, started: number): EventOf<'association-closed'> {
+function closedEvent(
+  dimse: DimseAssociation,
+  info: CloseInfo,
+  started: number,
+): EventOf<'association-closed'> {
   const association = dimse.association;
   const { stats } = dimse;
   return {

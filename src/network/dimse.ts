@@ -34,6 +34,7 @@ import {
 } from './dimse-command.js';
 import { Status, statusCategory } from './dimse-status.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
+import { PDataWriter } from './pdata-writer.js';
 import { AbortReason, AbortSource, type OutgoingPdv, type Pdv } from './pdu.js';
 import type {
   DimseHandlers,
@@ -314,6 +315,8 @@ export class DimseAssociation implements RequestSender {
   private closedError: Error | undefined;
   /** The C-STORE data set being received, while its fragments arrive. */
   private receiving: ByteChannel | undefined;
+  /** Cuts what we send into PDVs (one sender at a time: the send chain). */
+  private pdataWriter: PDataWriter | undefined;
   /** Wakes the read loop when a request in flight finishes. */
   private wakeReadLoop: (() => void) | undefined;
 
@@ -428,7 +431,12 @@ export class DimseAssociation implements RequestSender {
           if (current.size > MAX_COLLECTED_DATA_SET)
             return this.protocolError('data set larger than the limit for its kind');
           current.chunks.push(pdv.data);
-          if (pdv.isLast) this.deliver(current, Buffer.concat(current.chunks));
+          // A data set in one PDV (the usual identifier) is used as the view it is, not copied.
+          if (pdv.isLast)
+            this.deliver(
+              current,
+              current.chunks.length === 1 ? (current.chunks[0] as Uint8Array) : Buffer.concat(current.chunks),
+            );
         }
         if (pdv.isLast) {
           current = undefined;
@@ -735,14 +743,19 @@ export class DimseAssociation implements RequestSender {
         // After an abort, messages queued behind a blocked one fail at once rather than wait for the socket.
         if (!this.association.canSend)
           throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
-        const max = this.association.maxPdvDataLength;
-        await this.sendBuffer(contextId, true, encodeCommand(command, messageId), max);
+        const writer = this.writer();
+        await writer.writeAll(contextId, true, encodeCommand(command, messageId));
         if (data === undefined) return;
         if (data instanceof DataSet) {
           const ts = this.association.context(contextId)?.transferSyntax ?? '';
-          await this.sendBuffer(contextId, false, encodeDataSet(data, ts), max);
-        } else if (data instanceof Uint8Array) await this.sendBuffer(contextId, false, data, max);
-        else await this.sendStream(contextId, data, max);
+          await writer.writeAll(contextId, false, encodeDataSet(data, ts));
+        } else if (data instanceof Uint8Array) await writer.writeAll(contextId, false, data);
+        else {
+          // A byte stream (a file being read): cut into PDVs as it is read.
+          writer.begin(contextId, false);
+          for await (const chunk of data) await writer.write(chunk);
+          await writer.end();
+        }
       } finally {
         this.queuedSends--;
       }
@@ -753,53 +766,10 @@ export class DimseAssociation implements RequestSender {
     return next;
   }
 
-  /** Cuts bytes in memory into PDVs of at most `max` bytes; the last one is flagged as last. */
-  private async sendBuffer(
-    contextId: number,
-    isCommand: boolean,
-    bytes: Uint8Array,
-    max: number,
-  ): Promise<void> {
-    let at = 0;
-    while (bytes.length - at > max) {
-      await this.sendPdv({ contextId, isCommand, isLast: false, data: [bytes.subarray(at, at + max)] });
-      at += max;
-    }
-    await this.sendPdv({ contextId, isCommand, isLast: true, data: [at === 0 ? bytes : bytes.subarray(at)] });
-  }
-
-  /** Cuts a byte stream into data set PDVs of at most `max` bytes, as it is read. */
-  private async sendStream(contextId: number, source: AsyncIterable<Uint8Array>, max: number): Promise<void> {
-    let parts: Uint8Array[] = [];
-    let pending = 0;
-    const take = (n: number): Uint8Array[] => {
-      const out: Uint8Array[] = [];
-      let need = n;
-      while (need > 0 && parts.length > 0) {
-        const first = parts[0] as Uint8Array;
-        if (first.length <= need) {
-          out.push(first);
-          parts.shift();
-          need -= first.length;
-        } else {
-          out.push(first.subarray(0, need));
-          parts[0] = first.subarray(need);
-          need = 0;
-        }
-      }
-      pending -= n - need;
-      return out;
-    };
-    const send = (isLast: boolean, data: Uint8Array[]): Promise<void> =>
-      this.sendPdv({ contextId, isCommand: false, isLast, data });
-    for await (const chunk of source) {
-      if (chunk.length === 0) continue;
-      parts.push(chunk);
-      pending += chunk.length;
-      while (pending > max) await send(false, take(max));
-    }
-    await send(true, take(pending));
-    parts = [];
+  /** The association's one P-DATA writer (messages never interleave), made on the first send. */
+  private writer(): PDataWriter {
+    this.pdataWriter ??= new PDataWriter((pdv) => this.sendPdv(pdv), this.association.maxPdvDataLength);
+    return this.pdataWriter;
   }
 
   /**
@@ -875,7 +845,9 @@ export class DimseAssociation implements RequestSender {
       if (atPending && cancellable && this.canSend) {
         cancel();
         try {
-          while (statusCategory((await queue.take(this.responseTimeoutMs)).command.status ?? 0) === 'pending');
+          while (
+            statusCategory((await queue.take(this.responseTimeoutMs)).command.status ?? 0) === 'pending'
+          );
         } catch {
           // The association ended or timed out first: nothing left to read.
         }

@@ -11,9 +11,9 @@ import { unwrap } from '../../src/core/result.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
-import { requestAssociation } from '../../src/network/association.js';
 import { DimseAssociation } from '../../src/network/dimse.js';
 import { Status } from '../../src/network/dimse-status.js';
+import { requestAssociation } from '../../src/network/requestor.js';
 import { type FindServiceOptions, findService } from '../../src/services/query-retrieve/find-scp.js';
 import {
   buildIdentifier,

@@ -78,7 +78,11 @@ export interface FindQuery extends AsyncIterable<DataSet> {
  * The request is sent when the loop starts; `outcome` alone (without iterating) runs the query
  * to its end and counts the matches.
  */
-export function find(association: DimseAssociation, identifier: DataSet, options: FindOptions = {}): FindQuery {
+export function find(
+  association: DimseAssociation,
+  identifier: DataSet,
+  options: FindOptions = {},
+): FindQuery {
   let settle: (r: Result<FindOutcome, PacsError>) => void = () => {};
   const outcome = new Promise<Result<FindOutcome, PacsError>>((resolve) => {
     settle = resolve;
@@ -112,7 +116,9 @@ async function* findMatches(
   const sopClass = options.sopClassUid ?? STUDY_ROOT.sopClasses.find;
   const pc = association.presentationContexts.find((c) => c.abstractSyntax === sopClass && c.scu);
   if (!pc) {
-    settle(err(new PacsError('ERR_NO_CONTEXT', `the peer did not accept C-FIND for ${describeUid(sopClass)}`)));
+    settle(
+      err(new PacsError('ERR_NO_CONTEXT', `the peer did not accept C-FIND for ${describeUid(sopClass)}`)),
+    );
     return;
   }
   const keys = options.level === undefined ? identifier : withLevel(identifier, options.level);
