@@ -21,7 +21,12 @@ import {
   type OutgoingPdv,
   type Pdv,
 } from './pdu.js';
-import { type AssociationEventMap, type CloseInfo, DEFAULT_MAX_SEND_PDU, type UpperLayer } from './upper-layer.js';
+import {
+  type AssociationEventMap,
+  type CloseInfo,
+  DEFAULT_MAX_SEND_PDU,
+  type UpperLayer,
+} from './upper-layer.js';
 
 export type { ProposedPresentationContext } from './negotiation.js';
 export type {

@@ -250,6 +250,14 @@ export class UpperLayer {
           this.pendingOutcome = outcome;
           const providerReject =
             outcome.kind === 'reject' && outcome.by === 'provider' ? outcome.rj : undefined;
+          if (providerReject !== undefined && outcome.kind === 'reject') {
+            // The provider answers by itself (AE-8 without an indication): record why, as for a user reject.
+            this.rejected = providerReject;
+            this.log.info(
+              { why: outcome.why, reject: describeReject(providerReject) },
+              'association rejected',
+            );
+          }
           this.dispatch(
             providerReject === undefined ? { name: 'Evt6', pdu } : { name: 'Evt6', pdu, providerReject },
           );
