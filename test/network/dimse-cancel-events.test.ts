@@ -327,22 +327,12 @@ describe('the event stream', () => {
     servers.push(server);
     const port = server.address?.port ?? 0;
     const scu = new ApplicationEntity({ aeTitle: 'SCU' });
-    const wrongTitle = await scu.connect({
-      host: '127.0.0.1',
-      port,
-      calledAeTitle: 'NOT-PACS',
-      contexts: [VERIFICATION_CONTEXT],
-    });
+    const connect = (calledAeTitle: string) =>
+      scu.connect({ host: '127.0.0.1', port, calledAeTitle, contexts: [VERIFICATION_CONTEXT] });
+    const wrongTitle = await connect('NOT-PACS');
     assert.equal(wrongTitle.ok, false);
-    const first = unwrapOk(
-      await scu.connect({ host: '127.0.0.1', port, calledAeTitle: 'PACS', contexts: [VERIFICATION_CONTEXT] }),
-    );
-    const second = await scu.connect({
-      host: '127.0.0.1',
-      port,
-      calledAeTitle: 'PACS',
-      contexts: [VERIFICATION_CONTEXT],
-    });
+    const first = unwrapOk(await connect('PACS'));
+    const second = await connect('PACS');
     assert.equal(second.ok, false);
     await first.release();
     await waitFor(() => events.length >= 2);
