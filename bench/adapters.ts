@@ -15,11 +15,11 @@ import { type Kysely, sql } from 'kysely';
 import type { IndexEntry } from '../src/archive/index/extract.js';
 import { describeInstance } from '../src/archive/index/extract.js';
 import { openIndex } from '../src/archive/index/open.js';
-import { normalizePersonName } from '../src/dicom/matching/person-name.js';
 import { joinList, patientKey } from '../src/archive/index/rules.js';
 import type { IndexDatabase } from '../src/archive/index/schema.js';
 import { DataSet } from '../src/dicom/dataset.js';
 import { TAG } from '../src/dicom/dictionary.js';
+import { normalizePersonName } from '../src/dicom/matching/person-name.js';
 import { EXPLICIT_VR_LE, UID } from '../src/dicom/uid.js';
 import { encodePart10 } from '../src/dicom/writer.js';
 import { ApplicationEntity } from '../src/network/ae.js';
@@ -130,7 +130,7 @@ export async function openFindClient(port: number, calledAeTitle: string): Promi
     async query(keys) {
       const ds = new DataSet();
       for (const [k, v] of Object.entries(keys)) ds.setString(TAG[k as keyof typeof TAG], v);
-      const r = await find(assoc, { model: STUDY_ROOT, level: 'STUDY', keys: ds });
+      const r = await find(assoc, ds, { sopClassUid: STUDY_ROOT.sopClasses.find, level: 'STUDY' }).outcome;
       if (!r.ok) throw r.error;
       if (r.value.status !== 0) throw new Error(`C-FIND status 0x${r.value.status.toString(16)}`);
       return r.value.matches;

@@ -157,7 +157,7 @@ async function once(
     contexts: [WORKLIST_FIND_CONTEXT],
   });
   if (!connected.ok) throw connected.error;
-  const result = await queryWorklist(connected.value, query);
+  const result = await queryWorklist(connected.value, query).outcome;
   await connected.value.release();
   if (!result.ok) throw result.error;
   return { ms: performance.now() - started, matches: result.value.matches };

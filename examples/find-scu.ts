@@ -48,22 +48,18 @@ if (!connected.ok) {
   process.exit(1);
 }
 const association = connected.value;
-const result = await find(
-  association,
-  { model: STUDY_ROOT, level: 'STUDY', keys },
-  {
-    // Each match as it arrives: values are decoded in the answer's own Specific Character Set.
-    onMatch: (ds) => {
-      const field = (tag: number) => ds.strings(tag).join('\\');
-      console.log(
-        [TAG.StudyDate, TAG.PatientID, TAG.PatientName, TAG.StudyDescription, TAG.StudyInstanceUID]
-          .map(field)
-          .join(' | '),
-      );
-    },
-  },
-);
-if (association.association.canSend) await association.release();
+const query = find(association, keys, { sopClassUid: STUDY_ROOT.sopClasses.find, level: 'STUDY' });
+// Each match as it arrives: values are decoded in the answer's own Specific Character Set.
+for await (const ds of query) {
+  const field = (tag: number) => ds.strings(tag).join('\\');
+  console.log(
+    [TAG.StudyDate, TAG.PatientID, TAG.PatientName, TAG.StudyDescription, TAG.StudyInstanceUID]
+      .map(field)
+      .join(' | '),
+  );
+}
+const result = await query.outcome;
+if (association.canSend) await association.release();
 if (!result.ok) {
   console.error(`find-scu: ${result.error.message}`);
   process.exit(1);

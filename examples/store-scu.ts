@@ -41,7 +41,7 @@ for (const plan of planAssociations(files)) {
     if (!result.ok) {
       failures++;
       console.log(`${file.path}: ${result.error.message}`);
-      if (!association.association.canSend) {
+      if (!association.canSend) {
         // The association is over (aborted): the rest of this plan was not sent.
         failures += plan.files.length - i - 1;
         break;
@@ -54,6 +54,6 @@ for (const plan of planAssociations(files)) {
       `${file.path}: ${describeStatus(status)}${reencoded ? `, re-encoded to ${transferSyntaxUid}` : ''}`,
     );
   }
-  if (association.association.canSend) await association.release();
+  if (association.canSend) await association.release();
 }
 process.exitCode = failures > 0 ? 1 : 0;

@@ -43,22 +43,22 @@ if (!connected.ok) {
   process.exit(1);
 }
 const association = connected.value;
-const result = await queryWorklist(association, query, {
-  onMatch: (item) => {
-    const sps = item.sequence(TAG.ScheduledProcedureStepSequence)?.[0];
-    console.log(
-      [
-        item.string(TAG.AccessionNumber) ?? '',
-        item.string(TAG.PatientName) ?? '',
-        item.string(TAG.PatientID) ?? '',
-        sps?.string(TAG.Modality) ?? '',
-        `${sps?.string(TAG.ScheduledProcedureStepStartDate) ?? ''} ${sps?.string(TAG.ScheduledProcedureStepStartTime) ?? ''}`,
-        sps?.string(TAG.ScheduledProcedureStepDescription) ?? '',
-        sps?.string(TAG.ScheduledProcedureStepStatus) ?? '',
-      ].join(' | '),
-    );
-  },
-});
+const steps = queryWorklist(association, query);
+for await (const item of steps) {
+  const sps = item.sequence(TAG.ScheduledProcedureStepSequence)?.[0];
+  console.log(
+    [
+      item.string(TAG.AccessionNumber) ?? '',
+      item.string(TAG.PatientName) ?? '',
+      item.string(TAG.PatientID) ?? '',
+      sps?.string(TAG.Modality) ?? '',
+      `${sps?.string(TAG.ScheduledProcedureStepStartDate) ?? ''} ${sps?.string(TAG.ScheduledProcedureStepStartTime) ?? ''}`,
+      sps?.string(TAG.ScheduledProcedureStepDescription) ?? '',
+      sps?.string(TAG.ScheduledProcedureStepStatus) ?? '',
+    ].join(' | '),
+  );
+}
+const result = await steps.outcome;
 await association.release();
 if (!result.ok) {
   console.error(`worklist-scu: ${result.error.message}`);

@@ -34,6 +34,7 @@ import {
   parseConnection,
   requestorFor,
 } from './common.js';
+import { cellText, renderTable } from './table.js';
 
 interface FindFlags extends ConnectionFlags {
   root: string;
@@ -162,29 +163,23 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
   };
   out.on('error', onOutputError);
   if (flags.json) out.write('[');
-  let result: Awaited<ReturnType<typeof find>>;
+  const query = find(assoc, keys, { sopClassUid: model.sopClasses.find, level, signal: cancel.signal });
   try {
-    result = await find(
-      assoc,
-      { model, level, keys },
-      {
-        signal: cancel.signal,
-        onMatch: (ds) => {
-          if (outputClosed) return;
-          if (!flags.json) {
-            rows.push(ds);
-            return;
-          }
-          out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
-          first = false;
-        },
-      },
-    );
+    for await (const ds of query) {
+      if (outputClosed) continue;
+      if (!flags.json) {
+        rows.push(ds);
+        continue;
+      }
+      out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
+      first = false;
+    }
   } finally {
     process.removeListener('SIGINT', onSigint);
     if (flags.json && !outputClosed) out.write(first ? ']\n' : '\n]\n');
   }
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  const result = await query.outcome;
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) {
     const e = result.error;
     if (e.code === 'ERR_NO_CONTEXT') return fail(`the peer does not serve ${model.title} C-FIND`);
@@ -211,63 +206,9 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
 
 const MAX_CELL = 48;
 
-/** A readable cell: text values joined by '\', sequences and binary values summarised. */
-function cell(ds: DataSet, tag: Tag): string {
-  const e = ds.get(tag);
-  if (e === undefined) return '';
-  if (Array.isArray(e.value))
-    return e.value.length === 0 ? '' : `(${e.value.length} item${e.value.length > 1 ? 's' : ''})`;
-  if (!(e.value instanceof Uint8Array)) return '(bulk data)';
-  let text: string;
-  try {
-    text = ds.strings(tag).join('\\');
-  } catch {
-    text = `(${e.value.length} bytes)`;
-  }
-  text = text.replace(/[\r\n\t]+/g, ' ');
-  return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 3)}...` : text;
-}
-
-/** Display width of a string (East Asian wide characters count two columns). */
-function width(text: string): number {
-  let w = 0;
-  for (const ch of text) {
-    const cp = ch.codePointAt(0) ?? 0;
-    w +=
-      cp >= 0x1100 &&
-      (cp <= 0x115f ||
-        (cp >= 0x2e80 && cp <= 0xa4cf) ||
-        (cp >= 0xac00 && cp <= 0xd7a3) ||
-        (cp >= 0xf900 && cp <= 0xfaff) ||
-        (cp >= 0xfe30 && cp <= 0xfe4f) ||
-        (cp >= 0xff00 && cp <= 0xff60) ||
-        (cp >= 0xffe0 && cp <= 0xffe6) ||
-        cp >= 0x20000)
-        ? 2
-        : 1;
-  }
-  return w;
-}
-
-function pad(text: string, w: number): string {
-  return text + ' '.repeat(Math.max(0, w - width(text)));
-}
-
 /** The matches as a table with one column per key, then a count. */
 function table(columns: readonly Tag[], rows: readonly DataSet[], matches: number): string {
   const heads = columns.map((t) => keywordOf(t) || formatTag(t));
-  const cells = rows.map((r) => columns.map((t) => cell(r, t)));
-  const widths = heads.map((h, i) => Math.max(width(h), ...cells.map((c) => width(c[i] ?? ''))));
-  const line = (values: readonly string[]) =>
-    values
-      .map((v, i) => (i === values.length - 1 ? v : pad(v, widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  const out: string[] = [];
-  if (rows.length > 0) {
-    out.push(line(heads));
-    for (const c of cells) out.push(line(c));
-  }
-  out.push(`${matches} match${matches === 1 ? '' : 'es'}`);
-  return `${out.join('\n')}\n`;
+  const cells = rows.map((r) => columns.map((t) => cellText(r, t, MAX_CELL)));
+  return renderTable(heads, cells, `${matches} match${matches === 1 ? '' : 'es'}`);
 }

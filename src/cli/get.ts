@@ -94,7 +94,7 @@ async function runGet(host: string, portText: string, flags: GetFlags): Promise<
     process.removeListener('SIGINT', onSigint);
     progress.clear();
   }
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) throw failureOf(what, result.error, conn, model);
   const o = result.value;
   const seconds = (performance.now() - started) / 1000;

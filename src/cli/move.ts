@@ -277,7 +277,7 @@ async function runMove(host: string, portText: string, flags: MoveFlags): Promis
     process.removeListener('SIGINT', onSigint);
     progress.clear();
   }
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) throw failureOf(what, result.error, conn, model);
   const o = result.value;
   const seconds = (performance.now() - started) / 1000;

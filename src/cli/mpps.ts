@@ -184,7 +184,7 @@ async function runCreate(host: string, portText: string, flags: CreateFlags): Pr
     );
     process.stdout.write(`${r.sopInstanceUid}\n`);
   } finally {
-    if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+    if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   }
 }
 
@@ -264,6 +264,6 @@ async function runSet(host: string, portText: string, flags: SetFlags): Promise<
       `N-SET ${describeStatus(r.status)}: ${status}${n !== undefined ? `, ${n} performed series` : ''}\n${r.sopInstanceUid}\n`,
     );
   } finally {
-    if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+    if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   }
 }

@@ -195,7 +195,7 @@ async function sendPlan(
     const assoc = opened.value;
     let storedHere = 0;
     let lastFailure: string | undefined;
-    while (pending.length > 0 && assoc.association.canSend) {
+    while (pending.length > 0 && assoc.canSend) {
       const file = pending.shift() as FileInfo;
       progress.startFile();
       const r = await storeFile(assoc, file, { onBytes: (n) => progress.addBytes(n) });
@@ -242,7 +242,7 @@ function failureText(e: StoreError, conn: Connection): string {
 
 /** Releases an association still open; one that ended already is left as it is. */
 async function endAssociation(assoc: DimseAssociation): Promise<void> {
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   else await assoc.run().catch(() => undefined);
 }
 

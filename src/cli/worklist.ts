@@ -37,6 +37,7 @@ import {
   parseConnection,
   requestorFor,
 } from './common.js';
+import { cellText, renderTable } from './table.js';
 
 interface QueryFlags extends ConnectionFlags {
   key: string[];
@@ -231,7 +232,7 @@ async function runList(flags: SelectFlags): Promise<void> {
       i.scheduledProcedureStepId,
       i.status ?? '',
     ]);
-    process.stdout.write(table(heads, rows, `${items.length} item${items.length === 1 ? '' : 's'}`));
+    process.stdout.write(renderTable(heads, rows, `${items.length} item${items.length === 1 ? '' : 's'}`));
   } finally {
     await close();
   }
@@ -282,24 +283,22 @@ async function runQuery(host: string, portText: string, flags: QueryFlags): Prom
   const out = process.stdout;
   let first = true;
   if (flags.json) out.write('[');
-  let result: Awaited<ReturnType<typeof queryWorklist>>;
+  const query = queryWorklist(assoc, keys, { signal: cancel.signal });
   try {
-    result = await queryWorklist(assoc, keys, {
-      signal: cancel.signal,
-      onMatch: (ds) => {
-        if (!flags.json) {
-          rows.push(ds);
-          return;
-        }
-        out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
-        first = false;
-      },
-    });
+    for await (const ds of query) {
+      if (!flags.json) {
+        rows.push(ds);
+        continue;
+      }
+      out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
+      first = false;
+    }
   } finally {
     process.removeListener('SIGINT', onSigint);
     if (flags.json) out.write(first ? ']\n' : '\n]\n');
   }
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  const result = await query.outcome;
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) {
     if (result.error.code === 'ERR_NO_CONTEXT') return fail('the peer does not serve the Modality Worklist');
     return fail(describeNetworkFailure(result.error, conn.useTls, conn.timeoutSeconds));
@@ -318,20 +317,6 @@ async function runQuery(host: string, portText: string, flags: QueryFlags): Prom
 }
 
 const MAX_CELL = 40;
-
-function cellOf(ds: DataSet | undefined, tag: Tag): string {
-  const e = ds?.get(tag);
-  if (ds === undefined || e === undefined) return '';
-  if (Array.isArray(e.value)) return e.value.length === 0 ? '' : `(${e.value.length} items)`;
-  let text: string;
-  try {
-    text = ds.strings(tag).join('\\');
-  } catch {
-    text = '(?)';
-  }
-  text = text.replace(/[\r\n\t]+/g, ' ');
-  return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 3)}...` : text;
-}
 
 const ITEM_COLUMNS: readonly Tag[] = [
   TAG.AccessionNumber,
@@ -364,39 +349,10 @@ function worklistTable(rows: readonly DataSet[], matches: number): string {
   ];
   const cells = rows.map((r) => {
     const step = r.sequence(TAG.ScheduledProcedureStepSequence)?.[0];
-    return [...ITEM_COLUMNS.map((t) => cellOf(r, t)), ...STEP_COLUMNS.map((t) => cellOf(step, t))];
+    return [
+      ...ITEM_COLUMNS.map((t) => cellText(r, t, MAX_CELL)),
+      ...STEP_COLUMNS.map((t) => cellText(step, t, MAX_CELL)),
+    ];
   });
-  return table(heads, cells, `${matches} match${matches === 1 ? '' : 'es'}`);
-}
-
-/** Display width (East Asian wide characters count two columns). */
-function width(text: string): number {
-  let w = 0;
-  for (const ch of text) {
-    const cp = ch.codePointAt(0) ?? 0;
-    w +=
-      cp >= 0x1100 &&
-      (cp <= 0x115f ||
-        (cp >= 0x2e80 && cp <= 0xa4cf) ||
-        (cp >= 0xac00 && cp <= 0xd7a3) ||
-        (cp >= 0xf900 && cp <= 0xfaff) ||
-        (cp >= 0xfe30 && cp <= 0xfe4f) ||
-        (cp >= 0xff00 && cp <= 0xff60) ||
-        (cp >= 0xffe0 && cp <= 0xffe6) ||
-        cp >= 0x20000)
-        ? 2
-        : 1;
-  }
-  return w;
-}
-
-function table(heads: readonly string[], rows: readonly string[][], footer: string): string {
-  if (rows.length === 0) return `${footer}\n`;
-  const widths = heads.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => c + ' '.repeat(Math.max(0, (widths[i] ?? 0) - width(c))))
-      .join('  ')
-      .trimEnd();
-  return `${[line(heads), ...rows.map(line)].join('\n')}\n${footer}\n`;
+  return renderTable(heads, cells, `${matches} match${matches === 1 ? '' : 'es'}`);
 }

@@ -12,19 +12,20 @@
  */
 
 import type { AddressInfo } from 'node:net';
-import type { EventBus } from '../core/events.js';
+import type { EventBus, EventOf } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
-import {
-  type Association,
-  AssociationAcceptor,
-  type AssociationTimeouts,
-  type ProposedPresentationContext,
-  requestAssociation,
-} from './association.js';
+import { AssociationAcceptor } from './acceptor.js';
+import type { Association, AssociationTimeouts, CloseInfo } from './association.js';
 import { DimseAssociation, type ServiceLookup } from './dimse.js';
 import type { NetworkError } from './errors.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
-import type { AllowedCaller, NegotiationPolicy, SupportedAbstractSyntax } from './negotiation.js';
+import type {
+  AllowedCaller,
+  NegotiationPolicy,
+  ProposedPresentationContext,
+  SupportedAbstractSyntax,
+} from './negotiation.js';
+import { requestAssociation } from './requestor.js';
 import type { DimseService } from './service.js';
 import type { TlsClientOptions, TlsServerOptions } from './transport.js';
 
@@ -81,6 +82,7 @@ export class ApplicationEntity implements ServiceLookup {
   private readonly log: NetworkLogger;
   private readonly timeouts: AssociationTimeouts | undefined;
   private readonly responseTimeoutMs: number | undefined;
+  private readonly events: EventBus | undefined;
   private readonly services: DimseService[] = [];
   private readonly bySopClass = new Map<string, DimseService>();
 
@@ -90,6 +92,7 @@ export class ApplicationEntity implements ServiceLookup {
     this.log = options.logger ?? silentLogger;
     this.timeouts = options.timeouts;
     this.responseTimeoutMs = options.responseTimeoutMs;
+    this.events = options.events;
   }
 
   /** Registers a service for its SOP classes (a later registration of a SOP class wins). */
@@ -138,7 +141,7 @@ export class ApplicationEntity implements ServiceLookup {
       ...(options.tls ? { tls: options.tls } : {}),
       ...(this.timeouts ? { timeouts: this.timeouts } : {}),
     });
-    const server = new DicomServer(acceptor, this.log);
+    const server = new DicomServer(acceptor, this.log, this.events);
     acceptor.on('association', (association) => server.serve(association, this));
     acceptor.on('failed', (error, info) => {
       server.emitFailed(error, info.remoteAddress);
@@ -162,12 +165,19 @@ export class ApplicationEntity implements ServiceLookup {
       ...(this.timeouts ? { timeouts: this.timeouts } : {}),
     });
     if (!result.ok) return err(result.error);
+    const events = this.events;
     const dimse = new DimseAssociation(result.value, {
       services: this,
       log: this.log,
       ...(this.responseTimeoutMs !== undefined ? { responseTimeoutMs: this.responseTimeoutMs } : {}),
+      ...(events !== undefined ? { events } : {}),
     });
-    void dimse.run();
+    const run = dimse.run();
+    if (events !== undefined) {
+      const started = Date.now();
+      events.emit(openedEvent(result.value));
+      void run.then(async () => events.emit(closedEvent(dimse, await result.value.closed, started)));
+    }
     return ok(dimse);
   }
 }
@@ -184,6 +194,7 @@ export class DicomServer {
   constructor(
     private readonly acceptor: AssociationAcceptor,
     private readonly log: NetworkLogger,
+    private readonly events: EventBus | undefined = undefined,
   ) {}
 
   get activeAssociations(): number {
@@ -193,11 +204,18 @@ export class DicomServer {
   /** @internal */
   serve(association: Association, services: ServiceLookup): void {
     const started = Date.now();
-    const dimse = new DimseAssociation(association, { services, log: this.log });
+    const events = this.events;
+    const dimse = new DimseAssociation(association, {
+      services,
+      log: this.log,
+      ...(events !== undefined ? { events } : {}),
+    });
     this.live.add(dimse);
+    events?.emit(openedEvent(association));
     void dimse.run().finally(async () => {
       this.live.delete(dimse);
       const info = await association.closed;
+      events?.emit(closedEvent(dimse, info, started));
       const summary: AssociationSummary = {
         callingAeTitle: association.callingAeTitle,
         calledAeTitle: association.calledAeTitle,
@@ -223,6 +241,12 @@ export class DicomServer {
 
   /** @internal */
   emitFailed(error: NetworkError, remoteAddress: string | undefined): void {
+    this.events?.emit({
+      type: 'association-failed',
+      remoteAddress,
+      reason: error.message,
+      kind: failureKind(error),
+    });
     try {
       this.onFailedAssociation?.(error, remoteAddress);
     } catch (e) {
@@ -249,5 +273,55 @@ export class DicomServer {
       );
       await this.acceptor.close({ abort: true });
     }
+  }
+}
+
+function openedEvent(association: Association): EventOf<'association-opened'> {
+  return {
+    type: 'association-opened',
+    callingAeTitle: association.callingAeTitle,
+    calledAeTitle: association.calledAeTitle,
+    remoteAddress: association.remoteAddress,
+    role: association.role,
+  };
+}
+
+/** The figures of AssociationSummary; `requests` counts what we served as acceptor, what we sent as requestor. */
+function closedEvent(
+  dimse: DimseAssociation,
+  info: CloseInfo,
+  started: number,
+): EventOf<'association-closed'> {
+  const association = dimse.association;
+  const { stats } = dimse;
+  return {
+    type: 'association-closed',
+    callingAeTitle: association.callingAeTitle,
+    calledAeTitle: association.calledAeTitle,
+    remoteAddress: association.remoteAddress,
+    role: association.role,
+    outcome: info.kind,
+    durationMs: Date.now() - started,
+    requests: association.role === 'acceptor' ? stats.requestsReceived : stats.requestsSent,
+    failures: stats.failures,
+    bytesReceived: stats.bytesReceived,
+  };
+}
+
+/** What kind of failure ended a connection before its association was established. */
+export function failureKind(error: NetworkError): EventOf<'association-failed'>['kind'] {
+  switch (error.code) {
+    case 'ERR_ASSOCIATION_REJECTED':
+      // PS3.8 9.3.4: source 3 (service-provider, presentation), reason 2 local-limit-exceeded.
+      return error.reject?.source === 3 && error.reject.reason === 2 ? 'limit' : 'rejected';
+    case 'ERR_TIMEOUT':
+      return 'timeout';
+    case 'ERR_PDU_INVALID':
+    case 'ERR_PDU_TOO_LARGE':
+    case 'ERR_PDU_UNRECOGNIZED':
+      return 'protocol';
+    default:
+      // A provider abort with a reason (PS3.8 9.3.8: unexpected PDU, invalid parameter...) is a protocol error.
+      return error.abort?.initiator === 'provider' && error.abort.reason !== 0 ? 'protocol' : 'closed';
   }
 }

@@ -19,6 +19,7 @@
  * its command, or a command inside a data set is a protocol error: A-ABORT (service-provider).
  */
 import { DicomParseError, PacsError } from '../core/errors.js';
+import type { EventBus } from '../core/events.js';
 import { DataSet } from '../dicom/dataset.js';
 import { parseDicom } from '../dicom/reader.js';
 import { encodeDataSet } from '../dicom/writer.js';
@@ -33,6 +34,7 @@ import {
 } from './dimse-command.js';
 import { Status, statusCategory } from './dimse-status.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
+import { PDataWriter } from './pdata-writer.js';
 import { AbortReason, AbortSource, type OutgoingPdv, type Pdv } from './pdu.js';
 import type {
   DimseHandlers,
@@ -40,6 +42,7 @@ import type {
   DimseService,
   OutgoingData,
   RequestContext,
+  RequestOptions,
   RequestSender,
   ResponseMessage,
 } from './service.js';
@@ -72,6 +75,8 @@ export interface DimseOptions {
    * and longest wait for the peer to take what we send (ms). Default: the association's timeouts.dimseMs.
    */
   readonly dimseTimeoutMs?: number;
+  /** Where each request served is reported ('request', core/events.ts); handlers get it as ctx.events. */
+  readonly events?: EventBus;
 }
 
 /** Counts kept per association for the log line and metrics. */
@@ -81,6 +86,13 @@ export interface DimseStats {
   failures: number;
   bytesReceived: number;
 }
+
+/** The requests C-CANCEL applies to (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3). */
+const CANCELLABLE: ReadonlySet<number> = new Set([
+  CommandField.C_FIND_RQ,
+  CommandField.C_GET_RQ,
+  CommandField.C_MOVE_RQ,
+]);
 
 const REQUEST_NAMES: Readonly<Record<number, keyof DimseHandlers>> = {
   [CommandField.C_ECHO_RQ]: 'C-ECHO',
@@ -252,6 +264,7 @@ class HandlerContext implements RequestContext {
     readonly command: DimseCommand,
     private readonly state: RequestState,
     readonly log: NetworkLogger,
+    readonly events: EventBus | undefined,
   ) {
     const assoc = association.association;
     const acceptor = assoc.role === 'acceptor';
@@ -287,6 +300,7 @@ export class DimseAssociation implements RequestSender {
   readonly stats: DimseStats = { requestsReceived: 0, requestsSent: 0, failures: 0, bytesReceived: 0 };
   private readonly services: ServiceLookup | undefined;
   private readonly log: NetworkLogger;
+  private readonly events: EventBus | undefined;
   private readonly responseTimeoutMs: number | undefined;
   private readonly dimseMs: number | undefined;
   private nextMessageId = 1;
@@ -301,6 +315,8 @@ export class DimseAssociation implements RequestSender {
   private closedError: Error | undefined;
   /** The C-STORE data set being received, while its fragments arrive. */
   private receiving: ByteChannel | undefined;
+  /** Cuts what we send into PDVs (one sender at a time: the send chain). */
+  private pdataWriter: PDataWriter | undefined;
   /** Wakes the read loop when a request in flight finishes. */
   private wakeReadLoop: (() => void) | undefined;
 
@@ -308,6 +324,7 @@ export class DimseAssociation implements RequestSender {
     this.association = association;
     this.services = options.services;
     this.log = options.log ?? silentLogger;
+    this.events = options.events;
     this.responseTimeoutMs = options.responseTimeoutMs;
     // The configured DIMSE timeout; the read loop arms the Upper Layer's timer with it mid-message.
     this.dimseMs = options.dimseTimeoutMs ?? association.dimseTimeoutMs;
@@ -326,6 +343,11 @@ export class DimseAssociation implements RequestSender {
 
   get presentationContexts(): Association['presentationContexts'] {
     return this.association.presentationContexts;
+  }
+
+  /** True while messages can be sent: the association is established (or the peer asked for release). */
+  get canSend(): boolean {
+    return this.association.canSend;
   }
 
   /** Starts the read loop (idempotent); resolves when the association is over and handlers have finished. */
@@ -409,7 +431,12 @@ export class DimseAssociation implements RequestSender {
           if (current.size > MAX_COLLECTED_DATA_SET)
             return this.protocolError('data set larger than the limit for its kind');
           current.chunks.push(pdv.data);
-          if (pdv.isLast) this.deliver(current, Buffer.concat(current.chunks));
+          // A data set in one PDV (the usual identifier) is used as the view it is, not copied.
+          if (pdv.isLast)
+            this.deliver(
+              current,
+              current.chunks.length === 1 ? (current.chunks[0] as Uint8Array) : Buffer.concat(current.chunks),
+            );
         }
         if (pdv.isLast) {
           current = undefined;
@@ -500,7 +527,11 @@ export class DimseAssociation implements RequestSender {
     const pc = this.association.context(contextId);
     const name = REQUEST_NAMES[command.commandField];
     const messageId = command.messageId ?? 0;
-    const respond = (r: DimseResponse) => this.sendResponse(contextId, command, r);
+    const events = this.events?.active ? this.events : undefined;
+    const respond =
+      events === undefined
+        ? (r: DimseResponse) => this.sendResponse(contextId, command, r)
+        : this.reportingResponder(events, msg, name ?? commandName(command.commandField), pc?.abstractSyntax);
     /** A refusal: answered once the request's data set (if any) has arrived, and dropped. */
     const refuse = async (status: number, errorComment: string): Promise<void> => {
       msg.channel?.abandon();
@@ -523,7 +554,7 @@ export class DimseAssociation implements RequestSender {
       return refuse(noSuchClass, 'SOP Class UID of the command differs from the presentation context');
     const state = new RequestState();
     this.active.set(messageId, state);
-    const ctx = new HandlerContext(this, pc, command, state, this.log);
+    const ctx = new HandlerContext(this, pc, command, state, this.log, this.events);
     try {
       if (name === 'C-STORE') {
         const store = handler as NonNullable<DimseHandlers['C-STORE']>;
@@ -563,10 +594,36 @@ export class DimseAssociation implements RequestSender {
       } catch (e) {
         response = this.failure(name, e);
       }
-      await this.sendResponse(contextId, command, response);
+      await respond(response);
     } finally {
       this.active.delete(messageId);
     }
+  }
+
+  /** sendResponse, and once the final response is sent the 'request' event (core/events.ts). */
+  private reportingResponder(
+    events: EventBus,
+    msg: InboundMessage,
+    name: string,
+    abstractSyntax: string | undefined,
+  ): (r: DimseResponse) => Promise<void> {
+    const started = performance.now();
+    const { command, contextId } = msg;
+    return async (r) => {
+      await this.sendResponse(contextId, command, r);
+      if (statusCategory(r.status) === 'pending') return;
+      const assoc = this.association;
+      const acceptor = assoc.role === 'acceptor';
+      events.emit({
+        type: 'request',
+        command: name,
+        sopClassUid: command.affectedSopClassUid ?? command.requestedSopClassUid ?? abstractSyntax ?? '',
+        status: r.status,
+        durationMs: performance.now() - started,
+        peerAeTitle: acceptor ? assoc.callingAeTitle : assoc.calledAeTitle,
+        remoteAddress: assoc.remoteAddress,
+      });
+    };
   }
 
   /** Runs a handler; an exception becomes a failure status (Processing failure) and a log line. */
@@ -686,14 +743,19 @@ export class DimseAssociation implements RequestSender {
         // After an abort, messages queued behind a blocked one fail at once rather than wait for the socket.
         if (!this.association.canSend)
           throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
-        const max = this.association.maxPdvDataLength;
-        await this.sendBuffer(contextId, true, encodeCommand(command, messageId), max);
+        const writer = this.writer();
+        await writer.writeAll(contextId, true, encodeCommand(command, messageId));
         if (data === undefined) return;
         if (data instanceof DataSet) {
           const ts = this.association.context(contextId)?.transferSyntax ?? '';
-          await this.sendBuffer(contextId, false, encodeDataSet(data, ts), max);
-        } else if (data instanceof Uint8Array) await this.sendBuffer(contextId, false, data, max);
-        else await this.sendStream(contextId, data, max);
+          await writer.writeAll(contextId, false, encodeDataSet(data, ts));
+        } else if (data instanceof Uint8Array) await writer.writeAll(contextId, false, data);
+        else {
+          // A byte stream (a file being read): cut into PDVs as it is read.
+          writer.begin(contextId, false);
+          for await (const chunk of data) await writer.write(chunk);
+          await writer.end();
+        }
       } finally {
         this.queuedSends--;
       }
@@ -704,53 +766,10 @@ export class DimseAssociation implements RequestSender {
     return next;
   }
 
-  /** Cuts bytes in memory into PDVs of at most `max` bytes; the last one is flagged as last. */
-  private async sendBuffer(
-    contextId: number,
-    isCommand: boolean,
-    bytes: Uint8Array,
-    max: number,
-  ): Promise<void> {
-    let at = 0;
-    while (bytes.length - at > max) {
-      await this.sendPdv({ contextId, isCommand, isLast: false, data: [bytes.subarray(at, at + max)] });
-      at += max;
-    }
-    await this.sendPdv({ contextId, isCommand, isLast: true, data: [at === 0 ? bytes : bytes.subarray(at)] });
-  }
-
-  /** Cuts a byte stream into data set PDVs of at most `max` bytes, as it is read. */
-  private async sendStream(contextId: number, source: AsyncIterable<Uint8Array>, max: number): Promise<void> {
-    let parts: Uint8Array[] = [];
-    let pending = 0;
-    const take = (n: number): Uint8Array[] => {
-      const out: Uint8Array[] = [];
-      let need = n;
-      while (need > 0 && parts.length > 0) {
-        const first = parts[0] as Uint8Array;
-        if (first.length <= need) {
-          out.push(first);
-          parts.shift();
-          need -= first.length;
-        } else {
-          out.push(first.subarray(0, need));
-          parts[0] = first.subarray(need);
-          need = 0;
-        }
-      }
-      pending -= n - need;
-      return out;
-    };
-    const send = (isLast: boolean, data: Uint8Array[]): Promise<void> =>
-      this.sendPdv({ contextId, isCommand: false, isLast, data });
-    for await (const chunk of source) {
-      if (chunk.length === 0) continue;
-      parts.push(chunk);
-      pending += chunk.length;
-      while (pending > max) await send(false, take(max));
-    }
-    await send(true, take(pending));
-    parts = [];
+  /** The association's one P-DATA writer (messages never interleave), made on the first send. */
+  private writer(): PDataWriter {
+    this.pdataWriter ??= new PDataWriter((pdv) => this.sendPdv(pdv), this.association.maxPdvDataLength);
+    return this.pdataWriter;
   }
 
   /**
@@ -784,21 +803,55 @@ export class DimseAssociation implements RequestSender {
   /**
    * Sends a request and yields its responses until the final one (pending responses of C-FIND,
    * C-GET and C-MOVE included). Throws when the association ends first or no response comes in time.
+   * Aborting `options.signal` sends C-CANCEL-RQ for a C-FIND, C-GET or C-MOVE (PS3.7 9.3.2.3,
+   * 9.3.3.3, 9.3.4.3) and the responses go on to the final one (normally Cancel, 0xFE00). Leaving
+   * the loop before the final response does the same: C-CANCEL, then the remaining responses are
+   * read and dropped, so the association stays usable.
    */
   async *request(
     contextId: number,
     command: Omit<DimseCommand, 'messageId'>,
     data?: OutgoingData,
+    options: RequestOptions = {},
   ): AsyncGenerator<ResponseMessage, void, undefined> {
     const [messageId, queue] = this.openRequest();
+    const cancellable = CANCELLABLE.has(command.commandField);
+    const signal = cancellable ? options.signal : undefined;
+    let cancelSent = false;
+    const cancel = (): void => {
+      if (cancelSent || !this.canSend) return;
+      cancelSent = true;
+      this.cancel(contextId, messageId).catch(() => undefined);
+    };
+    /** Suspended at a pending response: a return() now is the consumer leaving early. */
+    let atPending = false;
     try {
       await this.send(contextId, command as DimseCommand, data, messageId);
+      if (signal?.aborted) cancel();
+      signal?.addEventListener('abort', cancel);
       for (;;) {
         const response = await queue.take(this.responseTimeoutMs);
+        if (statusCategory(response.command.status ?? 0) !== 'pending') {
+          yield response;
+          return;
+        }
+        atPending = true;
         yield response;
-        if (statusCategory(response.command.status ?? 0) !== 'pending') return;
+        atPending = false;
       }
     } finally {
+      signal?.removeEventListener('abort', cancel);
+      // The consumer left early (break, or its own exception): cancel and read to the final response.
+      if (atPending && cancellable && this.canSend) {
+        cancel();
+        try {
+          while (
+            statusCategory((await queue.take(this.responseTimeoutMs)).command.status ?? 0) === 'pending'
+          );
+        } catch {
+          // The association ended or timed out first: nothing left to read.
+        }
+      }
       this.waiting.delete(messageId);
     }
   }

@@ -79,6 +79,16 @@ export interface NegotiationContext {
 }
 
 /** An accepted presentation context, with the roles of the local AE on it. */
+/** A presentation context a requestor proposes (PS3.8 9.3.2.2). */
+export interface ProposedPresentationContext {
+  /** Odd, 1..255; assigned in order (1, 3, 5...) when absent. */
+  readonly id?: number;
+  readonly abstractSyntax: string;
+  readonly transferSyntaxes: readonly string[];
+  /** Propose SCP/SCU role selection (PS3.7 D.3.3.4) with the roles we want on this SOP class. */
+  readonly roles?: { readonly scu: boolean; readonly scp: boolean };
+}
+
 export interface AcceptedPresentationContext {
   readonly id: number;
   readonly abstractSyntax: string;

@@ -218,26 +218,39 @@ export function pDataTfLength(pdvs: readonly OutgoingPdv[]): number {
 export function encodePDataTfChunks(pdvs: readonly OutgoingPdv[]): Uint8Array[] {
   const total = pDataTfLength(pdvs) - PDU_HEADER_LENGTH;
   const chunks: Uint8Array[] = [];
-  let head = header(PDU_TYPE.PDataTf, total);
-  for (const pdv of pdvs) {
+  // Headers are written into small buffers from Node's pool (one per PDV, the first with the PDU
+  // header): this runs for every PDU we send.
+  for (const [i, pdv] of pdvs.entries()) {
     if (!Number.isInteger(pdv.contextId) || pdv.contextId < 1 || pdv.contextId > 255) {
       throw new NetworkError('ERR_PDU_ENCODE', `presentation context id ${pdv.contextId} is not in 1..255`);
     }
-    const length = 2 + pdvDataLength(pdv.data);
-    head
-      .u32(length)
-      .u8(pdv.contextId)
-      .u8((pdv.isCommand ? 0x01 : 0) | (pdv.isLast ? 0x02 : 0));
-    chunks.push(head.toBytes());
-    head = new ByteWriter();
+    const at = i === 0 ? PDU_HEADER_LENGTH : 0;
+    const head = Buffer.allocUnsafe(at + PDV_HEADER_LENGTH);
+    if (i === 0) writePDataTfHeader(head, total);
+    // PS3.8 9.3.5.1: item length (the value plus the 2 bytes below), context id, message control header.
+    head.writeUInt32BE(2 + pdvDataLength(pdv.data), at);
+    head[at + 4] = pdv.contextId;
+    head[at + 5] = (pdv.isCommand ? 0x01 : 0) | (pdv.isLast ? 0x02 : 0);
+    chunks.push(head);
     if (pdv.data instanceof Uint8Array) {
       if (pdv.data.length > 0) chunks.push(pdv.data);
     } else {
       for (const part of pdv.data) if (part.length > 0) chunks.push(part);
     }
   }
-  if (pdvs.length === 0) chunks.push(head.toBytes());
+  if (pdvs.length === 0) {
+    const head = Buffer.allocUnsafe(PDU_HEADER_LENGTH);
+    writePDataTfHeader(head, total);
+    chunks.push(head);
+  }
   return chunks;
+}
+
+/** PS3.8 9.3.5: PDU type 04H, a reserved byte, the PDU length. */
+function writePDataTfHeader(head: Buffer, length: number): void {
+  head[0] = PDU_TYPE.PDataTf;
+  head[1] = 0;
+  head.writeUInt32BE(length, 2);
 }
 
 /** The exact bytes of a PDU, header included. */

@@ -41,7 +41,14 @@ export interface RequestSender {
     contextId: number,
     command: Omit<DimseCommand, 'messageId'>,
     data?: OutgoingData,
+    options?: RequestOptions,
   ): AsyncGenerator<ResponseMessage, void, undefined>;
+}
+
+/** Options of a request we send. */
+export interface RequestOptions {
+  /** Aborting it sends C-CANCEL for a C-FIND, C-GET or C-MOVE (PS3.7 9.3.2.3); the final response follows. */
+  readonly signal?: AbortSignal;
 }
 
 /** A data set to send: encoded bytes, a data set (encoded in the context's syntax) or a byte stream. */

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { loadConfig } from '../../src/core/config.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, UID } from '../../src/dicom/uid.js';
 import { ApplicationEntity } from '../../src/network/ae.js';
-import { requestAssociation } from '../../src/network/association.js';
+import { requestAssociation } from '../../src/network/requestor.js';
 import type { DimseService } from '../../src/network/service.js';
 import { type ServerHandle, startServer } from '../../src/server/server.js';
 import type { ServiceFactory } from '../../src/server/services.js';

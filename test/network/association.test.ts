@@ -4,9 +4,10 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
-import { type Association, requestAssociation } from '../../src/network/association.js';
+import type { Association } from '../../src/network/association.js';
 import { NetworkError } from '../../src/network/errors.js';
 import type { Pdv } from '../../src/network/pdu.js';
+import { requestAssociation } from '../../src/network/requestor.js';
 import { h } from './bytes-helpers.js';
 import {
   CT_IMAGE,

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { requestAssociation } from '../../src/network/association.js';
+import { requestAssociation } from '../../src/network/requestor.js';
 import { dcmtkTool, TEST_FILES } from '../helpers/corpus.js';
 import { h } from './bytes-helpers.js';
 import {

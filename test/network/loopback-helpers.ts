@@ -1,14 +1,10 @@
 /** Shared set-up for loopback tests: an acceptor on 127.0.0.1 and a requestor aimed at it. */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import {
-  type AcceptorOptions,
-  type Association,
-  AssociationAcceptor,
-  type RequestorOptions,
-  requestAssociation,
-} from '../../src/network/association.js';
+import { type AcceptorOptions, AssociationAcceptor } from '../../src/network/acceptor.js';
+import type { Association } from '../../src/network/association.js';
 import type { NegotiationPolicy } from '../../src/network/negotiation.js';
+import { type RequestorOptions, requestAssociation } from '../../src/network/requestor.js';
 import { h } from './bytes-helpers.js';
 
 export const VERIFICATION = '1.2.840.10008.1.1';

@@ -11,14 +11,13 @@ import { unwrap } from '../../src/core/result.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
-import { requestAssociation } from '../../src/network/association.js';
 import { DimseAssociation } from '../../src/network/dimse.js';
 import { Status } from '../../src/network/dimse-status.js';
+import { requestAssociation } from '../../src/network/requestor.js';
 import { type FindServiceOptions, findService } from '../../src/services/query-retrieve/find-scp.js';
 import {
   buildIdentifier,
   type FindOutcome,
-  type FindRequest,
   find,
   findContexts,
   parseKeyAssignment,
@@ -113,8 +112,9 @@ async function query(
   identifier?: DataSet,
 ): Promise<Collected> {
   const matches: DataSet[] = [];
-  const request: FindRequest = { model, level, keys: identifier ?? keys(entries) };
-  const outcome = unwrap(await find(assoc, request, { onMatch: (ds) => void matches.push(ds) }));
+  const query = find(assoc, identifier ?? keys(entries), { sopClassUid: model.sopClasses.find, level });
+  for await (const ds of query) matches.push(ds);
+  const outcome = unwrap(await query.outcome);
   return { outcome, matches };
 }
 
@@ -410,21 +410,13 @@ describe('C-FIND SCP options and negotiation', () => {
       const assoc = await connect(srv.port);
       const controller = new AbortController();
       let seen = 0;
-      const outcome = unwrap(
-        await find(
-          assoc,
-          {
-            level: 'IMAGE',
-            keys: keys({ StudyInstanceUID: '5.1', SeriesInstanceUID: '5.1.1', SOPInstanceUID: '' }),
-          },
-          {
-            signal: controller.signal,
-            onMatch: () => {
-              if (++seen === 5) controller.abort();
-            },
-          },
-        ),
+      const running = find(
+        assoc,
+        keys({ StudyInstanceUID: '5.1', SeriesInstanceUID: '5.1.1', SOPInstanceUID: '' }),
+        { level: 'IMAGE', signal: controller.signal },
       );
+      for await (const _ of running) if (++seen === 5) controller.abort();
+      const outcome = unwrap(await running.outcome);
       assert.equal(outcome.status, Status.Cancel);
       assert.ok(outcome.matches >= 5 && outcome.matches < 3000, `${outcome.matches} matches`);
       // The association is still usable.
@@ -440,7 +432,10 @@ describe('C-FIND SCP options and negotiation', () => {
     const srv = await serve({ index });
     try {
       const assoc = await connect(srv.port, [STUDY_ROOT]);
-      const r = await find(assoc, { model: PATIENT_ROOT, level: 'PATIENT', keys: new DataSet() });
+      const r = await find(assoc, new DataSet(), {
+        sopClassUid: PATIENT_ROOT.sopClasses.find,
+        level: 'PATIENT',
+      }).outcome;
       assert.equal(r.ok, false);
       assert.equal(!r.ok && r.error.code, 'ERR_NO_CONTEXT');
       await assoc.release();

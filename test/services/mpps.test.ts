@@ -91,7 +91,7 @@ describe('MPPS SCP', () => {
     );
   });
   after(async () => {
-    if (assoc.association.canSend) await assoc.release();
+    if (assoc.canSend) await assoc.release();
     await server.close(0);
   });
 

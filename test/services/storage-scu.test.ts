@@ -349,7 +349,7 @@ describe('storeFile', () => {
       const r = await storeFile(assoc, f);
       assert.equal(r.ok ? '' : r.error.code, 'ERR_FILE', name);
       assert.match(r.ok ? '' : r.error.message, /^malformed: unexpected end of data/);
-      assert.equal(assoc.association.canSend, false);
+      assert.equal(assoc.canSend, false);
       await assoc.run();
     }
     // The SCP saw both data sets begin and then cut off by the abort: neither was completed.
@@ -362,7 +362,7 @@ describe('storeFile', () => {
     const assoc = await p.connect([f]);
     const gone = await storeFile(assoc, { ...f, path: join(TEST_FILES, 'vanished.dcm') });
     assert.equal(gone.ok ? '' : gone.error.code, 'ERR_FILE');
-    assert.equal(assoc.association.canSend, true);
+    assert.equal(assoc.canSend, true);
     const fine = await storeFile(assoc, f);
     assert.ok(fine.ok && fine.value.status === Status.Success);
     await assoc.release();

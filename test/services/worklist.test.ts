@@ -128,7 +128,7 @@ async function startRig(store: WorklistStore, cleanup: () => Promise<void> = asy
     server,
     assoc,
     async close() {
-      if (assoc.association.canSend) await assoc.release();
+      if (assoc.canSend) await assoc.release();
       await server.close(0);
       await cleanup();
     },
@@ -150,7 +150,9 @@ async function ask(
   query: DataSet,
 ): Promise<{ status: number; matches: DataSet[]; comment?: string; offending?: readonly number[] }> {
   const matches: DataSet[] = [];
-  const result = await queryWorklist(rig.assoc, query, { onMatch: (ds) => void matches.push(ds) });
+  const worklist = queryWorklist(rig.assoc, query);
+  for await (const ds of worklist) matches.push(ds);
+  const result = await worklist.outcome;
   assert.ok(result.ok, result.ok ? '' : result.error.message);
   return {
     status: result.value.status,
@@ -414,13 +416,12 @@ describe('worklist SCP streaming and C-CANCEL', () => {
     try {
       const controller = new AbortController();
       const seenAt: number[] = [];
-      const result = await queryWorklist(rig.assoc, keys('AccessionNumber'), {
-        signal: controller.signal,
-        onMatch: () => {
-          seenAt.push(store.read);
-          if (seenAt.length === 3) controller.abort();
-        },
-      });
+      const query = queryWorklist(rig.assoc, keys('AccessionNumber'), { signal: controller.signal });
+      for await (const _ of query) {
+        seenAt.push(store.read);
+        if (seenAt.length === 3) controller.abort();
+      }
+      const result = await query.outcome;
       assert.ok(result.ok);
       assert.equal(result.value.status, Status.Cancel);
       assert.ok(result.value.matches < 40, `${result.value.matches} matches before the cancel took effect`);

@@ -1,6 +1,6 @@
 /**
- * C-FIND SCU of the Query/Retrieve service (PS3.4 C.4.1): the contexts to propose, the request
- * with its matches streamed to a callback, C-CANCEL, and the query keys of the command line
+ * C-FIND SCU (PS3.4 C.4.1, and K.4.1 for the worklist, which uses it): the contexts to propose,
+ * the request as an async iterator of its matches, C-CANCEL, and the query keys of the command line
  * ("PatientName=DOE*", "0020,000D=1.2.3", "ReferencedSeriesSequence[0].SeriesInstanceUID=1.2"),
  * which `pacs find` and the retrieve commands share.
  */
@@ -9,12 +9,13 @@ import { err, ok, type Result } from '../../core/result.js';
 import { DataSet, defaultVR } from '../../dicom/dataset.js';
 import { lookupTag, parseTagOrKeyword, TAG } from '../../dicom/dictionary.js';
 import type { Tag } from '../../dicom/tag.js';
-import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../dicom/uid.js';
+import { describeUid, EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../dicom/uid.js';
 import { isBinaryNumberVR, isMultiValuedStringVR, isStringVR } from '../../dicom/vr.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
 import { Status, statusCategory } from '../../network/dimse-status.js';
+import type { ResponseMessage } from '../../network/service.js';
 import { type InformationModel, PATIENT_ROOT, type QueryRetrieveLevel, STUDY_ROOT } from './models.js';
 
 /** The presentation contexts of a C-FIND SCU for these models (default Study Root and Patient Root). */
@@ -27,22 +28,17 @@ export function findContexts(
   }));
 }
 
-export interface FindRequest {
-  /** Default Study Root. */
-  readonly model?: InformationModel;
-  readonly level: QueryRetrieveLevel;
+export interface FindOptions {
+  /** The C-FIND SOP class; default Study Root (STUDY_ROOT.sopClasses.find). */
+  readonly sopClassUid?: string;
   /**
-   * Matching keys with values and return keys without (PS3.4 C.2.2.1); Query/Retrieve Level is
-   * set from `level`. Text is encoded in the data set's Specific Character Set, as usual.
+   * Query/Retrieve Level (0008,0052), set in a copy of the identifier (the caller's data set is
+   * left alone). Absent: the identifier is sent as it is, which a Modality Worklist query needs
+   * (it carries no level, PS3.4 K.6).
    */
-  readonly keys: DataSet;
+  readonly level?: QueryRetrieveLevel;
   /** Default MEDIUM. */
   readonly priority?: number;
-}
-
-export interface FindOptions {
-  /** Called with each match's Identifier, in order; the next response is read once it resolves. */
-  readonly onMatch?: (identifier: DataSet) => void | Promise<void>;
   /** Aborting sends C-CANCEL; the SCP then ends with 0xFE00 (or its last status if it was done). */
   readonly signal?: AbortSignal;
 }
@@ -59,75 +55,140 @@ export interface FindOutcome {
 }
 
 /**
- * Sends one C-FIND-RQ and reads its responses to the end. Expected failures are values: no
- * accepted context (ERR_NO_CONTEXT), a broken exchange (ERR_DIMSE, or the network error: timeout,
- * abort) are errors; any final status, failures included, is an outcome.
+ * A C-FIND in progress: iterate it for the matches (each pending response's Identifier, in
+ * order; the next response is read when the loop asks for it), then read `outcome`. Leaving the
+ * loop early sends C-CANCEL and reads the remaining responses, so the association stays usable.
  */
-export async function find(
+export interface FindQuery extends AsyncIterable<DataSet> {
+  /**
+   * The final status once the responses are read, or the error that ended the exchange: no
+   * accepted context (ERR_NO_CONTEXT), a broken exchange (ERR_DIMSE, or the network error:
+   * timeout, abort). Iterating never throws for these: the loop ends and `outcome` says why.
+   */
+  readonly outcome: Promise<Result<FindOutcome, PacsError>>;
+}
+
+/**
+ * Sends one C-FIND-RQ (PS3.7 9.1.2) and yields its matches:
+ *
+ *   const query = find(assoc, identifier, { level: 'STUDY', signal });
+ *   for await (const match of query) show(match);
+ *   const outcome = unwrap(await query.outcome);
+ *
+ * The request is sent when the loop starts; `outcome` alone (without iterating) runs the query
+ * to its end and counts the matches.
+ */
+export function find(
   association: DimseAssociation,
-  request: FindRequest,
+  identifier: DataSet,
   options: FindOptions = {},
-): Promise<Result<FindOutcome, PacsError>> {
-  const model = request.model ?? STUDY_ROOT;
-  const sopClass = model.sopClasses.find;
+): FindQuery {
+  let settle: (r: Result<FindOutcome, PacsError>) => void = () => {};
+  const outcome = new Promise<Result<FindOutcome, PacsError>>((resolve) => {
+    settle = resolve;
+  });
+  let started: AsyncGenerator<DataSet, void, undefined> | undefined;
+  const start = (): AsyncGenerator<DataSet, void, undefined> => {
+    if (started !== undefined) throw new PacsError('ERR_DIMSE', 'a C-FIND query is iterated once');
+    started = findMatches(association, identifier, options, settle);
+    return started;
+  };
+  return {
+    [Symbol.asyncIterator]: start,
+    get outcome() {
+      // Read without iterating: run the query to its end.
+      if (started === undefined) void drain(start());
+      return outcome;
+    },
+  };
+}
+
+async function drain(matches: AsyncIterable<DataSet>): Promise<void> {
+  for await (const _ of matches);
+}
+
+async function* findMatches(
+  association: DimseAssociation,
+  identifier: DataSet,
+  options: FindOptions,
+  settle: (r: Result<FindOutcome, PacsError>) => void,
+): AsyncGenerator<DataSet, void, undefined> {
+  const sopClass = options.sopClassUid ?? STUDY_ROOT.sopClasses.find;
   const pc = association.presentationContexts.find((c) => c.abstractSyntax === sopClass && c.scu);
-  if (!pc)
-    return err(
-      new PacsError('ERR_NO_CONTEXT', `the peer did not accept ${model.title} C-FIND (${sopClass})`),
+  if (!pc) {
+    settle(
+      err(new PacsError('ERR_NO_CONTEXT', `the peer did not accept C-FIND for ${describeUid(sopClass)}`)),
     );
-  const identifier = withLevel(request.keys, request.level);
-  let matches = 0;
-  let warned = false;
-  let cancelled = false;
+    return;
+  }
+  const keys = options.level === undefined ? identifier : withLevel(identifier, options.level);
+  // Our own signal, so that leaving the loop early cancels too (PS3.7 9.3.2.3).
+  const cancel = new AbortController();
+  const signal = options.signal;
+  const onAbort = (): void => cancel.abort();
+  if (signal?.aborted) cancel.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
   const responses = association.request(
     pc.id,
     {
       commandField: CommandField.C_FIND_RQ,
       affectedSopClassUid: sopClass,
-      priority: request.priority ?? Priority.Medium,
+      priority: options.priority ?? Priority.Medium,
       hasDataSet: true,
     },
-    identifier,
+    keys,
+    { signal: cancel.signal },
   );
-  const iterator = responses[Symbol.asyncIterator]();
-  // The generator takes its message ID when first resumed: read it then, for C-CANCEL.
-  let next = iterator.next();
-  const messageId = association.lastMessageId;
-  const onAbort = (): void => {
-    if (cancelled) return;
-    cancelled = true;
-    association.cancel(pc.id, messageId).catch(() => undefined);
-  };
-  if (options.signal?.aborted) onAbort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    for (;;) {
-      const r = await next;
-      if (r.done) return err(new PacsError('ERR_DIMSE', 'the C-FIND ended without a final response'));
-      const { command, dataSet } = r.value;
-      const status = command.status ?? 0;
-      if (statusCategory(status) === 'pending') {
-        if (dataSet === undefined)
-          return err(new PacsError('ERR_DIMSE', 'a pending C-FIND response without an Identifier'));
-        matches++;
-        if (status === Status.PendingWarning) warned = true;
-        await options.onMatch?.(dataSet);
-        next = iterator.next();
-        continue;
-      }
-      return ok({
+  let matches = 0;
+  let warned = false;
+  let result: Result<FindOutcome, PacsError> | undefined;
+  /** Reads responses up to the final one; false when a pending one is a match to yield. */
+  const read = (r: IteratorResult<ResponseMessage>): boolean => {
+    if (r.done) {
+      result = err(new PacsError('ERR_DIMSE', 'the C-FIND ended without a final response'));
+      return true;
+    }
+    const { command, dataSet } = r.value;
+    const status = command.status ?? 0;
+    if (statusCategory(status) !== 'pending') {
+      result = ok({
         status,
         ...(command.errorComment !== undefined ? { errorComment: command.errorComment } : {}),
         ...(command.offendingElements !== undefined ? { offendingElements: command.offendingElements } : {}),
         matches,
         optionalKeysUnsupported: warned,
       });
+      return true;
+    }
+    if (dataSet === undefined) {
+      result = err(new PacsError('ERR_DIMSE', 'a pending C-FIND response without an Identifier'));
+      return true;
+    }
+    matches++;
+    if (status === Status.PendingWarning) warned = true;
+    return false;
+  };
+  try {
+    for (;;) {
+      const r = await responses.next();
+      if (read(r)) return;
+      yield (r.value as ResponseMessage).dataSet as DataSet;
     }
   } catch (e) {
-    return err(e instanceof PacsError ? e : new PacsError('ERR_DIMSE', String(e), { cause: e }));
+    result = err(e instanceof PacsError ? e : new PacsError('ERR_DIMSE', String(e), { cause: e }));
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-    await iterator.return?.(undefined);
+    signal?.removeEventListener('abort', onAbort);
+    if (result === undefined) {
+      // The consumer left the loop early: C-CANCEL, then the responses up to the final one.
+      cancel.abort();
+      try {
+        while (!read(await responses.next()));
+      } catch (e) {
+        result = err(e instanceof PacsError ? e : new PacsError('ERR_DIMSE', String(e), { cause: e }));
+      }
+    }
+    await responses.return(undefined).catch(() => undefined);
+    settle(result ?? err(new PacsError('ERR_DIMSE', 'the C-FIND ended without a final response')));
   }
 }
 

@@ -357,7 +357,7 @@ export async function sendInstance(
     };
   const r = await storeFile(assoc, file.value, { verify: false, ...options });
   if (!r.ok) {
-    const ended = !assoc.association.canSend;
+    const ended = !assoc.canSend;
     return {
       outcome: 'failed',
       reason: r.error.message,
@@ -503,6 +503,6 @@ async function* answerGet(
     if (cancelledByPeer(ctx.signal)) yield subs.cancelled();
     return;
   }
-  if (!assoc.association.canSend) return;
+  if (!assoc.canSend) return;
   yield subs.final();
 }

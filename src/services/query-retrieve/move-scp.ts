@@ -411,7 +411,7 @@ async function connect(
 }
 
 async function release(assoc: DimseAssociation): Promise<void> {
-  if (assoc.association.canSend) await assoc.release().catch(() => assoc.abort());
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   else await assoc.run().catch(() => undefined);
 }
 
@@ -455,7 +455,7 @@ async function runMoveJob(
       for await (const item of items) {
         if (ctx.signal.aborted) break;
         const uid = item.instance.sopInstanceUid;
-        if (givenUp === undefined && (assoc === undefined || !assoc.association.canSend)) {
+        if (givenUp === undefined && (assoc === undefined || !assoc.canSend)) {
           const opened = await connect(options, p, g.contexts);
           if (opened.ok) assoc = opened.value;
           else {

@@ -96,33 +96,18 @@ export async function runRetrieve(
       new RetrieveError('ERR_NO_CONTEXT', `the peer accepted no presentation context for ${sopClass}`),
     );
   const signal = options.signal;
-  let messageId: number | undefined;
-  let cancelSent = false;
-  const cancel = (): void => {
-    if (cancelSent || messageId === undefined || !assoc.association.canSend) return;
-    cancelSent = true;
-    assoc.cancel(pc.id, messageId).catch(() => undefined);
-  };
-  signal?.addEventListener('abort', cancel);
   let pending = 0;
-  const responses = assoc.request(pc.id, command, identifier);
+  // request() sends C-CANCEL when the signal is aborted (PS3.7 9.3.3.3, 9.3.4.3).
+  const responses = assoc.request(pc.id, command, identifier, signal === undefined ? {} : { signal });
   try {
     let final: ResponseMessage | undefined;
-    for (;;) {
-      const next = responses.next();
-      // The generator takes its message ID when first resumed: read it then, for C-CANCEL.
-      if (messageId === undefined) {
-        messageId = assoc.lastMessageId;
-        if (signal?.aborted) cancel();
-      }
-      const r = await next;
-      if (r.done) break;
-      if (statusCategory(r.value.command.status ?? 0) === 'pending') {
+    for await (const r of responses) {
+      if (statusCategory(r.command.status ?? 0) === 'pending') {
         pending++;
-        options.onProgress?.(progressOf(r.value.command));
+        options.onProgress?.(progressOf(r.command));
         continue;
       }
-      final = r.value;
+      final = r;
     }
     if (final === undefined) return err(new RetrieveError('ERR_ASSOCIATION', 'no final response'));
     const failedSopInstanceUids = final.dataSet?.strings(TAG.FailedSOPInstanceUIDList) ?? [];
@@ -131,14 +116,10 @@ export async function runRetrieve(
       errorComment: final.command.errorComment,
       failedSopInstanceUids,
       pendingResponses: pending,
-      cancelled: cancelSent && final.command.status === Status.Cancel,
+      cancelled: signal?.aborted === true && final.command.status === Status.Cancel,
     });
   } catch (e) {
     return err(new RetrieveError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
-  } finally {
-    signal?.removeEventListener('abort', cancel);
-    // Stops waiting for responses when a callback threw before the final one.
-    await responses.return(undefined).catch(() => undefined);
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * Modality Worklist SCU (PS3.4 K.4.1): a modality's query for its scheduled procedure steps. The
  * identifier carries no Query/Retrieve Level (K.6); keys inside the Scheduled Procedure Step
- * Sequence go into its single item (C.2.2.2.6). Matches are streamed to a callback; aborting the
- * signal sends C-CANCEL.
+ * Sequence go into its single item (C.2.2.2.6). The query is the C-FIND SCU's (an async iterator
+ * of matches; aborting the signal or leaving the loop sends C-CANCEL).
  */
 import { PacsError } from '../../core/errors.js';
 import { err, ok, type Result } from '../../core/result.js';
@@ -12,8 +12,8 @@ import type { Tag } from '../../dicom/tag.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../dicom/uid.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
-import { CommandField, Priority } from '../../network/dimse-command.js';
-import { Status, statusCategory } from '../../network/dimse-status.js';
+import { statusCategory } from '../../network/dimse-status.js';
+import { type FindQuery, find } from '../query-retrieve/find-scu.js';
 import { WORKLIST_FIND_SOP_CLASS } from './model.js';
 
 export const WORKLIST_FIND_CONTEXT: ProposedPresentationContext = {
@@ -62,88 +62,23 @@ export function withModalityReturnKeys(keys: DataSet): DataSet {
 }
 
 export interface WorklistQueryOptions {
-  /** Called with each match, in order; the next response is read once it resolves. */
-  readonly onMatch?: (item: DataSet) => void | Promise<void>;
   /** Aborting sends C-CANCEL; the SCP then ends with 0xFE00 (or its last status if it was done). */
   readonly signal?: AbortSignal;
-}
-
-/** How the query ended: any final status, failures included (check statusCategory). */
-export interface WorklistQueryOutcome {
-  readonly status: number;
-  readonly errorComment?: string;
-  readonly offendingElements?: readonly number[];
-  readonly matches: number;
-  /** Some pending responses were 0xFF01: the SCP did not support some optional keys. */
-  readonly optionalKeysUnsupported: boolean;
+  /** Default MEDIUM. */
+  readonly priority?: number;
 }
 
 /**
- * Sends one worklist C-FIND-RQ and reads its responses to the end. Errors are the exchange's: no
- * accepted context (ERR_NO_CONTEXT), a broken exchange (ERR_DIMSE or the network error).
+ * One worklist C-FIND-RQ: the C-FIND SCU's query (find-scu.ts) on the Modality Worklist SOP
+ * class, with the keys sent as they are (no Query/Retrieve Level, K.6). Iterate it for the
+ * matches, then read `outcome` (ERR_NO_CONTEXT, a broken exchange, or the final status).
  */
-export async function queryWorklist(
+export function queryWorklist(
   association: DimseAssociation,
   keys: DataSet,
   options: WorklistQueryOptions = {},
-): Promise<Result<WorklistQueryOutcome, PacsError>> {
-  const pc = association.presentationContexts.find(
-    (c) => c.abstractSyntax === WORKLIST_FIND_SOP_CLASS && c.scu,
-  );
-  if (!pc) return err(new PacsError('ERR_NO_CONTEXT', 'the peer did not accept Modality Worklist C-FIND'));
-  const responses = association.request(
-    pc.id,
-    {
-      commandField: CommandField.C_FIND_RQ,
-      affectedSopClassUid: WORKLIST_FIND_SOP_CLASS,
-      priority: Priority.Medium,
-      hasDataSet: true,
-    },
-    keys,
-  );
-  const iterator = responses[Symbol.asyncIterator]();
-  // The request takes its message ID when first resumed: read it then, for C-CANCEL.
-  let next = iterator.next();
-  const messageId = association.lastMessageId;
-  let cancelled = false;
-  const onAbort = (): void => {
-    if (cancelled) return;
-    cancelled = true;
-    association.cancel(pc.id, messageId).catch(() => undefined);
-  };
-  if (options.signal?.aborted) onAbort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  let matches = 0;
-  let warned = false;
-  try {
-    for (;;) {
-      const r = await next;
-      if (r.done) return err(new PacsError('ERR_DIMSE', 'the C-FIND ended without a final response'));
-      const { command, dataSet } = r.value;
-      const status = command.status ?? 0;
-      if (statusCategory(status) === 'pending') {
-        if (dataSet === undefined)
-          return err(new PacsError('ERR_DIMSE', 'a pending C-FIND response without an Identifier'));
-        matches++;
-        if (status === Status.PendingWarning) warned = true;
-        await options.onMatch?.(dataSet);
-        next = iterator.next();
-        continue;
-      }
-      return ok({
-        status,
-        ...(command.errorComment !== undefined ? { errorComment: command.errorComment } : {}),
-        ...(command.offendingElements !== undefined ? { offendingElements: command.offendingElements } : {}),
-        matches,
-        optionalKeysUnsupported: warned,
-      });
-    }
-  } catch (e) {
-    return err(e instanceof PacsError ? e : new PacsError('ERR_DIMSE', String(e), { cause: e }));
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-    await iterator.return?.(undefined);
-  }
+): FindQuery {
+  return find(association, keys, { ...options, sopClassUid: WORKLIST_FIND_SOP_CLASS });
 }
 
 /** queryWorklist collecting the matches; a non-success final status is an ERR_WORKLIST_STATUS error. */
@@ -152,7 +87,9 @@ export async function fetchWorklist(
   keys: DataSet,
 ): Promise<Result<DataSet[], PacsError>> {
   const items: DataSet[] = [];
-  const result = await queryWorklist(association, keys, { onMatch: (item) => void items.push(item) });
+  const query = queryWorklist(association, keys);
+  for await (const item of query) items.push(item);
+  const result = await query.outcome;
   if (!result.ok) return result;
   if (statusCategory(result.value.status) !== 'success')
     return err(
