@@ -36,8 +36,8 @@ import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import { DimseAssociation } from '../../network/dimse.js';
 import { describeStatus, Status, statusCategory } from '../../network/dimse-status.js';
-import { failure } from '../../network/service-error.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
 import {
   type FileInfo,
   FileInfoError,
