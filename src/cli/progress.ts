@@ -106,8 +106,11 @@ export class Progress<P> {
   /** Clears the bar (drawn one last time with the final counts first). */
   stop(): void {
     if (!this.started) return;
+    const drawn = this.drawing;
     this.started = false;
     this.bar.stop();
+    // CR and erase-line as each drawn line starts, for what ignores cli-progress's CSI G.
+    if (drawn) this.stream.write('\r\x1b[K');
   }
 }
 
