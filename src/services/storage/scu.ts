@@ -3,7 +3,9 @@
  * and sends the file with C-STORE. The data set is streamed from disk, never loaded whole
  * (ARCHITECTURE.md decision 2): as its bytes are when the peer accepted the file's own transfer
  * syntax, re-encoded on the fly (parser piped into writer) when it accepted only another
- * uncompressed one.
+ * uncompressed one. As stored, it is read into pooled buffers (BufferPool) one chunk ahead of the
+ * send, in reads that end on the peer's PDV boundaries (ChunkReader); a file opened with openFile()
+ * is sent from that open, its header bytes reused.
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { DicomEncodeError, DicomParseError, PacsError } from '../../core/errors.js';
