@@ -18,6 +18,7 @@ import { parseIndexUrl } from '../archive/index/open.js';
 import type { ReconcileProgress, ReconcileReport } from '../archive/reconcile.js';
 import { PacsError, UsageError } from '../core/errors.js';
 import { integerFlag } from './common.js';
+import { Progress } from './progress.js';
 
 interface ReindexFlags {
   data?: string;
@@ -75,7 +76,16 @@ async function reindex(flags: ReindexFlags): Promise<void> {
   if (!isDirectory(join(dataDir, 'objects')) && !existsSync(join(dataDir, 'index.sqlite')))
     throw new PacsError('ERR_ARCHIVE', `${dataDir} is not an archive's data folder (no objects/ in it)`);
 
-  const bar = new ProgressBar(process.stderr);
+  const bar = new Progress<ReconcileProgress | undefined>(
+    {
+      head: () => 'reindex',
+      tail: (p, s) =>
+        p?.phase === 'temp' ? 'removing temporary files' : `${s.value}/${s.total} files checked`,
+      barless: (p) => p === undefined,
+      fraction: (p) => p?.fraction ?? 0,
+    },
+    undefined,
+  );
   const logger = pino(
     { level: flags.verbose ? 'info' : 'warn', base: null, timestamp: false },
     { write: (line: string) => bar.print(describeLogLine(line)) },
@@ -96,20 +106,21 @@ async function reindex(flags: ReindexFlags): Promise<void> {
   let report: ReconcileReport;
   try {
     let total = await archive.index.countInstances();
+    bar.start(total);
     report = await archive.reconcile({
       graceMs: graceSeconds * 1000,
       onProgress: (p) => {
         total = Math.max(total, p.filesChecked);
-        bar.update(p, total);
+        bar.update(p.filesChecked, p, total);
       },
     });
   } catch (e) {
-    bar.clear();
+    bar.stop();
     throw new PacsError('ERR_ARCHIVE', `reindex of ${dataDir} failed: ${(e as Error).message}`);
   } finally {
     await archive.close();
   }
-  bar.clear();
+  bar.stop();
   const repaired =
     report.tempFilesRemoved + report.filesIndexed + report.duplicateFilesRemoved + report.rowsRemoved;
   const seconds = (performance.now() - started) / 1000;
@@ -157,48 +168,4 @@ function describeLogLine(line: string): string {
   const err = entry['err'] as { message?: unknown } | undefined;
   if (typeof err?.message === 'string') details.push(err.message);
   return `pacs: ${label}${String(entry['msg'] ?? '')}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
-}
-
-/** Files checked / total and a bar on standard error when it is a terminal (at most 10 redraws a second). */
-class ProgressBar {
-  private readonly enabled: boolean;
-  private drawn = false;
-  private lastDraw = 0;
-  private last: { p: ReconcileProgress; total: number } | undefined;
-
-  constructor(private readonly out: NodeJS.WriteStream) {
-    this.enabled = out.isTTY === true;
-  }
-
-  update(p: ReconcileProgress, total: number): void {
-    this.last = { p, total };
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (p.phase !== 'done' && now - this.lastDraw < 100) return;
-    this.lastDraw = now;
-    this.draw();
-  }
-
-  /** A message line: the bar is cleared, the line written, the bar drawn again below it. */
-  print(line: string): void {
-    this.clear();
-    this.out.write(`${line}\n`);
-    if (this.enabled && this.last) this.draw();
-  }
-
-  clear(): void {
-    if (this.drawn) this.out.write('\r\x1b[K');
-    this.drawn = false;
-  }
-
-  private draw(): void {
-    if (!this.last) return;
-    const { p, total } = this.last;
-    const what = p.phase === 'temp' ? 'removing temporary files' : `${p.filesChecked}/${total} files checked`;
-    const width = Math.max(0, Math.min(30, (this.out.columns || 80) - what.length - 12));
-    const full = Math.round(Math.min(1, p.fraction) * width);
-    const bar = width > 0 ? ` [${'#'.repeat(full)}${'.'.repeat(width - full)}]` : '';
-    this.out.write(`\r\x1b[Kreindex${bar} ${what}`);
-    this.drawn = true;
-  }
 }

@@ -54,7 +54,7 @@ async function runGet(host: string, portText: string, flags: GetFlags): Promise<
   } catch (e) {
     throw new PacsError('ERR_RETRIEVE', `--out ${flags.out}: ${(e as Error).message}`);
   }
-  const progress = new RetrieveProgressBar(process.stderr);
+  const progress = new RetrieveProgressBar();
   const received: ReceivedObject[] = [];
   const writeErrors: string[] = [];
   const ae = retrieveRequestor(conn).addService(
@@ -82,6 +82,7 @@ async function runGet(host: string, portText: string, flags: GetFlags): Promise<
   const onSigint = (): void => cancel.abort();
   process.once('SIGINT', onSigint);
   const started = performance.now();
+  progress.start();
   let result: Awaited<ReturnType<typeof get>>;
   try {
     result = await get(assoc, {

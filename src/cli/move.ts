@@ -43,6 +43,7 @@ import {
   describeNetworkFailure,
   parseConnection,
 } from './common.js';
+import { formatMB, Progress } from './progress.js';
 
 export interface RetrieveFlags extends ConnectionFlags {
   root: string;
@@ -181,60 +182,42 @@ export function failureOf(
   );
 }
 
-function formatMB(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
-/** Sub-operations done/total from the pending counts (and bytes, for C-GET), redrawn in place on a terminal. */
+/** Sub-operations done/total from the pending counts (and bytes, for C-GET), on the CLI's progress display. */
 export class RetrieveProgressBar {
-  private readonly enabled: boolean;
-  private readonly started = performance.now();
-  private lastDraw = 0;
-  private drawn = false;
-  private counts: RetrieveProgress | undefined;
+  private readonly progress = new Progress<RetrieveProgress | undefined>(
+    {
+      head: (c) => {
+        if (c === undefined) return 'waiting for the first response';
+        const failed = c.failed ? `, ${c.failed} failed` : '';
+        return `${done(c)}/${done(c) + (c.remaining ?? 0)} sub-operations${failed}`;
+      },
+      tail: (_c, s) => (this.bytes > 0 && s.seconds > 0 ? ` ${formatMB(this.bytes / s.seconds)}/s` : ''),
+      barless: (c) => c === undefined,
+    },
+    undefined,
+  );
   bytes = 0;
-  objects = 0;
 
-  constructor(private readonly out: NodeJS.WriteStream) {
-    this.enabled = out.isTTY === true;
+  /** Draws the line (waiting for the first response) until clear(). */
+  start(): void {
+    this.progress.start(0);
   }
 
   update(p: RetrieveProgress): void {
-    this.counts = p;
-    this.draw(true);
+    this.progress.update(done(p), p, done(p) + (p.remaining ?? 0));
   }
 
   addBytes(n: number): void {
     this.bytes += n;
-    this.draw(false);
   }
 
   clear(): void {
-    if (this.drawn) this.out.write('\r\x1b[K');
-    this.drawn = false;
+    this.progress.stop();
   }
+}
 
-  private draw(force: boolean): void {
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (!force && now - this.lastDraw < 100) return;
-    this.lastDraw = now;
-    const c = this.counts;
-    const done = (c?.completed ?? 0) + (c?.failed ?? 0) + (c?.warning ?? 0);
-    const total = done + (c?.remaining ?? 0);
-    const seconds = (now - this.started) / 1000;
-    const failed = c?.failed ? `, ${c.failed} failed` : '';
-    const rate = this.bytes > 0 && seconds > 0 ? `  ${formatMB(this.bytes / seconds)}/s` : '';
-    const head =
-      c === undefined ? 'waiting for the first response' : `${done}/${total} sub-operations${failed}`;
-    const room = (this.out.columns || 80) - head.length - rate.length - 4;
-    const width = Math.max(0, Math.min(30, room));
-    const fraction = total > 0 ? Math.min(1, done / total) : 0;
-    const full = Math.round(fraction * width);
-    const bar = width > 0 && c !== undefined ? ` [${'#'.repeat(full)}${'.'.repeat(width - full)}]` : '';
-    this.out.write(`\r\x1b[K${head}${bar}${rate}`);
-    this.drawn = true;
-  }
+function done(c: RetrieveProgress): number {
+  return (c.completed ?? 0) + (c.failed ?? 0) + (c.warning ?? 0);
 }
 
 async function runMove(host: string, portText: string, flags: MoveFlags): Promise<void> {
@@ -259,11 +242,12 @@ async function runMove(host: string, portText: string, flags: MoveFlags): Promis
       `${what}: ${describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds)}`,
     );
   const assoc = opened.value;
-  const progress = new RetrieveProgressBar(process.stderr);
+  const progress = new RetrieveProgressBar();
   const cancel = new AbortController();
   const onSigint = (): void => cancel.abort();
   process.once('SIGINT', onSigint);
   const started = performance.now();
+  progress.start();
   let result: Awaited<ReturnType<typeof move>>;
   try {
     result = await move(assoc, {

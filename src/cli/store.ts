@@ -29,6 +29,7 @@ import {
   parseConnection,
   requestorFor,
 } from './common.js';
+import { formatDuration, formatMB, Progress } from './progress.js';
 
 interface StoreFlags extends ConnectionFlags {
   json?: boolean;
@@ -112,20 +113,23 @@ async function runStore(host: string, portText: string, paths: string[], flags: 
 
   // 2. Send them, one association per plan (a new one when the peer ends it).
   const totalBytes = infos.reduce((n, f) => n + f.size, 0);
-  const progress = new ProgressBar(process.stderr, infos.length, totalBytes);
+  const progress = new StoreProgress(infos.length, totalBytes);
   const started = performance.now();
   let stoppedBy: string | undefined;
   let connectedOnce = false;
   const plans = infos.length > 0 ? planAssociations(infos) : [];
-  for (const plan of plans) {
-    const outcome = await sendPlan(conn, plan, reports, progress);
-    connectedOnce ||= outcome.connected;
-    if (outcome.stoppedBy !== undefined) {
-      stoppedBy = outcome.stoppedBy;
-      break;
+  try {
+    for (const plan of plans) {
+      const outcome = await sendPlan(conn, plan, reports, progress);
+      connectedOnce ||= outcome.connected;
+      if (outcome.stoppedBy !== undefined) {
+        stoppedBy = outcome.stoppedBy;
+        break;
+      }
     }
+  } finally {
+    progress.clear();
   }
-  progress.clear();
   if (stoppedBy !== undefined && !connectedOnce)
     throw new PacsError('ERR_STORE', `C-STORE to ${conn.target}: ${stoppedBy}`);
   for (const f of infos) {
@@ -175,7 +179,7 @@ async function sendPlan(
   conn: Connection,
   plan: AssociationPlan,
   reports: Map<string, StoreFileReport>,
-  progress: ProgressBar,
+  progress: StoreProgress,
 ): Promise<{ connected: boolean; stoppedBy?: string }> {
   const ae = requestorFor(conn);
   const pending = [...plan.files];
@@ -306,39 +310,31 @@ function summary(conn: Connection, report: StoreReport, bytes: number, seconds: 
   return `${lines.join('\n')}\n`;
 }
 
-function formatMB(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
 function formatSize(bytes: number): string {
   return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : formatMB(bytes);
 }
 
-function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-}
-
-/** Objects done/total, a bar, MB/s and time left, redrawn in place on a terminal (at most 10 times a second). */
-class ProgressBar {
+/** Objects done/total, a bar by bytes, MB/s and time left, on the CLI's progress display. */
+class StoreProgress {
   bytesDone = 0;
   private objectsDone = 0;
   /** Bytes of the file being sent, counted so far (to undo a partial count). */
   private fileBytes = 0;
-  private readonly started = performance.now();
-  private lastDraw = 0;
-  private drawn = false;
-  private readonly enabled: boolean;
+  private readonly progress: Progress<null>;
 
-  constructor(
-    private readonly out: NodeJS.WriteStream,
-    private readonly totalObjects: number,
-    private readonly totalBytes: number,
-  ) {
-    this.enabled = out.isTTY === true;
+  constructor(totalObjects: number, totalBytes: number) {
+    this.progress = new Progress<null>(
+      {
+        head: () => `${this.objectsDone}/${totalObjects} objects`,
+        tail: (_p, s) => {
+          const rate = s.seconds > 0 ? s.value / s.seconds : 0;
+          const left = Number.isFinite(s.eta) ? `${formatDuration(s.eta)} left` : '--:-- left';
+          return ` ${formatMB(rate)}/s  ${left}`;
+        },
+      },
+      null,
+    );
+    this.progress.start(totalBytes);
   }
 
   startFile(): void {
@@ -348,7 +344,7 @@ class ProgressBar {
   addBytes(n: number): void {
     this.fileBytes += n;
     this.bytesDone += n;
-    this.draw(false);
+    this.progress.update(this.bytesDone);
   }
 
   /** A file is over (sent or not): count it whole, so the total stays right. */
@@ -356,30 +352,10 @@ class ProgressBar {
     this.bytesDone += size - this.fileBytes;
     this.fileBytes = 0;
     this.objectsDone++;
-    this.draw(this.objectsDone === this.totalObjects);
+    this.progress.update(this.bytesDone);
   }
 
   clear(): void {
-    if (this.drawn) this.out.write('\r\x1b[K');
-    this.drawn = false;
-  }
-
-  private draw(force: boolean): void {
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (!force && now - this.lastDraw < 100) return;
-    this.lastDraw = now;
-    const seconds = (now - this.started) / 1000;
-    const rate = seconds > 0 ? this.bytesDone / seconds : 0;
-    const left = rate > 0 ? (this.totalBytes - this.bytesDone) / rate : Number.NaN;
-    const counts = `${this.objectsDone}/${this.totalObjects} objects`;
-    const tail = `${formatMB(rate)}/s  ${Number.isFinite(left) ? `${formatDuration(left)} left` : '--:-- left'}`;
-    const room = (this.out.columns || 80) - counts.length - tail.length - 6;
-    const width = Math.max(0, Math.min(30, room));
-    const fraction = this.totalBytes > 0 ? Math.min(1, this.bytesDone / this.totalBytes) : 1;
-    const full = Math.round(fraction * width);
-    const bar = width > 0 ? ` [${'#'.repeat(full)}${'.'.repeat(width - full)}]` : '';
-    this.out.write(`\r\x1b[K${counts}${bar}  ${tail}`);
-    this.drawn = true;
+    this.progress.stop();
   }
 }

@@ -18,6 +18,7 @@ import { retrieveSource } from '../../src/archive/index/retrieve.js';
 import { CANCELLED, JobPriority, type JobStore } from '../../src/archive/jobs/job.js';
 import { jobStoreFor } from '../../src/archive/jobs/open.js';
 import { JobRunner } from '../../src/archive/jobs/runner.js';
+import { EventBus, type EventOf } from '../../src/core/events.js';
 import { unwrap } from '../../src/core/result.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
@@ -89,6 +90,8 @@ interface Rig {
   readonly server: DicomServer;
   readonly port: number;
   readonly destination: Destination;
+  /** The service's event stream ('object-sent' per sub-operation). */
+  readonly events: EventBus;
   /** The files stored, by SOP Instance UID. */
   readonly files: Map<string, FileInfo>;
   close(): Promise<void>;
@@ -129,6 +132,7 @@ async function startRig(downPort: number): Promise<Rig> {
   const runner = new JobRunner(jobs, { pollMs: 50, backoff: { baseMs: 50, jitter: 0 } });
   const destination = new Destination();
   await destination.start();
+  const events = new EventBus();
   const ae = new ApplicationEntity({ aeTitle: 'PACS' }).addService(storageService({ archive })).addService(
     moveService({
       archive,
@@ -138,6 +142,7 @@ async function startRig(downPort: number): Promise<Rig> {
         { aet: 'DOWN', host: '127.0.0.1', port: downPort },
       ],
       attempts: 2,
+      events,
     }),
   );
   runner.start();
@@ -151,6 +156,7 @@ async function startRig(downPort: number): Promise<Rig> {
     server,
     port: server.address?.port ?? 0,
     destination,
+    events,
     files: new Map(),
     async close() {
       await server.close(1000);
@@ -253,6 +259,8 @@ describe('C-MOVE SCP (loopback)', () => {
 
   it('moves a study: every data set arrives unchanged, with the Move Originator fields', async () => {
     rig.destination.received.length = 0;
+    const sent: EventOf<'object-sent'>[] = [];
+    const unsubscribe = rig.events.on('object-sent', (e) => sent.push(e));
     const progress: RetrieveProgress[] = [];
     const { outcome, messageId } = await requestMove(
       rig,
@@ -289,6 +297,12 @@ describe('C-MOVE SCP (loopback)', () => {
       assert.equal(r.command.moveOriginatorAet, 'MOVESCU');
       assert.equal(r.command.moveOriginatorMessageId, messageId);
     }
+    unsubscribe();
+    // One event per sub-operation, with the bytes sent (what the server's metrics count).
+    assert.deepEqual(
+      sent.map((e) => [e.sopInstanceUid, e.bytes, e.destination, e.status, e.via]).sort(),
+      studyFiles.map((f) => [f.sopInstanceUid, dataSetOf(f).length, 'DEST', Status.Success, 'C-MOVE']).sort(),
+    );
   });
 
   it('answers 0xA801 for a destination that is not a known peer', async () => {

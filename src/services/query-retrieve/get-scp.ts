@@ -37,11 +37,13 @@ import type { ProposedPresentationContext } from '../../network/association.js';
 import { DimseAssociation } from '../../network/dimse.js';
 import { describeStatus, Status, statusCategory } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
 import {
   type FileInfo,
   FileInfoError,
+  type OpenFile,
+  openFile,
   planAssociations,
-  readFileInfo,
   type StoreOptions,
   storeFile,
 } from '../storage/scu.js';
@@ -56,19 +58,6 @@ import {
 } from './models.js';
 
 // --- the Identifier ------------------------------------------------------------------------------
-
-/** PS3.5 6.2: Error Comment is LO, at most 64 characters. */
-export function errorComment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
-function failure(status: number, text: string, offending?: readonly Tag[]): DimseResponse {
-  return {
-    status,
-    errorComment: errorComment(text),
-    ...(offending !== undefined && offending.length > 0 ? { offendingElements: offending } : {}),
-  };
-}
 
 function attributeName(tag: Tag): string {
   return keywordOf(tag) || formatTag(tag);
@@ -89,7 +78,7 @@ export function retrieveKeys(
   | { readonly ok: false; readonly response: DimseResponse } {
   const bad = (text: string, tag: Tag) => ({
     ok: false as const,
-    response: failure(Status.IdentifierDoesNotMatchSopClass, text, [tag]),
+    response: failure(Status.IdentifierDoesNotMatchSopClass, text, { offendingElements: [tag] }),
   });
   const levelText = valuesOf(identifier, TAG.QueryRetrieveLevel)[0];
   if (levelText === undefined || levelText === '')
@@ -258,16 +247,15 @@ export class SubOperations {
     if (this.failed === 0 && this.warning === 0) return { status: Status.Success, ...this.counts(false) };
     if (this.completed === 0 && this.warning === 0)
       return {
-        status: Status.OutOfResourcesSubOperations,
+        ...failure(Status.OutOfResourcesSubOperations, this.lastFailure ?? 'every sub-operation failed'),
         ...this.counts(false),
         ...this.failedList(),
-        errorComment: errorComment(this.lastFailure ?? 'every sub-operation failed'),
       };
     return {
       status: Status.SubOperationsCompleteWithFailures,
       ...this.counts(false),
       ...this.failedList(),
-      ...(this.lastFailure !== undefined ? { errorComment: errorComment(this.lastFailure) } : {}),
+      ...(this.lastFailure !== undefined ? { errorComment: this.lastFailure } : {}),
     };
   }
 
@@ -279,10 +267,14 @@ export class SubOperations {
 
 // --- sending archived objects --------------------------------------------------------------------
 
-/** An instance of a retrieve with its file header read (or why it could not be). */
+/**
+ * An instance of a retrieve with its file opened and its header read (or why it could not be).
+ * sendInstance() closes the file; one the consumer leaves out is closed by prepared() when it asks
+ * for the next.
+ */
 export interface PreparedInstance {
   readonly instance: RetrieveInstance;
-  readonly file: Result<FileInfo, FileInfoError>;
+  readonly file: Result<OpenFile, FileInfoError>;
 }
 
 async function prepare(store: ObjectStore, instance: RetrieveInstance): Promise<PreparedInstance> {
@@ -292,12 +284,17 @@ async function prepare(store: ObjectStore, instance: RetrieveInstance): Promise<
   } catch (e) {
     return { instance, file: err(new FileInfoError('ERR_FILE', (e as Error).message)) };
   }
-  return { instance, file: await readFileInfo(path) };
+  return { instance, file: await openFile(path) };
+}
+
+async function closeUnsent(item: PreparedInstance | undefined): Promise<void> {
+  if (item?.file.ok) await item.file.value.close().catch(() => undefined);
 }
 
 /**
- * The instances with their headers read one ahead: the next file's header is read while the
- * current one is sent. Stopping the iteration stops the index read.
+ * The instances with their files opened one ahead: the next file's header is read while the
+ * current one is sent, and the send reads on from that open (one open per file). Stopping the
+ * iteration stops the index read and closes what was opened ahead.
  */
 export async function* prepared(
   store: ObjectStore,
@@ -309,16 +306,23 @@ export async function* prepared(
     return n.done ? undefined : prepare(store, n.value);
   };
   let next = load();
+  let current: PreparedInstance | undefined;
   try {
     for (;;) {
-      const current = await next;
+      current = await next;
       if (current === undefined) return;
       next = load();
       // A read-ahead that fails after the consumer stopped must not become an unhandled rejection.
       next.catch(() => undefined);
       yield current;
+      // Sent (and closed) or left out by the consumer: closed either way before the next.
+      await closeUnsent(current);
+      current = undefined;
     }
   } finally {
+    // Stopped at a yield: the file handed out may not have been sent (sendInstance closes it when it was).
+    await closeUnsent(current);
+    await closeUnsent(await next.catch(() => undefined));
     await it.return?.();
   }
 }
@@ -350,11 +354,13 @@ export async function sendInstance(
   const { instance, file } = item;
   // The reason first: the Error Comment keeps 64 characters.
   if (!file.ok) return { outcome: 'failed', reason: `${file.error.message} (${instance.sopInstanceUid})` };
-  if (file.value.size !== instance.size)
+  if (file.value.size !== instance.size) {
+    await closeUnsent(item);
     return {
       outcome: 'failed',
       reason: `file changed on disk: ${file.value.size} bytes, indexed ${instance.size} (${instance.sopInstanceUid})`,
     };
+  }
   const r = await storeFile(assoc, file.value, { verify: false, ...options });
   if (!r.ok) {
     const ended = !assoc.canSend;
@@ -475,7 +481,10 @@ async function* answerGet(
   try {
     for await (const item of items) {
       if (ctx.signal.aborted) break;
-      const sent = await sendInstance(assoc, item);
+      const sent = await sendInstance(assoc, item, {
+        ...(ctx.events !== undefined ? { events: ctx.events } : {}),
+        via: 'C-GET',
+      });
       if (sent.associationEnded !== undefined) {
         // The requestor's own association is over (it went away, or a malformed file made us
         // abort it): nobody is left to answer.

@@ -37,6 +37,7 @@ import {
 import { jobStoreFor } from '../../archive/jobs/open.js';
 import { type JobContext, JobRunner, type JobRunnerOptions } from '../../archive/jobs/runner.js';
 import type { ObjectStore } from '../../archive/store.js';
+import type { EventBus } from '../../core/events.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { DataSet } from '../../dicom/dataset.js';
 import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
@@ -50,10 +51,10 @@ import type { NetworkLogger } from '../../network/logger.js';
 import { describeReject } from '../../network/negotiation.js';
 import { RejectResult } from '../../network/pdu.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
 import type { TlsClientOptions } from '../../network/transport.js';
 import {
   cancelledByPeer,
-  errorComment,
   prepared,
   relationalRetrievalAgreed,
   retrieveKeys,
@@ -110,6 +111,12 @@ export interface MoveServiceOptions {
   /** How often a C-MOVE whose job runs in another process reads the job's row (default 500 ms). */
   readonly pollMs?: number;
   readonly logger?: NetworkLogger;
+  /**
+   * The event stream: one 'object-sent' per sub-operation the destination answered. The job runs
+   * apart from the C-MOVE request (it may outlive it, or run after a restart), so the bus is the
+   * service's rather than the request's.
+   */
+  readonly events?: EventBus;
 }
 
 /** What a move job is given. */
@@ -209,19 +216,17 @@ async function* answerMove(
 ): AsyncGenerator<DimseResponse, void, undefined> {
   const model = retrieveModel(ctx, 'move');
   if (model === undefined) {
-    yield { status: Status.SopClassNotSupported, errorComment: 'not a C-MOVE SOP Class' };
+    yield failure(Status.SopClassNotSupported, 'not a C-MOVE SOP Class');
     return;
   }
   const destinationAet = ctx.command.moveDestination?.trim() ?? '';
   const peer = peersOf(options).find((p) => p.aet.trim() === destinationAet);
   if (peer === undefined) {
     ctx.log.info({ peer: ctx.peerAeTitle, destination: destinationAet }, 'C-MOVE to an unknown destination');
-    yield {
-      status: Status.MoveDestinationUnknown,
-      errorComment: errorComment(
-        destinationAet === '' ? 'no Move Destination' : `unknown move destination ${destinationAet}`,
-      ),
-    };
+    yield failure(
+      Status.MoveDestinationUnknown,
+      destinationAet === '' ? 'no Move Destination' : `unknown move destination ${destinationAet}`,
+    );
     return;
   }
   const relational = (options.relationalRetrieval ?? true) && relationalRetrievalAgreed(ctx);
@@ -474,6 +479,8 @@ async function runMoveJob(
           const sent = await sendInstance(assoc, item, {
             moveOriginator: p.originator,
             priority: p.priority,
+            ...(options.events !== undefined ? { events: options.events } : {}),
+            via: 'C-MOVE',
           });
           if (sent.associationEnded === 'peer' && !lastAttempt && !ctx.signal.aborted) {
             // In doubt: sent again by the next run, which starts after the last object handled.

@@ -3,10 +3,13 @@
  * and sends the file with C-STORE. The data set is streamed from disk, never loaded whole
  * (ARCHITECTURE.md decision 2): as its bytes are when the peer accepted the file's own transfer
  * syntax, re-encoded on the fly (parser piped into writer) when it accepted only another
- * uncompressed one.
+ * uncompressed one. As stored, it is read into pooled buffers (BufferPool) one chunk ahead of the
+ * send, in reads that end on the peer's PDV boundaries (ChunkReader); a file opened with openFile()
+ * is sent from that open, its header bytes reused.
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { DicomEncodeError, DicomParseError, PacsError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { DataSet } from '../../dicom/dataset.js';
 import { TAG } from '../../dicom/dictionary.js';
@@ -49,6 +52,8 @@ const REENCODE_TARGETS: readonly string[] = [
 ];
 
 const CHUNK = 256 * 1024;
+/** The first read of a header: most headers fit, and the data set's first bytes come with it. */
+const HEAD_READ = 16 * 1024;
 
 /** What a header read tells about a file to send. */
 export interface FileInfo {
@@ -103,25 +108,54 @@ class HeaderBuilder extends DataSetBuilder {
   }
 }
 
+/**
+ * A file opened for sending (openFile): its header read, its handle kept open and the bytes that
+ * read took kept, so that the send neither opens the file again nor reads those bytes twice.
+ * storeFile() closes it; call close() for a file not sent.
+ */
+export interface OpenFile extends FileInfo {
+  readonly handle: FileHandle;
+  /** The first bytes of the file, [0, head.length), read with the header. */
+  readonly head: Uint8Array;
+  close(): Promise<void>;
+}
+
 /** Reads a file's header (up to SOP Instance UID) to learn what to propose and how to send it. */
 export async function readFileInfo(path: string): Promise<Result<FileInfo, FileInfoError>> {
+  const r = await openFile(path);
+  if (!r.ok) return r;
+  await r.value.close();
+  const { handle: _h, head: _b, close: _c, ...info } = r.value;
+  return ok(info);
+}
+
+/** readFileInfo(), the file left open for storeFile() (one open per file sent). */
+export async function openFile(path: string): Promise<Result<OpenFile, FileInfoError>> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (e) {
     return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
   }
+  const r = await inspect(fh, path);
+  if (!r.ok) await fh.close().catch(() => undefined);
+  return r;
+}
+
+async function inspect(fh: FileHandle, path: string): Promise<Result<OpenFile, FileInfoError>> {
   const header = new HeaderBuilder();
   const parser = new DicomParser(header, { stopAtTag: TAG.SOPInstanceUID + 1 });
   header.parser = parser;
   let size: number;
+  const read: Buffer[] = [];
   try {
     const s = await fh.stat();
     if (!s.isFile()) return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
     size = s.size;
     if (size === 0) return err(new FileInfoError('ERR_NOT_DICOM', 'not DICOM: empty file'));
     // A header usually fits one small read (as readDicomFile does).
-    for await (const chunk of readChunks(fh, 0, 16 * 1024)) {
+    for await (const chunk of readChunks(fh, 0, HEAD_READ)) {
+      read.push(chunk);
       parser.write(chunk);
       if (parser.stopped) break;
     }
@@ -133,8 +167,6 @@ export async function readFileInfo(path: string): Promise<Result<FileInfo, FileI
         : err(new FileInfoError('ERR_MALFORMED', `malformed: ${e.message}`, { cause: e }));
     }
     return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
-  } finally {
-    await fh.close();
   }
   const sopClassUid = header.root.string(TAG.SOPClassUID);
   const sopInstanceUid = header.root.string(TAG.SOPInstanceUID);
@@ -142,6 +174,7 @@ export async function readFileInfo(path: string): Promise<Result<FileInfo, FileI
     const missing = !sopClassUid ? 'SOP Class UID' : 'SOP Instance UID';
     return err(new FileInfoError('ERR_NOT_STORABLE', `no ${missing} in the data set: not a storable object`));
   }
+  let closed = false;
   return ok({
     path,
     sopClassUid,
@@ -150,6 +183,13 @@ export async function readFileInfo(path: string): Promise<Result<FileInfo, FileI
     dataSetOffset: header.dataSetOffset,
     size,
     encodingMatchesSyntax: !parser.syntaxMismatch,
+    handle: fh,
+    head: read.length === 1 ? (read[0] as Buffer) : Buffer.concat(read),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    },
   });
 }
 
@@ -255,6 +295,10 @@ export interface StoreOptions {
   readonly verify?: boolean;
   /** Called with the number of file bytes just read and handed to the association (progress). */
   readonly onBytes?: (bytes: number) => void;
+  /** The event stream: one 'object-sent' per file the peer answered (core/events.ts). */
+  readonly events?: EventBus;
+  /** What the event says the send served (default 'C-STORE'; C-MOVE and C-GET sub-operations). */
+  readonly via?: 'C-STORE' | 'C-MOVE' | 'C-GET';
 }
 
 /** The peer's answer to one C-STORE. */
@@ -265,6 +309,8 @@ export interface StoreOutcome {
   readonly transferSyntaxUid: string;
   /** True when the data set was re-encoded rather than sent as its bytes are in the file. */
   readonly reencoded: boolean;
+  /** Bytes of the data set sent (file meta not counted). */
+  readonly bytes: number;
 }
 
 export type StoreErrorCode =
@@ -324,131 +370,171 @@ export function chooseContext(
  * Sends one file with C-STORE on an open association and returns the peer's status. Expected
  * failures are values: no fitting context or an unreadable file (the association is untouched);
  * a file found malformed part-way, or the association ending (it is then aborted or over: check
- * `association.canSend` before the next file).
+ * `association.canSend` before the next file). An OpenFile (openFile()) is sent from its handle
+ * and closed, whatever the outcome; a FileInfo is opened here.
  */
 export async function storeFile(
   assoc: DimseAssociation,
-  file: FileInfo,
+  file: FileInfo | OpenFile,
   options: StoreOptions = {},
 ): Promise<Result<StoreOutcome, StoreError>> {
-  const chosen = chooseContext(assoc, file);
-  if (!chosen.ok) return chosen;
-  const { contextId, transferSyntaxUid, reencode } = chosen.value;
-  if (reencode && !transferSyntax(transferSyntaxUid))
-    return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
-  // Opened before the command goes out, so that a file gone since its header was read fails alone.
-  let fh: FileHandle;
+  const opened = 'handle' in file ? file : undefined;
   try {
-    fh = await open(file.path, 'r');
-  } catch (e) {
-    return err(new StoreError('ERR_FILE', (e as Error).message, { cause: e }));
-  }
-  const fileError: { error?: Error } = {};
-  const data = reencode
-    ? reencoded(fh, transferSyntaxUid, options.onBytes, fileError)
-    : asStored(fh, file, options.verify ?? true, options.onBytes, fileError);
-  try {
-    const r = await assoc.requestOne(
-      contextId,
-      {
-        commandField: CommandField.C_STORE_RQ,
-        affectedSopClassUid: file.sopClassUid,
-        affectedSopInstanceUid: file.sopInstanceUid,
-        priority: options.priority ?? Priority.Medium,
-        hasDataSet: true,
-        ...(options.moveOriginator
-          ? {
-              moveOriginatorAet: options.moveOriginator.aeTitle,
-              moveOriginatorMessageId: options.moveOriginator.messageId,
-            }
-          : {}),
-      },
-      data,
-    );
-    const status = r.command.status;
-    if (status === undefined)
-      return ok({
-        status: Status.ProcessingFailure,
-        errorComment: 'C-STORE-RSP without a Status',
+    const chosen = chooseContext(assoc, file);
+    if (!chosen.ok) return chosen;
+    const { contextId, transferSyntaxUid, reencode } = chosen.value;
+    if (reencode && !transferSyntax(transferSyntaxUid))
+      return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
+    // Opened before the command goes out, so that a file gone since its header was read fails alone.
+    let fh: FileHandle;
+    try {
+      fh = opened?.handle ?? (await open(file.path, 'r'));
+    } catch (e) {
+      return err(new StoreError('ERR_FILE', (e as Error).message, { cause: e }));
+    }
+    const head = opened?.head;
+    const fileError: { error?: Error } = {};
+    const counter = { bytes: 0 };
+    const reader = reencode
+      ? undefined
+      : new ChunkReader(fh, file.dataSetOffset, head, assoc.association.maxPdvDataLength);
+    const data = reader
+      ? asStored(reader, file, options.verify ?? true, options.onBytes, fileError, counter)
+      : reencoded(fh, head, transferSyntaxUid, options.onBytes, fileError, counter);
+    try {
+      const r = await assoc.requestOne(
+        contextId,
+        {
+          commandField: CommandField.C_STORE_RQ,
+          affectedSopClassUid: file.sopClassUid,
+          affectedSopInstanceUid: file.sopInstanceUid,
+          priority: options.priority ?? Priority.Medium,
+          hasDataSet: true,
+          ...(options.moveOriginator
+            ? {
+                moveOriginatorAet: options.moveOriginator.aeTitle,
+                moveOriginatorMessageId: options.moveOriginator.messageId,
+              }
+            : {}),
+        },
+        data,
+      );
+      const status = r.command.status ?? Status.ProcessingFailure;
+      const outcome: StoreOutcome = {
+        status,
+        ...(r.command.status === undefined
+          ? { errorComment: 'C-STORE-RSP without a Status' }
+          : r.command.errorComment !== undefined
+            ? { errorComment: r.command.errorComment }
+            : {}),
         transferSyntaxUid,
         reencoded: reencode,
-      });
-    return ok({
-      status,
-      ...(r.command.errorComment !== undefined ? { errorComment: r.command.errorComment } : {}),
-      transferSyntaxUid,
-      reencoded: reencode,
-    });
-  } catch (e) {
-    // A message cut off part-way cannot be resumed (PS3.8 has no way to cancel a data set): abort.
-    assoc.abort();
-    if (fileError.error) {
-      const f = fileError.error;
-      const why = f instanceof DicomParseError || f instanceof DicomEncodeError ? 'malformed: ' : '';
-      return err(new StoreError('ERR_FILE', `${why}${f.message}`, { cause: f }));
+        bytes: counter.bytes,
+      };
+      if (options.events?.active)
+        options.events.emit({
+          type: 'object-sent',
+          sopInstanceUid: file.sopInstanceUid,
+          bytes: counter.bytes,
+          destination: peerAeTitle(assoc),
+          status,
+          via: options.via ?? 'C-STORE',
+        });
+      return ok(outcome);
+    } catch (e) {
+      // A message cut off part-way cannot be resumed (PS3.8 has no way to cancel a data set): abort.
+      assoc.abort();
+      if (fileError.error) {
+        const f = fileError.error;
+        const why = f instanceof DicomParseError || f instanceof DicomEncodeError ? 'malformed: ' : '';
+        return err(new StoreError('ERR_FILE', `${why}${f.message}`, { cause: f }));
+      }
+      return err(new StoreError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
+    } finally {
+      // The response came (the peer has every byte) or the association is aborted: the buffers are free.
+      await reader?.release();
+      if (!opened) await fh.close();
     }
-    return err(new StoreError('ERR_ASSOCIATION', (e as Error)?.message ?? String(e), { cause: e }));
   } finally {
-    await fh.close();
+    await opened?.close();
   }
+}
+
+/** The AE title on the other side of the association: the one we called, or the one that called us. */
+function peerAeTitle(assoc: DimseAssociation): string {
+  const a = assoc.association;
+  return (a.role === 'requestor' ? a.calledAeTitle : a.callingAeTitle).trim();
 }
 
 /** The data set bytes as they are in the file, checked by a parser on the way when `verify`. */
 async function* asStored(
-  fh: FileHandle,
+  reader: ChunkReader,
   file: FileInfo,
   verify: boolean,
   onBytes: ((n: number) => void) | undefined,
   failure: { error?: Error },
+  counter: { bytes: number },
 ): AsyncGenerator<Uint8Array> {
   const parser = verify
     ? new DicomParser(NULL_HANDLER, { format: 'dataset', transferSyntax: file.transferSyntaxUid })
     : undefined;
-  let length = 0;
   try {
-    for await (const bytes of readChunks(fh, file.dataSetOffset, CHUNK)) {
+    for await (const bytes of reader) {
       parser?.write(bytes);
       onBytes?.(bytes.length);
-      length += bytes.length;
+      counter.bytes += bytes.length;
       yield bytes;
     }
     parser?.end();
-    if (length % 2 === 1 && file.transferSyntaxUid === DEFLATED_EXPLICIT_VR_LE) yield DEFLATE_PAD;
+    if (counter.bytes % 2 === 1 && file.transferSyntaxUid === DEFLATED_EXPLICIT_VR_LE) {
+      counter.bytes++;
+      yield DEFLATE_PAD;
+    }
   } catch (e) {
     failure.error = e as Error;
     throw e;
   }
 }
 
-/** The data set re-encoded into `target` as the file is read: the parser drives the writer. */
+/**
+ * The data set re-encoded into `target` as the file is read: the parser drives the writer. Fresh
+ * buffers here (the writer may pass on views of what it is given); re-encoding is the rare path.
+ */
 async function* reencoded(
   fh: FileHandle,
+  head: Uint8Array | undefined,
   target: string,
   onBytes: ((n: number) => void) | undefined,
   failure: { error?: Error },
+  counter: { bytes: number },
 ): AsyncGenerator<Uint8Array> {
   let out: Uint8Array[] = [];
-  let written = 0;
   try {
     const writer = new DataSetWriter((c) => out.push(c), target);
     // From the start of the file, as the header read did: the meta is read and not written.
     const parser = new DicomParser(writer);
-    for await (const chunk of readChunks(fh, 0, CHUNK)) {
+    const chunks = async function* (): AsyncGenerator<Uint8Array> {
+      if (head !== undefined && head.length > 0) yield head;
+      yield* readChunks(fh, head?.length ?? 0, CHUNK);
+    };
+    for await (const chunk of chunks()) {
       parser.write(chunk);
       onBytes?.(chunk.length);
       if (out.length > 0) {
         const ready = out;
         out = [];
-        for (const c of ready) written += c.length;
+        for (const c of ready) counter.bytes += c.length;
         yield* ready;
       }
     }
     parser.end();
     writer.end();
-    let length = 0;
-    for (const c of out) length += c.length;
+    for (const c of out) counter.bytes += c.length;
     yield* out;
-    if (target === DEFLATED_EXPLICIT_VR_LE && (written + length) % 2 === 1) yield DEFLATE_PAD;
+    if (target === DEFLATED_EXPLICIT_VR_LE && counter.bytes % 2 === 1) {
+      counter.bytes++;
+      yield DEFLATE_PAD;
+    }
   } catch (e) {
     failure.error = e as Error;
     throw e;
@@ -457,7 +543,7 @@ async function* reencoded(
 
 /**
  * A file's bytes from `start` to its end, `first` bytes then CHUNK at a time. Each chunk is a
- * fresh buffer: the association may still hold views into it while the next one is read.
+ * fresh buffer (header reads and re-encoding: the consumer may keep views into it).
  */
 async function* readChunks(fh: FileHandle, start: number, first: number): AsyncGenerator<Buffer> {
   let position = start;
@@ -469,6 +555,131 @@ async function* readChunks(fh: FileHandle, start: number, first: number): AsyncG
     position += bytesRead;
     yield bytesRead === size ? buf : buf.subarray(0, bytesRead);
     size = CHUNK;
+  }
+}
+
+/** Read buffers of CHUNK bytes kept between sends: a fresh one per chunk cost ~30% of a retrieve's CPU in GC. */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  /** Buffers made so far (for tests and metrics: it stays small however large the objects). */
+  created = 0;
+
+  constructor(
+    readonly size: number,
+    /** Free buffers kept; more given back are left to the GC. */
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    const b = this.free.pop();
+    if (b !== undefined) return b;
+    this.created++;
+    return Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
+  }
+
+  /** Free buffers now. */
+  get idle(): number {
+    return this.free.length;
+  }
+}
+
+/** The pool every send reads into (a few buffers per association sending at once). */
+export const sendBuffers = new BufferPool(CHUNK, 32);
+
+/**
+ * Headroom before a buffer handed to the association may be read into again: more than the
+ * socket's high-water mark (16 KiB on Node 20). Once that many more bytes were written after a
+ * buffer's last byte, the socket either flushed it or reported congestion, and the next P-DATA
+ * waited for 'drain', i.e. for everything before it to be written (net.Socket semantics).
+ */
+const SOCKET_SLACK = 64 * 1024;
+
+/**
+ * A data set's bytes read into pooled buffers, the next chunk read while the current one is sent
+ * (read-ahead), in reads that end on PDV boundaries so each PDV is one view of one buffer.
+ *
+ * A buffer goes back to the pool only when nothing can still read it: the association's sender
+ * holds back at most one PDV (`maxPdv` bytes) when it asks for the next chunk, and writes each
+ * P-DATA before resolving, so a buffer whose last byte lies more than two PDVs plus SOCKET_SLACK
+ * behind what was handed over is free. The rest are freed by release(), once the response came
+ * (the peer has read every byte) or the association was aborted.
+ */
+export class ChunkReader implements AsyncIterable<Uint8Array> {
+  private readonly inUse: { buf: Buffer; end: number }[] = [];
+  private readonly margin: number;
+  private readonly step: number;
+  private pending: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    /** Where the data set starts in the file. */
+    private readonly start: number,
+    /** Bytes [0, head.length) of the file, already read. */
+    private readonly head: Uint8Array | undefined,
+    maxPdv: number,
+    private readonly pool: BufferPool = sendBuffers,
+  ) {
+    this.margin = 2 * maxPdv + SOCKET_SLACK;
+    this.step = maxPdv > 0 && maxPdv <= pool.size ? maxPdv : pool.size;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    let handed = 0;
+    const head = this.head;
+    let position = this.start;
+    if (head !== undefined && head.length > this.start) {
+      const bytes = head.subarray(this.start);
+      position = head.length;
+      handed += bytes.length;
+      yield bytes;
+    }
+    let next = this.read(position, handed);
+    this.pending = next;
+    for (;;) {
+      const chunk = await next;
+      if (chunk === undefined) return;
+      position += chunk.length;
+      handed += chunk.length;
+      next = this.read(position, handed);
+      this.pending = next;
+      yield chunk;
+      this.recycle(handed);
+    }
+  }
+
+  /** Reads the chunk at `position`, `handed` bytes of the data set being before it. */
+  private async read(position: number, handed: number): Promise<Uint8Array | undefined> {
+    const buf = this.pool.take();
+    // End the read on a PDV boundary of the data set, so that PDVs do not straddle two buffers.
+    const length = Math.floor((handed + buf.length) / this.step) * this.step - handed;
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await this.fh.read(buf, 0, length, position));
+    } catch (e) {
+      this.pool.give(buf);
+      throw e;
+    }
+    if (bytesRead === 0) {
+      this.pool.give(buf);
+      return undefined;
+    }
+    this.inUse.push({ buf, end: handed + bytesRead });
+    return buf.subarray(0, bytesRead);
+  }
+
+  private recycle(handed: number): void {
+    while (this.inUse.length > 0 && (this.inUse[0]?.end ?? 0) + this.margin <= handed)
+      this.pool.give((this.inUse.shift() as { buf: Buffer }).buf);
+  }
+
+  /** Gives every buffer back: call once nothing can read them (the response came, or an abort). */
+  async release(): Promise<void> {
+    await this.pending?.catch(() => undefined);
+    for (const u of this.inUse.splice(0)) this.pool.give(u.buf);
   }
 }
 
