@@ -13,8 +13,6 @@
  * Anything not exported here is internal and may change without notice.
  */
 
-// The server as a library: configuration and the composition root
-export { type Config, defaultConfig, loadConfig } from './core/config.js';
 export { ConfigError, DicomEncodeError, DicomParseError, PacsError } from './core/errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './core/logger.js';
 // Result and errors
@@ -85,6 +83,8 @@ export type {
   StoreHandler,
 } from './network/service.js';
 export type { TlsClientOptions, TlsServerOptions } from './network/transport.js';
+// The server as a library: configuration and the composition root
+export { type Config, defaultConfig, loadConfig } from './server/config.js';
 export {
   type ListenerInfo,
   type ServerHandle,

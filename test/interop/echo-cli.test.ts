@@ -8,7 +8,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { type Config, type DeepPartial, loadConfig } from '../../src/core/config.js';
+import { type Config, type DeepPartial, loadConfig } from '../../src/server/config.js';
 import { IMPLICIT_VR_LE, UID } from '../../src/dicom/uid.js';
 import { ApplicationEntity } from '../../src/network/ae.js';
 import { type ServerHandle, startServer } from '../../src/server/server.js';

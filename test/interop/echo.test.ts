@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { loadConfig } from '../../src/core/config.js';
+import { loadConfig } from '../../src/server/config.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, UID } from '../../src/dicom/uid.js';
 import { ApplicationEntity } from '../../src/network/ae.js';
 import { requestAssociation } from '../../src/network/association.js';
