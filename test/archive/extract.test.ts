@@ -4,8 +4,8 @@ import { describeInstance, levelOf, splitHeaders } from '../../src/archive/index
 import { normalizePersonName } from '../../src/archive/index/person-name.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
 import { makeTag, tagHex } from '../../src/dicom/tag.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { corpusFiles, TEST_FILES } from '../helpers/corpus.js';
 import { makeDataSet } from './helpers.js';
 
