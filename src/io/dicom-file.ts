@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { CONVERSION_HEAD_STOP, startConversion } from '../dicom/convert.js';
 import { type DicomObject, type ReadOptions, readDicomChunks } from '../dicom/reader.js';
 
@@ -14,29 +14,32 @@ import { type DicomObject, type ReadOptions, readDicomChunks } from '../dicom/re
 export async function readDicomFile(path: string, options: ReadOptions = {}): Promise<DicomObject> {
   const fh = await open(path, 'r');
   try {
-    return await readDicomChunks(fileChunks(fh, options.stopAtTag !== undefined), options);
+    // A header usually fits the first small read; whole files go on in larger reads.
+    return await readDicomChunks(
+      readChunks(fh, 0, options.stopAtTag !== undefined ? 16 * 1024 : CHUNK),
+      options,
+    );
   } finally {
     await fh.close();
   }
 }
 
+const CHUNK = 256 * 1024;
+
 /**
- * The chunks of an open file. A header usually fits the first small read; whole files go on in
- * larger reads. Each read gets a fresh buffer because the data set may keep views into it.
+ * A file's bytes from `start` to its end, `first` bytes then 256 KiB at a time. Each chunk is a
+ * fresh buffer: a data set or an association may still hold views into it while the next is read.
  */
-async function* fileChunks(
-  fh: Awaited<ReturnType<typeof open>>,
-  headerOnly: boolean,
-): AsyncGenerator<Uint8Array> {
-  let size = headerOnly ? 16 * 1024 : 256 * 1024;
-  let position = 0;
+export async function* readChunks(fh: FileHandle, start: number, first: number): AsyncGenerator<Buffer> {
+  let position = start;
+  let size = first;
   for (;;) {
     const buf = Buffer.allocUnsafe(size);
     const { bytesRead } = await fh.read(buf, 0, size, position);
     if (bytesRead === 0) return;
     position += bytesRead;
     yield bytesRead === size ? buf : buf.subarray(0, bytesRead);
-    size = 256 * 1024;
+    size = CHUNK;
   }
 }
 

@@ -107,6 +107,18 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       else worker.process.kill('SIGTERM');
     }
   };
+  /**
+   * The one shutdown sequence of the primary (a signal, a worker that never started, an HTTP port
+   * in use): the first call stops the workers gracefully, later ones abort their associations;
+   * `done` resolves once the last worker has exited.
+   */
+  const stop = (failed: boolean): void => {
+    if (failed) exitCode = 1;
+    if (failed && stopping > 0) return; // already stopping: a failure does not escalate to abort
+    stopping++;
+    send({ type: stopping === 1 ? 'shutdown' : 'abort' });
+    if (live.size === 0) resolveDone(exitCode);
+  };
 
   const fork = (): void => {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
@@ -131,10 +143,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       if (!entry.listening && !everyoneListened) {
         // It never started (the port is taken, the data folder is unusable): no point retrying.
         logger.error({ worker: worker.id, code, signal }, 'a worker failed to start: stopping');
-        exitCode = 1;
-        stopping = 1;
-        send({ type: 'shutdown' });
-        if (live.size === 0) resolveDone(exitCode);
+        stop(true);
         return;
       }
       const quick = Date.now() - entry.forkedAt < QUICK_DEATH_MS;
@@ -199,9 +208,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       });
     } catch (e) {
       logger.error({ err: e instanceof Error ? e.message : String(e) }, 'cannot listen on the HTTP port');
-      stopping = 1;
-      exitCode = 1;
-      send({ type: 'shutdown' });
+      stop(true);
     }
   }
   void done.then(() => http?.close());
@@ -209,13 +216,11 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
   return ok({
     done,
     shutdown(signal) {
-      stopping++;
       logger.info(
         { signal, workers: live.size },
-        stopping === 1 ? 'stopping the workers' : 'aborting the workers',
+        stopping === 0 ? 'stopping the workers' : 'aborting the workers',
       );
-      send({ type: stopping === 1 ? 'shutdown' : 'abort' });
-      if (live.size === 0) resolveDone(exitCode);
+      stop(false);
     },
   });
 }

@@ -51,44 +51,28 @@ function hex(status: number): string {
 export function serverMetrics(events: EventBus, gauges: ScrapedGauges): ServerMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const associations = new Counter({
-    name: 'pacs_associations_total',
-    help: 'Associations ended, by outcome',
-    labelNames: ['outcome'],
-    registers,
-  });
-  const requests = new Counter({
-    name: 'pacs_dimse_requests_total',
-    help: 'DIMSE requests answered, by command',
-    labelNames: ['command'],
-    registers,
-  });
-  const failures = new Counter({
-    name: 'pacs_dimse_failures_total',
-    help: 'DIMSE requests answered with a failure status, by command and status',
-    labelNames: ['command', 'status'],
-    registers,
-  });
-  const objectsReceived = new Counter({
-    name: 'pacs_objects_received_total',
-    help: 'Objects stored (C-STORE success or warning)',
-    registers,
-  });
-  const bytesReceived = new Counter({
-    name: 'pacs_bytes_received_total',
-    help: 'Data set bytes of the objects stored',
-    registers,
-  });
-  const objectsSent = new Counter({
-    name: 'pacs_objects_sent_total',
-    help: 'Objects sent by C-GET and C-MOVE (completed sub-operations)',
-    registers,
-  });
-  const bytesSent = new Counter({
-    name: 'pacs_bytes_sent_total',
-    help: 'Data set bytes sent on C-GET and C-MOVE sub-operations',
-    registers,
-  });
+  const counter = (name: string, help: string, labelNames: readonly string[] = []) =>
+    new Counter({ name, help, labelNames, registers });
+  const associations = counter('pacs_associations_total', 'Associations ended, by outcome', ['outcome']);
+  const requests = counter('pacs_dimse_requests_total', 'DIMSE requests answered, by command', ['command']);
+  const failures = counter(
+    'pacs_dimse_failures_total',
+    'DIMSE requests answered with a failure status, by command and status',
+    ['command', 'status'],
+  );
+  const objectsReceived = counter(
+    'pacs_objects_received_total',
+    'Objects stored (C-STORE success or warning)',
+  );
+  const bytesReceived = counter('pacs_bytes_received_total', 'Data set bytes of the objects stored');
+  const objectsSent = counter(
+    'pacs_objects_sent_total',
+    'Objects sent by C-GET and C-MOVE (completed sub-operations)',
+  );
+  const bytesSent = counter(
+    'pacs_bytes_sent_total',
+    'Data set bytes sent on C-GET and C-MOVE sub-operations',
+  );
   const findSeconds = new Histogram({
     name: 'pacs_cfind_duration_seconds',
     help: 'C-FIND time from request to final response',
