@@ -76,12 +76,7 @@ describe('pacs server', () => {
   });
 
   it('every --db is checked by one rule and told in the same words', async () => {
-    for (const args of [
-      ['server'],
-      ['jobs', 'ls'],
-      ['archive', 'reindex'],
-      ['worklist', 'ls'],
-    ]) {
+    for (const args of [['server'], ['jobs', 'ls'], ['archive', 'reindex'], ['worklist', 'ls']]) {
       for (const url of ['mysql://x', 'sqlite:', 'postgres://bad host']) {
         const r = await runPacs([...args, '--db', url]);
         assert.equal(r.code, 2, `${args.join(' ')} --db ${url}: ${r.stderr}`);
