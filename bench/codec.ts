@@ -25,13 +25,13 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { convertFile } from '../src/dicom/convert.js';
 import { DataSet } from '../src/dicom/dataset.js';
 import { TAG } from '../src/dicom/dictionary.js';
 import { DicomParser } from '../src/dicom/parser.js';
-import { DataSetBuilder, readDicomFile } from '../src/dicom/reader.js';
+import { DataSetBuilder } from '../src/dicom/reader.js';
 import { EXPLICIT_VR_LE } from '../src/dicom/uid.js';
 import { DataSetWriter, encodePart10 } from '../src/dicom/writer.js';
+import { convertFile, readDicomFile } from '../src/io/dicom-file.js';
 import { arg, runMain, Targets } from './common.js';
 
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';

@@ -13,8 +13,6 @@
  * Anything not exported here is internal and may change without notice.
  */
 
-// The server as a library: configuration and the composition root
-export { type Config, defaultConfig, loadConfig } from './core/config.js';
 export { ConfigError, DicomEncodeError, DicomParseError, PacsError } from './core/errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './core/logger.js';
 // Result and errors
@@ -24,7 +22,7 @@ export { type DataElement, DataSet, type ElementValue, type PixelFragments } fro
 export { keywordOf, lookupTag, parseTagOrKeyword, TAG, tagForKeyword } from './dicom/dictionary.js';
 export { type DicomJsonObject, fromDicomJson, toDicomJson } from './dicom/json.js';
 export { type DataSetHandler, DicomParser, type ParserOptions } from './dicom/parser.js';
-export { type DicomObject, parseDicom, type ReadOptions, readDicomFile } from './dicom/reader.js';
+export { type DicomObject, parseDicom, type ReadOptions } from './dicom/reader.js';
 export { formatTag, makeTag, type Tag } from './dicom/tag.js';
 export {
   DEFLATED_EXPLICIT_VR_LE,
@@ -46,6 +44,8 @@ export {
   encodePart10,
   type WriterOptions,
 } from './dicom/writer.js';
+// DICOM files (the file side of the data layer)
+export { readDicomFile } from './io/dicom-file.js';
 // Network: application entities, associations, DIMSE
 export {
   type AeOptions,
@@ -85,6 +85,8 @@ export type {
   StoreHandler,
 } from './network/service.js';
 export type { TlsClientOptions, TlsServerOptions } from './network/transport.js';
+// The server as a library: configuration and the composition root
+export { type Config, defaultConfig, loadConfig } from './server/config.js';
 export {
   type ListenerInfo,
   type ServerHandle,

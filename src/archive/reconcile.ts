@@ -11,7 +11,7 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 import { TAG } from '../dicom/dictionary.js';
-import { readDicomFile } from '../dicom/reader.js';
+import { readDicomFile } from '../io/dicom-file.js';
 import type { ArchiveIndex, InstanceFile } from './index/archive-index.js';
 import { describeInstance } from './index/extract.js';
 import type { ObjectFileEntry, ObjectStore } from './store.js';

@@ -14,10 +14,9 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { type Archive, openArchive } from '../archive/archive.js';
-import { parseIndexUrl } from '../archive/index/open.js';
 import type { ReconcileProgress, ReconcileReport } from '../archive/reconcile.js';
-import { PacsError, UsageError } from '../core/errors.js';
-import { integerFlag } from './common.js';
+import { PacsError } from '../core/errors.js';
+import { indexUrlFlag, integerFlag } from './common.js';
 import { Progress } from './progress.js';
 
 interface ReindexFlags {
@@ -63,13 +62,7 @@ export function registerArchiveCommand(program: Command): void {
 
 async function reindex(flags: ReindexFlags): Promise<void> {
   const graceSeconds = integerFlag('--grace', flags.grace, 0, 10 * 365 * 86400);
-  if (flags.db !== undefined) {
-    try {
-      parseIndexUrl(flags.db);
-    } catch (e) {
-      throw new UsageError(`--db: ${(e as Error).message}`);
-    }
-  }
+  if (flags.db !== undefined) indexUrlFlag(flags.db);
   const dataDir = flags.data ?? './data';
   // Reindexing must not create an empty archive where there is none (a mistyped --data).
   if (!isDirectory(dataDir)) throw new PacsError('ERR_ARCHIVE', `no data folder at ${dataDir}`);

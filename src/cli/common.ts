@@ -12,6 +12,7 @@ import { ApplicationEntity } from '../network/ae.js';
 import type { NetworkError } from '../network/errors.js';
 import { describeAbort, describeReject } from '../network/negotiation.js';
 import type { TlsClientOptions } from '../network/transport.js';
+import { INDEX_URL_EXPECTED, isIndexUrl } from '../server/config.js';
 
 /** The flags addConnectionOptions() declares, as commander hands them over. */
 export interface ConnectionFlags {
@@ -59,6 +60,13 @@ export function integerFlag(name: string, text: string, min: number, max: number
   if (!Number.isSafeInteger(n) || n < min || n > max)
     throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return n;
+}
+
+/** `--db URL` of every command: the config's one check of an index URL, in the config's words. */
+export function indexUrlFlag(url: string): string {
+  if (!isIndexUrl(url))
+    throw new UsageError(`--db: expected ${INDEX_URL_EXPECTED}, got ${JSON.stringify(url)}`);
+  return url;
 }
 
 export function readPem(flag: string, file: string): Buffer {

@@ -4,11 +4,11 @@
  */
 import type { DataElement, DataSet } from '../dicom/dataset.js';
 import { lookupTag } from '../dicom/dictionary.js';
-import { readDicomFile } from '../dicom/reader.js';
 import { formatTag } from '../dicom/tag.js';
 import { lookupUid } from '../dicom/uid.js';
 import { decodeNumbers, decodeTags } from '../dicom/values.js';
 import { isBinaryNumberVR, isStringVR } from '../dicom/vr.js';
+import { readDicomFile } from '../io/dicom-file.js';
 
 const MAX_TEXT = 64;
 const MAX_NUMBERS = 8;

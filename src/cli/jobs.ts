@@ -7,11 +7,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { openIndex, parseIndexUrl } from '../archive/index/open.js';
+import { openIndex } from '../archive/index/open.js';
 import { JOB_STATES, type Job, type JobState } from '../archive/jobs/job.js';
 import { jobStoreFor } from '../archive/jobs/open.js';
 import { PacsError, UsageError } from '../core/errors.js';
-import { integerFlag } from './common.js';
+import { indexUrlFlag, integerFlag } from './common.js';
 
 interface JobsLsFlags {
   data?: string;
@@ -45,14 +45,7 @@ export function registerJobsCommand(program: Command): void {
 
 function indexUrl(flags: JobsLsFlags): string {
   if (flags.db !== undefined && flags.data !== undefined) throw new UsageError('--data and --db go alone');
-  if (flags.db !== undefined) {
-    try {
-      parseIndexUrl(flags.db);
-    } catch (e) {
-      throw new UsageError(`--db: ${(e as Error).message}`);
-    }
-    return flags.db;
-  }
+  if (flags.db !== undefined) return indexUrlFlag(flags.db);
   const file = join(flags.data ?? './data', 'index.sqlite');
   // Listing must not create an empty archive where there is none.
   if (!existsSync(file)) throw new PacsError('ERR_JOBS', `no index at ${file} (give --data DIR or --db URL)`);

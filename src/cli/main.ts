@@ -4,9 +4,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, PacsError } from '../core/errors.js';
-import { convertFile } from '../dicom/convert.js';
 import { toDicomJson } from '../dicom/json.js';
-import { readDicomFile } from '../dicom/reader.js';
+import { convertFile, readDicomFile } from '../io/dicom-file.js';
 import { registerArchiveCommand } from './archive.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';

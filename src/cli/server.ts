@@ -1,10 +1,10 @@
 /**
- * `pacs server`: flags override the config file, which overrides the defaults (core/config.ts
- * merges them). Runs until SIGINT or SIGTERM, then shuts down gracefully: no new associations,
+ * `pacs server`: flags override the config file, which overrides the defaults (server/config.ts
+ * composes the schema, core/config.ts merges them). Runs until SIGINT or SIGTERM, then shuts down gracefully: no new associations,
  * running ones get `server.shutdownTimeoutSeconds` to finish. A second signal aborts them at once.
  */
 import type { Command } from 'commander';
-import { type Config, type DeepPartial, loadConfig, type Peer, parsePeer } from '../core/config.js';
+import type { DeepPartial } from '../core/config.js';
 import { ConfigError, PacsError } from '../core/errors.js';
 import { closeLogger, createLogger, type Logger } from '../core/logger.js';
 import {
@@ -14,7 +14,9 @@ import {
   reportListening,
   runClusterPrimary,
 } from '../server/cluster.js';
+import { type Config, loadConfig } from '../server/config.js';
 import { type ServerHandle, startServer } from '../server/server.js';
+import { type Peer, parsePeer } from '../services/query-retrieve/config.js';
 
 interface ServerFlags {
   config?: string;
@@ -198,7 +200,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     onPrimaryMessage((m) => {
       if (m.type === 'metrics') {
         void (async () =>
-          answerPrimary({ type: 'metrics', id: m.id, text: (await handle?.metrics()) ?? '' }))();
+          answerPrimary({ type: 'metrics', id: m.id, metrics: (await handle?.metricsJson()) ?? [] }))();
         return;
       }
       if (m.type === 'health') {

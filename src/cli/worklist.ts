@@ -34,6 +34,7 @@ import {
   addConnectionOptions,
   type ConnectionFlags,
   describeNetworkFailure,
+  indexUrlFlag,
   parseConnection,
   requestorFor,
 } from './common.js';
@@ -141,9 +142,7 @@ function indexUrl(flags: IndexFlags): string {
   if (flags.db !== undefined && flags.data !== undefined)
     throw new UsageError('give --data or --db, not both');
   if (flags.db !== undefined) {
-    if (!flags.db.startsWith('sqlite:') && !/^postgres(ql)?:\/\//.test(flags.db))
-      throw new UsageError(`--db: expected sqlite:PATH or postgres://..., got ${JSON.stringify(flags.db)}`);
-    return flags.db;
+    return indexUrlFlag(flags.db);
   }
   return `sqlite:${join(flags.data ?? './data', 'index.sqlite')}`;
 }

@@ -1,35 +1,36 @@
 /**
- * The one config schema of the project (STYLE.md "one config schema"), validated with zod.
+ * The config schema machinery (STYLE.md "one config schema"), on zod. The schema itself is
+ * composed in server/config.ts from the parts each layer and service contributes beside its
+ * own code (services/storage/config.ts, ...); core/ knows none of their settings.
  *
  * Sources merge as defaults < JSON file < overrides (command-line flags): objects merge key by key,
  * anything else (numbers, strings, lists) is replaced whole. Every problem is reported as one line
  * `path: what was expected, got what`, unknown keys included, so a typo never passes silently.
- * Later issues add sections here; each leaf is built with the helpers below so that its error
- * line says what a valid value looks like. Relative paths (data.dir, TLS and log files) are
- * relative to the working directory, as for the command-line flags, not to the config file.
+ * Each leaf is built with the helpers below so that its error line says what a valid value looks
+ * like. Relative paths (data.dir, TLS and log files) are relative to the working directory, as for
+ * the command-line flags, not to the config file.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { LOG_LEVELS, type LoggerOptions } from './logger.js';
 import { err, ok, type Result } from './result.js';
 
 // ---------------------------------------------------------------------------------------------
 // Leaf helpers: each schema carries the phrase that completes "expected ...".
 
-type Path = readonly (string | number)[];
+export type Path = readonly (string | number)[];
 
 /** A cross-field rule, stated in full (`server.tls.key: required when server.tls.cert is set`). */
-function addRule(ctx: z.RefinementCtx, path: Path, message: string): void {
+export function addRule(ctx: z.RefinementCtx, path: Path, message: string): void {
   ctx.addIssue({ code: 'custom', path: [...path], message, params: { rule: true } });
 }
 
-function expecting(expected: string): { errorMap: z.ZodErrorMap } {
+export function expecting(expected: string): { errorMap: z.ZodErrorMap } {
   return { errorMap: () => ({ message: expected }) };
 }
 
-function integer(min: number, max: number) {
+export function integer(min: number, max: number) {
   return z
     .number(expecting(`an integer from ${min} to ${max}`))
     .int()
@@ -37,28 +38,28 @@ function integer(min: number, max: number) {
     .max(max);
 }
 
-function seconds() {
+export function seconds() {
   return z.number(expecting('a number of seconds from 0 to 86400 (0 means no limit)')).min(0).max(86400);
 }
 
-function boolean() {
+export function boolean() {
   return z.boolean(expecting('true or false'));
 }
 
-function nonEmpty(expected: string) {
+export function nonEmpty(expected: string) {
   return z.string(expecting(expected)).min(1);
 }
 
-function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, expecting(`one of ${listWords(values)}`));
 }
 
 /** An object whose unknown keys are errors (reported as "unknown setting"). */
-function section<T extends z.ZodRawShape>(shape: T) {
+export function section<T extends z.ZodRawShape>(shape: T) {
   return z.object(shape, expecting('an object of settings')).strict();
 }
 
-function list<T extends z.ZodTypeAny>(item: T) {
+export function list<T extends z.ZodTypeAny>(item: T) {
   return z.array(item, expecting('a list'));
 }
 
@@ -80,190 +81,23 @@ export function isHost(value: string): boolean {
   return value.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(value);
 }
 
-/** Splits an allowed-calling-AE entry `AET` or `AET@host` (host names never contain `@`). */
-export function splitCallingAet(entry: string): { aet: string; host: string | undefined } {
-  const at = entry.lastIndexOf('@');
-  if (at < 0) return { aet: entry, host: undefined };
-  return { aet: entry.slice(0, at), host: entry.slice(at + 1) };
-}
-
 const AE_EXPECTED = 'an AE title (1 to 16 characters, no backslash or control characters, not all spaces)';
-/** The services `server.services` selects by (the server's services.ts maps them to factories). */
-export const SERVICE_NAMES = ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'] as const;
-
 const HOST_EXPECTED = 'a host name or IP address';
-const PDU_LENGTH_EXPECTED = 'an integer from 4096 to 16777216, or 0 for unlimited';
+
+// ---------------------------------------------------------------------------------------------
+// Leaves shared by several parts.
 
 // Spaces around an AE title are padding (PS3.5 6.2), so the stored value is trimmed.
-const aeTitle = z
+export const aeTitle = z
   .string(expecting(AE_EXPECTED))
   .refine(isAeTitle, { message: AE_EXPECTED })
   .transform((s) => s.trim());
-const host = z.string(expecting(HOST_EXPECTED)).refine(isHost, { message: HOST_EXPECTED });
-const port = integer(1, 65535);
-const filePath = nonEmpty('a file path');
+export const host = z.string(expecting(HOST_EXPECTED)).refine(isHost, { message: HOST_EXPECTED });
+export const port = integer(1, 65535);
+export const filePath = nonEmpty('a file path');
 
-const callingAetExpected = 'an AE title, or AET@host to accept it only from that host';
-const callingAet = z.string(expecting(callingAetExpected)).refine(
-  (entry) => {
-    const { aet, host: from } = splitCallingAet(entry);
-    return isAeTitle(aet) && (from === undefined || isHost(from));
-  },
-  { message: callingAetExpected },
-);
-
-const dbUrlExpected = '"sqlite:PATH" or a "postgres://" URL';
-const dbUrl = z.string(expecting(dbUrlExpected)).refine(isDbUrl, { message: dbUrlExpected });
-
-function isDbUrl(value: string): boolean {
-  if (value.startsWith('sqlite:')) return value.length > 'sqlite:'.length;
-  if (!/^postgres(ql)?:\/\//.test(value)) return false;
-  return URL.canParse(value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The schema.
-
-const tlsSchema = section({
-  port: port.optional(),
-  cert: filePath.optional(),
-  key: filePath.optional(),
-  ca: filePath.optional(),
-  requireClientCert: boolean().default(false),
-}).superRefine((tls, ctx) => {
-  const at = (key: string) => formatPath([...ctx.path, key]);
-  if (tls.cert !== undefined && tls.key === undefined) {
-    addRule(ctx, ['key'], `required when ${at('cert')} is set`);
-  } else if (tls.key !== undefined && tls.cert === undefined) {
-    addRule(ctx, ['cert'], `required when ${at('key')} is set`);
-  } else if (tls.port !== undefined && tls.cert === undefined) {
-    addRule(ctx, ['cert'], `required when ${at('port')} is set`);
-    addRule(ctx, ['key'], `required when ${at('port')} is set`);
-  }
-});
-
-const serverSchema = section({
-  aet: aeTitle.default('PACS'),
-  host: host.default('0.0.0.0'),
-  port: port.default(11112),
-  maxAssociations: integer(1, 10000).default(100),
-  // PS3.8 D.1: a maximum length of 0 means unlimited.
-  maxPduLength: z
-    .number(expecting(PDU_LENGTH_EXPECTED))
-    .int()
-    .refine((n) => n === 0 || (n >= 4096 && n <= 16777216), { message: PDU_LENGTH_EXPECTED })
-    .default(262144),
-  acseTimeoutSeconds: seconds().default(30),
-  dimseTimeoutSeconds: seconds().default(60),
-  idleTimeoutSeconds: seconds().default(300),
-  shutdownTimeoutSeconds: seconds().default(30),
-  promiscuous: boolean().default(false),
-  allowedCallingAets: list(callingAet).default([]),
-  tls: tlsSchema.default({}),
-  /** The DICOM services this process runs (verification is always on); default all. */
-  services: list(oneOf(SERVICE_NAMES))
-    .refine((names) => names.length > 0, { message: 'at least one service name' })
-    .default([...SERVICE_NAMES]),
-  /** Processes serving the DICOM port (node:cluster); 1 runs the server in this process. */
-  workers: integer(1, 64).default(1),
-  /** HTTP port for /healthz and /metrics; unset: no HTTP listener. */
-  httpPort: port.optional(),
-}).superRefine((server, ctx) => {
-  if (server.tls.port !== undefined && server.tls.port === server.port) {
-    addRule(ctx, ['tls', 'port'], `must differ from ${formatPath([...ctx.path, 'port'])} (${server.port})`);
-  }
-  if (
-    server.httpPort !== undefined &&
-    (server.httpPort === server.port || server.httpPort === server.tls.port)
-  ) {
-    addRule(ctx, ['httpPort'], 'must differ from the DICOM and TLS ports');
-  }
-});
-
-const peerSchema = section({
-  aet: aeTitle,
-  host,
-  port,
-  tls: boolean().default(false),
-});
-
-const peersSchema = list(peerSchema).superRefine((peers, ctx) => {
-  const seen = new Map<string, number>();
-  peers.forEach((peer, i) => {
-    const first = seen.get(peer.aet);
-    if (first === undefined) {
-      seen.set(peer.aet, i);
-      return;
-    }
-    const message = `duplicate AE title ${JSON.stringify(peer.aet)}, already used by ${formatPath([...ctx.path, first])}`;
-    addRule(ctx, [i, 'aet'], message);
-  });
-});
-
-const consoleTarget = <T extends 'stdout' | 'stderr'>(type: T) =>
-  section({ type: z.literal(type), format: oneOf(['json', 'pretty', 'auto']).default('auto') });
-
-const rotationSchema = section({
-  size: z
-    .string(expecting('a size such as "10m" (a number with unit k, m or g)'))
-    .regex(/^\d+(\.\d+)?[kmg]$/i),
-  frequency: oneOf(['daily', 'hourly']),
-  limit: integer(1, 10000),
-})
-  .partial()
-  .superRefine((rotate, ctx) => {
-    if (rotate.size === undefined && rotate.frequency === undefined) {
-      addRule(ctx, [], 'set size, frequency or both (or leave rotate out)');
-    }
-  });
-
-const fileTarget = section({ type: z.literal('file'), path: filePath, rotate: rotationSchema.optional() });
-
-const TARGET_TYPES = ['stdout', 'stderr', 'file'] as const;
-const logTarget = z.discriminatedUnion(
-  'type',
-  [consoleTarget('stdout'), consoleTarget('stderr'), fileTarget],
-  {
-    errorMap: (issue) => ({
-      message:
-        issue.code === 'invalid_type'
-          ? `a log target object with "type": ${listWords(TARGET_TYPES)}`
-          : `one of ${listWords(TARGET_TYPES)}`,
-    }),
-  },
-);
-
-// `satisfies` keeps the log section and the logger's own options from drifting apart.
-const logSchema = section({
-  level: oneOf(LOG_LEVELS).default('info'),
-  targets: list(logTarget).default([{ type: 'stdout', format: 'auto' }]),
-}) satisfies z.ZodType<LoggerOptions, z.ZodTypeDef, unknown>;
-
-// The Storage service and the archive (ISSUE 4): what happens to duplicates, how durable a
-// write is before success, and the free-space floor under which C-STORE answers A700.
-const storageSchema = section({
-  duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),
-  durability: oneOf(['fsync', 'none']).default('fsync'),
-  minFreeMegabytes: integer(0, 1_000_000).default(64),
-  /** Extra (private) SOP Class UIDs to accept besides every storage SOP class of the registry. */
-  extraSopClasses: list(z.string(expecting('a UID')).regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/)).default(
-    [],
-  ),
-});
-
-const configSchema = section({
-  server: serverSchema.default({}),
-  storage: storageSchema.default({}),
-  data: section({ dir: nonEmpty('a folder path').default('./data') }).default({}),
-  // Unset: an SQLite file in the data folder.
-  db: section({ url: dbUrl.optional() }).default({}),
-  peers: peersSchema.default([]),
-  log: logSchema.default({}),
-});
-
-export type Config = z.infer<typeof configSchema>;
-export type ServerConfig = Config['server'];
-export type Peer = z.infer<typeof peerSchema>;
+/** The keys a part contributes to the top level of the config, each with its schema. */
+export type ConfigPart = z.ZodRawShape;
 
 /** Every key optional at every depth; lists stay whole because they are replaced, not merged. */
 export type DeepPartial<T> = T extends readonly unknown[]
@@ -272,21 +106,21 @@ export type DeepPartial<T> = T extends readonly unknown[]
     ? { [K in keyof T]?: DeepPartial<T[K]> | undefined }
     : T;
 
-export function defaultConfig(): Config {
-  return configSchema.parse({});
-}
-
 // ---------------------------------------------------------------------------------------------
 // Loading.
 
-export interface LoadConfigOptions {
+export interface LoadConfigOptions<T> {
   /** A JSON config file. */
   file?: string;
   /** Values from the command line; keys set to `undefined` are ignored. */
-  overrides?: DeepPartial<Config>;
+  overrides?: DeepPartial<T>;
 }
 
-export function loadConfig(options: LoadConfigOptions = {}): Result<Config, ConfigError> {
+/** Reads, merges (defaults < file < overrides) and validates a config against `schema`. */
+export function loadConfigWith<S extends z.ZodTypeAny>(
+  schema: S,
+  options: LoadConfigOptions<z.infer<S>> = {},
+): Result<z.infer<S>, ConfigError> {
   let fromFile: unknown = {};
   if (options.file !== undefined) {
     const read = readConfigFile(options.file);
@@ -294,29 +128,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Result<Config, Conf
     fromFile = read.value;
   }
   const input = merge(merge({}, fromFile), options.overrides ?? {});
-  const parsed = configSchema.safeParse(input, { errorMap: fallbackErrorMap });
-  if (parsed.success) return ok(parsed.data);
-  return err(new ConfigError(formatIssues(parsed.error.issues, input)));
+  const parsed = validate(schema, input);
+  if (parsed.ok) return parsed;
+  return err(new ConfigError(parsed.error));
 }
 
-/** Parses a `--peer` value `AET=HOST:PORT` (IPv6 hosts in brackets: `AET=[::1]:104`). */
-export function parsePeer(text: string): Result<Peer, string> {
-  const quoted = JSON.stringify(text);
-  // Host names never contain '=' or ':' (bracketed IPv6 aside), so the last ones split.
-  const eq = text.lastIndexOf('=');
-  const colon = text.lastIndexOf(':');
-  const portText = text.slice(colon + 1);
-  if (eq < 1 || colon < eq + 2 || portText.includes(']')) return err(`${quoted}: expected AET=HOST:PORT`);
-  let hostText = text.slice(eq + 1, colon);
-  if (hostText.startsWith('[') && hostText.endsWith(']')) hostText = hostText.slice(1, -1);
-  const input = {
-    aet: text.slice(0, eq),
-    host: hostText,
-    port: /^\d+$/.test(portText) ? Number(portText) : portText,
-  };
-  const parsed = peerSchema.safeParse(input, { errorMap: fallbackErrorMap });
+/** Validates one value against a schema: the value, or its issue lines. */
+export function validate<S extends z.ZodTypeAny>(schema: S, input: unknown): Result<z.infer<S>, string[]> {
+  const parsed = schema.safeParse(input, { errorMap: fallbackErrorMap });
   if (parsed.success) return ok(parsed.data);
-  return err(`${quoted}: ${formatIssues(parsed.error.issues, input).join('; ')}`);
+  return err(formatIssues(parsed.error.issues, input));
 }
 
 function readConfigFile(file: string): Result<unknown, string> {
@@ -412,7 +233,7 @@ function formatIssues(issues: readonly z.ZodIssue[], input: unknown): string[] {
 }
 
 /** `server.tls.port`, `peers[2].aet`; keys that are not identifiers are quoted: `server["a b"]`. */
-function formatPath(path: Path): string {
+export function formatPath(path: Path): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
@@ -440,7 +261,7 @@ function renderValue(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}..."` : text;
 }
 
-function listWords(values: readonly string[]): string {
+export function listWords(values: readonly string[]): string {
   const quoted = values.map((v) => JSON.stringify(v));
   return quoted.length <= 1 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
 }

@@ -34,7 +34,10 @@ export class DicomEncodeError extends PacsError {
 export class ConfigError extends PacsError {
   readonly issues: readonly string[];
   constructor(issues: readonly string[]) {
-    super('ERR_CONFIG', issues.length === 1 ? `invalid config: ${issues[0]}` : `invalid config:\n  ${issues.join('\n  ')}`);
+    super(
+      'ERR_CONFIG',
+      issues.length === 1 ? `invalid config: ${issues[0]}` : `invalid config:\n  ${issues.join('\n  ')}`,
+    );
     this.issues = issues;
   }
 }

@@ -1,15 +1,13 @@
 /**
- * Re-encoding a Part-10 file into another uncompressed transfer syntax, streaming: the parser is
+ * Re-encoding a Part-10 object into another uncompressed transfer syntax, streaming: the parser is
  * piped into a writer, so values are never held whole and memory stays bounded by the chunk size.
+ * No I/O here: io/dicom-file.ts's convertFile feeds it a file and writes the output.
  */
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { DicomEncodeError } from '../core/errors.js';
 import type { DataSet } from './dataset.js';
 import { TAG } from './dictionary.js';
 import { DicomParser } from './parser.js';
-import { readDicomFile } from './reader.js';
+import type { DicomObject } from './reader.js';
 import { describeUid, transferSyntax, UNCOMPRESSED_TRANSFER_SYNTAXES } from './uid.js';
 import { DataSetWriter, encodeFileMeta } from './writer.js';
 
@@ -24,16 +22,28 @@ export function checkConversion(from: string, to: string): string | undefined {
   return undefined;
 }
 
+/** A re-encoder: the source Part-10 bytes go in, the target data set comes out. */
+export interface Converter {
+  /** The target's file meta information (PS3.10 7.1), to be written before the data set. */
+  readonly fileMeta: Uint8Array;
+  /** The next bytes of the source; the output data set is written as it is produced. */
+  write(chunk: Uint8Array): void;
+  end(): void;
+}
+
 /**
- * Converts IN to OUT in the transfer syntax `to`. OUT is written to a temporary file and renamed
- * into place, so a failure leaves no partial output.
+ * Starts a conversion into the transfer syntax `to` of the object whose first elements are `head`
+ * (its source syntax and SOP UIDs, read with stopAtTag just past SOP Instance UID): the new file
+ * meta, and the data set written to `write` as the source comes in. Values are never held whole. Throws DicomEncodeError when the conversion needs a pixel data codec.
  */
-export async function convertFile(input: string, output: string, to: string): Promise<void> {
-  // A first look at the header: the source syntax and the SOP UIDs for the new file meta.
-  const head = await readDicomFile(input, { stopAtTag: TAG.SOPInstanceUID + 1 });
+export function startConversion(
+  head: DicomObject,
+  to: string,
+  write: (chunk: Uint8Array) => void,
+): Converter {
   const problem = checkConversion(head.transferSyntax, to);
   if (problem) throw new DicomEncodeError(problem);
-  const meta = encodeFileMeta({
+  const fileMeta = encodeFileMeta({
     mediaStorageSopClassUid:
       head.meta?.string(TAG.MediaStorageSOPClassUID) ?? head.dataSet.string(TAG.SOPClassUID) ?? '',
     mediaStorageSopInstanceUid:
@@ -41,36 +51,21 @@ export async function convertFile(input: string, output: string, to: string): Pr
     transferSyntaxUid: to,
     ...(head.meta ? { extra: withoutTransferSyntax(head.meta) } : {}),
   });
-
-  const tmp = `${output}.${process.pid}.tmp`;
-  const out = createWriteStream(tmp);
-  let pendingDrain = false;
-  const writer = new DataSetWriter((chunk) => {
-    if (!out.write(chunk)) pendingDrain = true;
-  }, to);
+  const writer = new DataSetWriter(write, to);
   // The writer is itself a handler: the parser drives it directly (it ignores the old file meta).
   const parser = new DicomParser(writer);
-  try {
-    out.write(meta);
-    const source = createReadStream(input, { highWaterMark: 256 * 1024 });
-    for await (const chunk of source) {
-      parser.write(chunk as Buffer);
-      if (pendingDrain) {
-        pendingDrain = false;
-        await once(out, 'drain');
-      }
-    }
-    parser.end();
-    writer.end();
-    out.end();
-    await once(out, 'finish');
-    await rename(tmp, output);
-  } catch (e) {
-    out.destroy();
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  return {
+    fileMeta,
+    write: (chunk) => parser.write(chunk),
+    end: () => {
+      parser.end();
+      writer.end();
+    },
+  };
 }
+
+/** The stopAtTag that reads just enough of a source for startConversion's `head`. */
+export const CONVERSION_HEAD_STOP = TAG.SOPInstanceUID + 1;
 
 function withoutTransferSyntax(meta: DataSet): DataSet {
   meta.delete(TAG.TransferSyntaxUID);

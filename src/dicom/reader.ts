@@ -1,8 +1,8 @@
 /**
- * Building data sets from the streaming parser: whole buffers (parseDicom) and files read in
- * chunks (readDicomFile). Large values can be kept, skipped or left as references to the source.
+ * Building data sets from the streaming parser: whole buffers (parseDicom) and streams of chunks
+ * (readDicomChunks). Large values can be kept, skipped or left as references to the source. No
+ * I/O here (ARCHITECTURE.md: dicom/ is the data model): io/dicom-file.ts reads files with it.
  */
-import { open } from 'node:fs/promises';
 import { type DataElement, DataSet, type ElementValue } from './dataset.js';
 import { type DataSetHandler, DicomParser, type ParserOptions } from './parser.js';
 import type { Tag } from './tag.js';
@@ -182,28 +182,22 @@ export function parseDicom(bytes: Uint8Array, options: ReadOptions = {}): DicomO
   return result(builder, parser);
 }
 
-/** Reads a file in chunks; with `stopAtTag` it stops reading the file there. Throws DicomParseError. */
-export async function readDicomFile(path: string, options: ReadOptions = {}): Promise<DicomObject> {
+/**
+ * Parses a data set from a stream of chunks, and stops consuming the stream once reading stopped
+ * at `stopAtTag` (leaving the loop closes the source: a file is read no further). Each chunk must
+ * be a buffer of its own, not reused by the source, as the data set may keep views into it.
+ * Throws DicomParseError.
+ */
+export async function readDicomChunks(
+  chunks: AsyncIterable<Uint8Array>,
+  options: ReadOptions = {},
+): Promise<DicomObject> {
   const builder = new DataSetBuilder(options);
   const parser = makeParser(builder, options);
-  const fh = await open(path, 'r');
-  try {
-    // A header usually fits the first small read; whole files go on in larger reads. Each read
-    // gets a fresh buffer because the data set may keep views into it.
-    let size = options.stopAtTag === undefined ? 256 * 1024 : 16 * 1024;
-    let position = 0;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, size, position);
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      parser.write(bytesRead === size ? buf : buf.subarray(0, bytesRead));
-      if (parser.stopped) break;
-      size = 256 * 1024;
-    }
-    parser.end();
-  } finally {
-    await fh.close();
+  for await (const chunk of chunks) {
+    parser.write(chunk);
+    if (parser.stopped) break;
   }
+  parser.end();
   return result(builder, parser);
 }

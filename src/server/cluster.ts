@@ -9,12 +9,12 @@
  * the server; jobs are claimed with row locks or SQLite's single writer, so none runs twice.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from '../core/config.js';
 import type { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ok, type Result } from '../core/result.js';
+import type { Config } from './config.js';
 import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
-import { mergeExpositions } from './metrics.js';
+import { type MetricsJson, mergeWorkerMetrics } from './metrics.js';
 import { openServerArchive, SHARED_RECONCILE_GRACE_MS } from './server.js';
 
 /** Marks a process forked by the primary (cluster.isWorker alone would also match an embedder's own cluster). */
@@ -24,11 +24,12 @@ const WORKER_ENV = 'PACS_CLUSTER_WORKER';
 export type PrimaryMessage =
   | { readonly type: 'shutdown' }
   | { readonly type: 'abort' }
-  /** Asks for the worker's /metrics text or /healthz answer, for the primary's HTTP port. */
+  /** Asks for the worker's metrics or /healthz answer, for the primary's HTTP port. */
   | { readonly type: 'metrics' | 'health'; readonly id: number };
 export type WorkerMessage =
   | { readonly type: 'listening'; readonly where: string }
-  | { readonly type: 'metrics'; readonly id: number; readonly text: string }
+  /** prom-client's JSON of the worker's registry, which the primary aggregates. */
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
   | { readonly type: 'health'; readonly id: number; readonly result: HealthResult };
 
 export function isClusterWorker(): boolean {
@@ -55,8 +56,6 @@ export function answerPrimary(message: WorkerMessage): void {
   process.send?.(message);
 }
 
-/** Gauges every worker reads from the shared index: merged as the largest, not the sum. */
-const SHARED_GAUGES = new Set(['pacs_jobs_queue_depth']);
 /** How long the primary waits for a worker's answer. */
 const ASK_TIMEOUT_MS = 3000;
 
@@ -108,6 +107,18 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       else worker.process.kill('SIGTERM');
     }
   };
+  /**
+   * The one shutdown sequence of the primary (a signal, a worker that never started, an HTTP port
+   * in use): the first call stops the workers gracefully, later ones abort their associations;
+   * `done` resolves once the last worker has exited.
+   */
+  const stop = (failed: boolean): void => {
+    if (failed) exitCode = 1;
+    if (failed && stopping > 0) return; // already stopping: a failure does not escalate to abort
+    stopping++;
+    send({ type: stopping === 1 ? 'shutdown' : 'abort' });
+    if (live.size === 0) resolveDone(exitCode);
+  };
 
   const fork = (): void => {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
@@ -132,10 +143,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       if (!entry.listening && !everyoneListened) {
         // It never started (the port is taken, the data folder is unusable): no point retrying.
         logger.error({ worker: worker.id, code, signal }, 'a worker failed to start: stopping');
-        exitCode = 1;
-        stopping = 1;
-        send({ type: 'shutdown' });
-        if (live.size === 0) resolveDone(exitCode);
+        stop(true);
         return;
       }
       const quick = Date.now() - entry.forkedAt < QUICK_DEATH_MS;
@@ -151,7 +159,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
   for (let i = 0; i < n; i++) fork();
   logger.info({ workers: n }, `started ${n} workers`);
 
-  // The HTTP port is the primary's: /metrics adds up the workers' counters, /healthz asks each.
+  // The HTTP port is the primary's: /metrics aggregates the workers' metrics, /healthz asks each.
   let nextId = 1;
   const waiting = new Map<number, (m: WorkerMessage) => void>();
   cluster.on('message', (_worker, m: unknown) => {
@@ -182,9 +190,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
         port: config.server.httpPort,
         metrics: async () => {
           const answers = await Promise.all(listening().map((w) => ask(w, 'metrics')));
-          const texts = answers.flatMap((a) => (a?.type === 'metrics' ? [a.text] : []));
-          const own = `# HELP pacs_workers Workers listening\n# TYPE pacs_workers gauge\npacs_workers ${texts.length}\n`;
-          return mergeExpositions([own, ...texts], SHARED_GAUGES);
+          return mergeWorkerMetrics(answers.flatMap((a) => (a?.type === 'metrics' ? [a.metrics] : [])));
         },
         health: async () => {
           if (stopping > 0) return { ok: false, reason: 'shutting down' };
@@ -202,9 +208,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       });
     } catch (e) {
       logger.error({ err: e instanceof Error ? e.message : String(e) }, 'cannot listen on the HTTP port');
-      stopping = 1;
-      exitCode = 1;
-      send({ type: 'shutdown' });
+      stop(true);
     }
   }
   void done.then(() => http?.close());
@@ -212,13 +216,11 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
   return ok({
     done,
     shutdown(signal) {
-      stopping++;
       logger.info(
         { signal, workers: live.size },
-        stopping === 1 ? 'stopping the workers' : 'aborting the workers',
+        stopping === 0 ? 'stopping the workers' : 'aborting the workers',
       );
-      send({ type: stopping === 1 ? 'shutdown' : 'abort' });
-      if (live.size === 0) resolveDone(exitCode);
+      stop(false);
     },
   });
 }

@@ -7,30 +7,21 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { type Archive, openArchive } from '../archive/archive.js';
-import { type Config, splitCallingAet } from '../core/config.js';
 import { PacsError } from '../core/errors.js';
+import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
 import { lookupUid } from '../dicom/uid.js';
 import { ApplicationEntity, type AssociationSummary, type DicomServer } from '../network/ae.js';
 import type { AssociationTimeouts } from '../network/association.js';
-import { statusCategory } from '../network/dimse-status.js';
 import type { NetworkError } from '../network/errors.js';
 import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
-import type {
-  DimseHandlers,
-  DimseResponse,
-  DimseService,
-  MultiHandler,
-  OutgoingData,
-  RequestContext,
-  RequestSender,
-  SingleHandler,
-} from '../network/service.js';
+import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import { type Config, splitCallingAet } from './config.js';
 import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
-import { type Counter, type Histogram, MetricsRegistry } from './metrics.js';
+import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
 export interface StartServerOptions {
@@ -41,6 +32,8 @@ export interface StartServerOptions {
    * primary reconciles once before forking, so its workers pass false.
    */
   readonly reconcile?: boolean;
+  /** The event stream to report on (an embedder's audit trail may subscribe); default a new one. */
+  readonly events?: EventBus;
 }
 
 /** Reconcile grace when other processes may share the data folder: longer than any one C-STORE. */
@@ -61,8 +54,12 @@ export interface ServerHandle {
   readonly activeAssociations: number;
   /** The HTTP port of /healthz and /metrics, when `server.httpPort` is set. */
   readonly httpPort: number | undefined;
+  /** The event stream the server reports on (StartServerOptions.events, or its own). */
+  readonly events: EventBus;
   /** The Prometheus text of /metrics (also without an HTTP port). */
   metrics(): Promise<string>;
+  /** The same metrics as prom-client JSON (what a --workers worker hands the primary). */
+  metricsJson(): Promise<MetricsJson>;
   /** What /healthz answers (also without an HTTP port). */
   health(): Promise<HealthResult>;
   /**
@@ -81,6 +78,30 @@ const NO_LIMIT_MS = 0x7fffffff;
 /** Config seconds to timer milliseconds; 0 means no limit (the network layer's undefined). */
 function ms(seconds: number): number | undefined {
   return seconds === 0 ? undefined : Math.round(seconds * 1000);
+}
+
+/** What startServer has started so far, stopped by the one shutdown sequence (stopRunning). */
+interface Running {
+  readonly listening: Array<{ readonly kind: 'tcp' | 'tls'; readonly dicom: DicomServer }>;
+  readonly services: DimseService[];
+  archive?: Archive;
+  metrics?: ServerMetrics;
+  http?: HttpServerHandle;
+}
+
+/**
+ * The one shutdown sequence, for a start-up that failed half-way and for close() and abort()
+ * alike: stop accepting and give running associations `waitMs` (then abort them), close the HTTP
+ * port, stop the services in reverse order, close the archive.
+ */
+async function stopRunning(running: Running, waitMs: number, logger: Logger): Promise<void> {
+  await Promise.all(running.listening.map((l) => l.dicom.close(waitMs)));
+  await running.http?.close();
+  // Association end lines are logged from promise callbacks; let them run before "stopped".
+  await new Promise((resolve) => setImmediate(resolve));
+  running.metrics?.close();
+  await stopServices(running.services, logger);
+  await running.archive?.close();
 }
 
 /**
@@ -111,6 +132,15 @@ export async function startServer(
     );
   }
 
+  const events = options.events ?? new EventBus();
+  events.onListenerError ??= (e, event) =>
+    logger.error({ err: message(e), event: event.type }, 'event listener failed');
+  const running: Running = { listening: [], services: [] };
+  const fail = async (text: string): Promise<Result<never, PacsError>> => {
+    await stopRunning(running, 0, logger);
+    return err(new PacsError('ERR_SERVER_START', text));
+  };
+
   const selected = options.services ?? servicesNamed(server.services);
   const runsStorage = options.services !== undefined || server.services.includes('storage');
   const opened = await openServerArchive(config, logger, {
@@ -118,23 +148,30 @@ export async function startServer(
     // Another process sharing the data folder (PostgreSQL index, or --workers) may have objects
     // in flight: its young temp and unindexed files are not a crash's leftovers.
     graceMs: config.db.url !== undefined || server.workers > 1 ? SHARED_RECONCILE_GRACE_MS : 0,
+    events,
   });
   if (!opened.ok) return opened;
   const archive = opened.value;
+  running.archive = archive;
 
-  const metrics = serverMetrics();
-  const services: DimseService[] = [];
+  const activeAssociations = (): number =>
+    running.listening.reduce((n, l) => n + l.dicom.activeAssociations, 0);
+  const metrics = serverMetrics(events, {
+    associationsOpen: activeAssociations,
+    jobQueueDepth: () => archive.jobQueueDepth(),
+  });
+  running.metrics = metrics;
+
   for (const factory of selected) {
-    const service = instrumented(factory({ config, logger, archive }), metrics);
+    const service = factory({ config, logger, archive, events });
     try {
       await service.start?.();
     } catch (e) {
-      await stopServices(services, logger);
-      await archive.close();
-      return err(new PacsError('ERR_SERVER_START', `service ${service.name} failed to start: ${message(e)}`));
+      return fail(`service ${service.name} failed to start: ${message(e)}`);
     }
-    services.push(service);
+    running.services.push(service);
   }
+  const services = running.services;
 
   // The DIMSE timeout covers a peer that stalls inside a message or stops reading what we send
   // (the DIMSE layer arms it only then); the idle timeout covers silence between messages.
@@ -148,6 +185,7 @@ export async function startServer(
     maxPduLength: server.maxPduLength,
     logger: networkLogger(logger),
     timeouts,
+    events,
   });
   for (const service of services) ae.addService(service);
 
@@ -162,7 +200,7 @@ export async function startServer(
     ...(allowedCallers.length > 0 ? { allowedCallers } : {}),
   };
 
-  const listening: Array<{ kind: 'tcp' | 'tls'; dicom: DicomServer }> = [];
+  const listening = running.listening;
   const plan: Array<{ kind: 'tcp' | 'tls'; port: number; tls?: TlsServerOptions }> = [
     { kind: 'tcp', port: server.port },
     ...(tls !== undefined && server.tls.port !== undefined
@@ -178,38 +216,18 @@ export async function startServer(
       });
       listening.push({ kind: item.kind, dicom });
     } catch (e) {
-      await Promise.all(listening.map((l) => l.dicom.close(0)));
-      await stopServices(services, logger);
-      await archive.close();
-      const where = `${server.host}:${item.port}`;
-      return err(new PacsError('ERR_SERVER_START', `cannot listen on ${where}: ${describeListenError(e)}`));
+      return fail(`cannot listen on ${server.host}:${item.port}: ${describeListenError(e)}`);
     }
   }
 
+  // One line per association (the counting is the metrics' subscription to the events).
   for (const { kind, dicom } of listening) {
-    dicom.onAssociationEnd = (summary) => {
-      metrics.associations.inc({ outcome: summary.outcome });
-      logAssociationEnd(logger, summary, kind);
-    };
-    dicom.onFailedAssociation = (error, remoteAddress) => {
-      metrics.associations.inc({ outcome: 'failed' });
+    dicom.onAssociationEnd = (summary) => logAssociationEnd(logger, summary, kind);
+    dicom.onFailedAssociation = (error, remoteAddress) =>
       logFailedAssociation(logger, error, remoteAddress, kind);
-    };
   }
 
   let closing: Promise<void> | undefined;
-  const activeAssociations = (): number => listening.reduce((n, l) => n + l.dicom.activeAssociations, 0);
-  metrics.registry.gauge(
-    'pacs_associations_open',
-    'Associations being negotiated, established or closing',
-    () => activeAssociations(),
-  );
-  metrics.registry.gauge('pacs_jobs_queue_depth', 'Jobs queued or running in the shared job queue', () =>
-    archive.jobQueueDepth(),
-  );
-  metrics.registry.gauge('pacs_process_resident_memory_bytes', 'Resident set size of this process', () =>
-    process.memoryUsage.rss(),
-  );
   const health = async (): Promise<HealthResult> => {
     if (closing !== undefined) return { ok: false, reason: 'shutting down' };
     if (listening.some((l) => l.dicom.address === undefined))
@@ -224,28 +242,20 @@ export async function startServer(
     }
     return { ok: true };
   };
-  let http: HttpServerHandle | undefined;
   if (server.httpPort !== undefined) {
     try {
-      http = await startHttpServer({
+      running.http = await startHttpServer({
         host: server.host,
         port: server.httpPort,
-        metrics: () => metrics.registry.render(),
+        metrics: () => metrics.render(),
         health,
         onError: (e) => logger.error({ err: message(e) }, 'HTTP request failed'),
       });
     } catch (e) {
-      await Promise.all(listening.map((l) => l.dicom.close(0)));
-      await stopServices(services, logger);
-      await archive.close();
-      return err(
-        new PacsError(
-          'ERR_SERVER_START',
-          `cannot listen on ${server.host}:${server.httpPort} (HTTP): ${describeListenError(e)}`,
-        ),
-      );
+      return fail(`cannot listen on ${server.host}:${server.httpPort} (HTTP): ${describeListenError(e)}`);
     }
   }
+  const http = running.http;
 
   const listeners: ListenerInfo[] = listening.map(({ kind, dicom }) => ({
     kind,
@@ -266,26 +276,23 @@ export async function startServer(
 
   const graceMs = ms(server.shutdownTimeoutSeconds) ?? NO_LIMIT_MS;
   const shutDown = async (wait: number): Promise<void> => {
-    await Promise.all(listening.map((l) => l.dicom.close(wait)));
-    await http?.close();
-    // Association end lines are logged from promise callbacks; let them run before "stopped".
-    await new Promise((resolve) => setImmediate(resolve));
-    await stopServices(services, logger);
-    await archive.close();
+    await stopRunning(running, wait, logger);
     logger.info('server stopped');
   };
   return ok({
     aeTitle: server.aet,
     listeners,
     httpPort: http?.port,
-    metrics: () => metrics.registry.render(),
+    events,
+    metrics: () => metrics.render(),
+    metricsJson: () => metrics.json(),
     health,
     get activeAssociations() {
       return activeAssociations();
     },
     close() {
       if (closing === undefined) {
-        const active = listening.reduce((n, l) => n + l.dicom.activeAssociations, 0);
+        const active = activeAssociations();
         logger.info(
           { active, graceSeconds: server.shutdownTimeoutSeconds },
           active === 0 ? 'shutting down' : `shutting down: waiting for ${active} association(s) to finish`,
@@ -307,178 +314,6 @@ export async function startServer(
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Metrics: what /metrics shows, counted by wrapping each service's handlers (the metrics module
-// itself knows nothing of DICOM).
-
-interface ServerMetrics {
-  readonly registry: MetricsRegistry;
-  readonly associations: Counter;
-  readonly requests: Counter;
-  readonly failures: Counter;
-  readonly objectsReceived: Counter;
-  readonly bytesReceived: Counter;
-  readonly objectsSent: Counter;
-  readonly bytesSent: Counter;
-  readonly findSeconds: Histogram;
-}
-
-function serverMetrics(): ServerMetrics {
-  const registry = new MetricsRegistry();
-  return {
-    registry,
-    associations: registry.counter('pacs_associations_total', 'Associations ended, by outcome'),
-    requests: registry.counter('pacs_dimse_requests_total', 'DIMSE requests answered, by command'),
-    failures: registry.counter(
-      'pacs_dimse_failures_total',
-      'DIMSE requests answered with a failure status, by command and status',
-    ),
-    objectsReceived: registry.counter(
-      'pacs_objects_received_total',
-      'Objects stored (C-STORE success or warning)',
-    ),
-    bytesReceived: registry.counter('pacs_bytes_received_total', 'Data set bytes of the objects stored'),
-    objectsSent: registry.counter(
-      'pacs_objects_sent_total',
-      'Objects sent by C-GET and C-MOVE (completed sub-operations)',
-    ),
-    bytesSent: registry.counter('pacs_bytes_sent_total', 'Data set bytes sent on C-GET sub-operations'),
-    findSeconds: registry.histogram(
-      'pacs_cfind_duration_seconds',
-      'C-FIND time from request to final response',
-      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    ),
-  };
-}
-
-function hex(status: number): string {
-  return `0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
-function recordStatus(m: ServerMetrics, command: string, status: number): void {
-  m.requests.inc({ command });
-  if (statusCategory(status) === 'failure') m.failures.inc({ command, status: hex(status) });
-}
-
-async function* countBytes(
-  data: AsyncIterable<Uint8Array>,
-  add: (n: number) => void,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of data) {
-    add(chunk.length);
-    yield chunk;
-  }
-}
-
-/**
- * The association of a C-GET as its handler sees it, counting the bytes of what it sends. It is
- * the association itself behind a proxy, not an object of its own: the C-GET SCP sends its
- * sub-operations with storeFile, which needs the DimseAssociation (requestOne, its state, abort).
- */
-function countingSender<S extends RequestSender>(sender: S, add: (n: number) => void): S {
-  const counted = (data: OutgoingData | undefined): OutgoingData | undefined => {
-    if (data instanceof Uint8Array) add(data.length);
-    else if (data !== undefined && Symbol.asyncIterator in data) return countBytes(data, add);
-    return data;
-  };
-  return new Proxy(sender, {
-    get(target, key) {
-      const value: unknown = Reflect.get(target, key);
-      if (typeof value !== 'function') return value;
-      // request and requestOne (storeFile's) count what they send; other methods run on the association.
-      if (key === 'request' || key === 'requestOne')
-        return (contextId: number, command: unknown, data?: OutgoingData) =>
-          value.call(target, contextId, command, counted(data));
-      return value.bind(target);
-    },
-  });
-}
-
-/** The service with each handler wrapped to count requests, statuses, objects, bytes and C-FIND time. */
-function instrumented(service: DimseService, m: ServerMetrics): DimseService {
-  const h = service.handlers;
-  const handlers: { -readonly [K in keyof DimseHandlers]: DimseHandlers[K] } = { ...h };
-  const store = h['C-STORE'];
-  if (store !== undefined) {
-    handlers['C-STORE'] = async (ctx, data) => {
-      let bytes = 0;
-      const r = await store(
-        ctx,
-        countBytes(data, (n) => {
-          bytes += n;
-        }),
-      );
-      recordStatus(m, 'C-STORE', r.status);
-      const category = statusCategory(r.status);
-      if (category === 'success' || category === 'warning') {
-        m.objectsReceived.inc();
-        m.bytesReceived.inc({}, bytes);
-      }
-      return r;
-    };
-  }
-  for (const command of ['C-FIND', 'C-GET', 'C-MOVE'] as const) {
-    const handler: MultiHandler | undefined = h[command];
-    if (handler === undefined) continue;
-    handlers[command] = async function* (ctx: RequestContext, identifier) {
-      const started = performance.now();
-      let last: DimseResponse | undefined;
-      let finalStatus: number | undefined;
-      const context =
-        command === 'C-GET'
-          ? // Object.create keeps what ctx has on its prototype (the signal getter); a spread would not.
-            (Object.create(ctx, {
-              association: { value: countingSender(ctx.association, (n) => m.bytesSent.inc({}, n)) },
-            }) as RequestContext)
-          : ctx;
-      try {
-        for await (const r of handler(context, identifier)) {
-          last = r;
-          if (statusCategory(r.status) !== 'pending') finalStatus = r.status;
-          yield r;
-        }
-        finalStatus ??= 0x0000;
-      } finally {
-        // Ended early (C-CANCEL, association gone): counted as cancelled.
-        const status = finalStatus ?? 0xfe00;
-        recordStatus(m, command, status);
-        if (command === 'C-FIND') m.findSeconds.observe((performance.now() - started) / 1000);
-        else m.objectsSent.inc({}, (last?.completedSubOperations ?? 0) + (last?.warningSubOperations ?? 0));
-      }
-    };
-  }
-  for (const command of [
-    'C-ECHO',
-    'N-CREATE',
-    'N-SET',
-    'N-GET',
-    'N-ACTION',
-    'N-DELETE',
-    'N-EVENT-REPORT',
-  ] as const) {
-    const handler: SingleHandler | undefined = h[command];
-    if (handler === undefined) continue;
-    handlers[command] = async (ctx, dataSet) => {
-      const r = await handler(ctx, dataSet);
-      recordStatus(m, command, r.status);
-      return r;
-    };
-  }
-  return {
-    name: service.name,
-    sopClasses: service.sopClasses,
-    transferSyntaxes: service.transferSyntaxes,
-    handlers,
-    ...(service.requestorRoles !== undefined ? { requestorRoles: service.requestorRoles } : {}),
-    ...(service.extendedNegotiation !== undefined
-      ? { extendedNegotiation: service.extendedNegotiation.bind(service) }
-      : {}),
-    ...(service.start !== undefined ? { start: service.start.bind(service) } : {}),
-    ...(service.stop !== undefined ? { stop: service.stop.bind(service) } : {}),
-    ...(service.health !== undefined ? { health: service.health.bind(service) } : {}),
-  };
-}
-
 /**
  * Opens the archive of the data folder (the index: `db.url`, else SQLite in the folder) and
  * repairs what a crash may have left before any association is accepted (ISSUE 4: start-up reconcile).
@@ -486,7 +321,7 @@ function instrumented(service: DimseService, m: ServerMetrics): DimseService {
 export async function openServerArchive(
   config: Config,
   logger: Logger,
-  options: { reconcile: boolean; graceMs: number } = { reconcile: true, graceMs: 0 },
+  options: { reconcile: boolean; graceMs: number; events?: EventBus } = { reconcile: true, graceMs: 0 },
 ): Promise<Result<Archive, PacsError>> {
   let archive: Archive;
   try {
@@ -497,6 +332,7 @@ export async function openServerArchive(
       minFreeBytes: config.storage.minFreeMegabytes * 1024 * 1024,
       duplicatePolicy: config.storage.duplicatePolicy,
       logger,
+      ...(options.events !== undefined ? { events: options.events } : {}),
     });
   } catch (e) {
     return err(new PacsError('ERR_SERVER_START', `cannot open the archive: ${message(e)}`));

@@ -5,8 +5,7 @@
  * archive is opened here.
  */
 import type { Archive } from '../archive/archive.js';
-import { worklistStoreOf } from '../archive/worklist/open.js';
-import { type Config, SERVICE_NAMES } from '../core/config.js';
+import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { DimseService } from '../network/service.js';
 import { mppsService } from '../services/mpps/scp.js';
@@ -16,12 +15,17 @@ import { moveService } from '../services/query-retrieve/move-scp.js';
 import { storageService } from '../services/storage/scp.js';
 import { verificationService } from '../services/verification/scp.js';
 import { worklistService } from '../services/worklist/scp.js';
+import { type Config, SERVICE_NAMES } from './config.js';
 
-/** What a service factory may use: the validated configuration, the server's logger, the archive. */
+/**
+ * What a service factory may use: the validated configuration, the server's logger, the archive,
+ * and the server's event stream (for what a service does outside a request, such as C-MOVE jobs).
+ */
 export interface ServiceContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly archive: Archive;
+  readonly events: EventBus;
 }
 
 export type ServiceFactory = (context: ServiceContext) => DimseService;
@@ -31,10 +35,10 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   // Verification (C-ECHO) is always on.
   () => verificationService(),
   ({ archive, config }) => storageService({ archive, extraSopClasses: config.storage.extraSopClasses }),
-  ({ archive }) => worklistService({ worklist: worklistStoreOf(archive.index) }),
-  ({ archive }) => mppsService({ worklist: worklistStoreOf(archive.index) }),
-  ({ archive, config, logger }) =>
-    moveService({ archive, peers: config.peers, logger: logger.child({ service: 'move' }) }),
+  ({ archive }) => worklistService({ worklist: archive.worklist }),
+  ({ archive }) => mppsService({ worklist: archive.worklist }),
+  ({ archive, config, logger, events }) =>
+    moveService({ archive, peers: config.peers, events, logger: logger.child({ service: 'move' }) }),
   ({ archive }) => getService({ archive }),
   ({ archive, logger }) => findService({ archive, logger: logger.child({ service: 'find' }) }),
 ];

@@ -5,8 +5,8 @@ import { levelOf } from '../../src/archive/index/levels.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { normalizePersonName } from '../../src/dicom/matching/person-name.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
 import { makeTag, tagHex } from '../../src/dicom/tag.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { corpusFiles, TEST_FILES } from '../helpers/corpus.js';
 import { makeDataSet } from './helpers.js';
 

@@ -16,7 +16,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { DataSet, type PixelFragments } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { type DataSetHandler, DicomParser, type ParserOptions } from '../../src/dicom/parser.js';
-import { parseDicom, readDicomFile } from '../../src/dicom/reader.js';
+import { parseDicom } from '../../src/dicom/reader.js';
 import type { Tag } from '../../src/dicom/tag.js';
 import {
   DEFLATED_EXPLICIT_VR_LE,
@@ -28,6 +28,7 @@ import {
 import { decodeBigInts } from '../../src/dicom/values.js';
 import type { VR } from '../../src/dicom/vr.js';
 import { DataSetWriter, encodeDataSet, encodeFileMeta, encodePart10 } from '../../src/dicom/writer.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';

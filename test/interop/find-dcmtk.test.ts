@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DataSet } from '../../src/dicom/dataset.js';
 import { TAG } from '../../src/dicom/dictionary.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { run } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TAG } from '../../src/dicom/dictionary.js';
 import type { DicomJsonObject } from '../../src/dicom/json.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';

@@ -19,7 +19,7 @@ import { gunzipSync } from 'node:zlib';
 import type { SqlArchiveIndex } from '../../src/archive/index/sql-index.js';
 import { SqlWorklistStore } from '../../src/archive/worklist/sql-store.js';
 import { toDicomJson } from '../../src/dicom/json.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
 import { worklistService } from '../../src/services/worklist/scp.js';
 import { type OpenedTestIndex, postgresEngine, sqliteEngine } from '../archive/helpers.js';

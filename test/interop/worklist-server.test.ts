@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { toDicomJson } from '../../src/dicom/json.js';
-import { readDicomFile } from '../../src/dicom/reader.js';
+import { readDicomFile } from '../../src/io/dicom-file.js';
 import { buildWorklistItem } from '../../src/services/worklist/model.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';

@@ -75,6 +75,20 @@ describe('pacs server', () => {
     ]);
   });
 
+  it('every --db is checked by one rule and told in the same words', async () => {
+    for (const args of [['server'], ['jobs', 'ls'], ['archive', 'reindex'], ['worklist', 'ls']]) {
+      for (const url of ['mysql://x', 'sqlite:', 'postgres://bad host']) {
+        const r = await runPacs([...args, '--db', url]);
+        assert.equal(r.code, 2, `${args.join(' ')} --db ${url}: ${r.stderr}`);
+        assert.equal(
+          r.stderr,
+          `pacs: --db: expected "sqlite:PATH" or a "postgres://" URL, got ${JSON.stringify(url)}\n`,
+          args.join(' '),
+        );
+      }
+    }
+  });
+
   it('prints one line per bad config setting and exits 2; a flag fixes a bad setting', async () => {
     const file = join(root.path, 'bad.json');
     await writeFile(file, JSON.stringify({ server: { port: 'x', maxAssociations: 0, colour: 'blue' } }));

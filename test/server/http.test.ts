@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { startHttpServer } from '../../src/server/http.js';
-import { MetricsRegistry, mergeExpositions } from '../../src/server/metrics.js';
+import { type MetricsJson, mergeWorkerMetrics } from '../../src/server/metrics.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
@@ -124,13 +125,16 @@ describe('pacs server --http-port', () => {
       ok: false,
       reason: 'the index does not answer: connection refused',
     });
-    const registry = new MetricsRegistry();
-    registry.counter('x_total', 'x').inc({ a: 'q"b' }, 2);
+    const registry = new Registry();
+    new Counter({ name: 'x_total', help: 'x', labelNames: ['a'], registers: [registry] }).inc(
+      { a: 'q"b' },
+      2,
+    );
     const http = await startHttpServer({
       host: '127.0.0.1',
       port: 0,
       health: () => health(),
-      metrics: () => registry.render(),
+      metrics: () => registry.metrics(),
       healthTimeoutMs: 200,
     });
     const base = `http://127.0.0.1:${http.port}`;
@@ -158,28 +162,38 @@ describe('pacs server --http-port', () => {
     }
   });
 
-  it("the workers' expositions merge: counters and histograms add up, shared gauges take the largest", async () => {
-    const text = async (objects: number, depth: number, latency: number): Promise<string> => {
-      const r = new MetricsRegistry();
-      r.counter('a_total', 'objects').inc({}, objects);
-      r.counter('f_total', 'failures').inc({ status: '0xA700' }, 1);
-      r.gauge('depth', 'queue', () => depth);
-      r.histogram('lat_seconds', 'latency', [0.1, 1]).observe(latency);
-      return r.render();
+  it("the workers' metrics merge: counters and histograms add up, shared gauges take the largest", async () => {
+    const json = async (objects: number, depth: number, latency: number): Promise<MetricsJson> => {
+      const registers = [new Registry()];
+      new Counter({ name: 'a_total', help: 'objects', registers }).inc(objects);
+      new Counter({ name: 'f_total', help: 'failures', labelNames: ['status'], registers }).inc(
+        { status: '0xA700' },
+        1,
+      );
+      new Gauge({ name: 'depth', help: 'queue', aggregator: 'max', registers }).set(depth);
+      new Histogram({ name: 'lat_seconds', help: 'latency', buckets: [0.1, 1], registers }).observe(latency);
+      return (await registers[0]?.getMetricsAsJSON()) as MetricsJson;
     };
-    const merged = mergeExpositions([await text(3, 5, 0.05), await text(4, 5, 0.5)], new Set(['depth']));
+    const merged = await mergeWorkerMetrics([await json(3, 5, 0.05), await json(4, 2, 0.5)]);
     assert.equal(
       merged,
       [
+        '# HELP pacs_workers Workers listening',
+        '# TYPE pacs_workers gauge',
+        'pacs_workers 2',
+        '',
         '# HELP a_total objects',
         '# TYPE a_total counter',
         'a_total 7',
+        '',
         '# HELP f_total failures',
         '# TYPE f_total counter',
         'f_total{status="0xA700"} 2',
+        '',
         '# HELP depth queue',
         '# TYPE depth gauge',
         'depth 5',
+        '',
         '# HELP lat_seconds latency',
         '# TYPE lat_seconds histogram',
         'lat_seconds_bucket{le="0.1"} 1',

@@ -15,10 +15,10 @@ import {
   fromDicomJson,
   toDicomJson,
 } from '../../dicom/json.js';
-import { readDicomFile } from '../../dicom/reader.js';
 import { type Tag, tagHex } from '../../dicom/tag.js';
 import { EXPLICIT_VR_LE, generateUid, IMPLICIT_VR_LE } from '../../dicom/uid.js';
 import type { VR } from '../../dicom/vr.js';
+import { readDicomFile } from '../../io/dicom-file.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField } from '../../network/dimse-command.js';

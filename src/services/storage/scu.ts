@@ -24,6 +24,7 @@ import {
   transferSyntax,
 } from '../../dicom/uid.js';
 import { DataSetWriter } from '../../dicom/writer.js';
+import { readChunks } from '../../io/dicom-file.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
@@ -538,23 +539,6 @@ async function* reencoded(
   } catch (e) {
     failure.error = e as Error;
     throw e;
-  }
-}
-
-/**
- * A file's bytes from `start` to its end, `first` bytes then CHUNK at a time. Each chunk is a
- * fresh buffer (header reads and re-encoding: the consumer may keep views into it).
- */
-async function* readChunks(fh: FileHandle, start: number, first: number): AsyncGenerator<Buffer> {
-  let position = start;
-  let size = first;
-  for (;;) {
-    const buf = Buffer.allocUnsafe(size);
-    const { bytesRead } = await fh.read(buf, 0, size, position);
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield bytesRead === size ? buf : buf.subarray(0, bytesRead);
-    size = CHUNK;
   }
 }
 

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { type Config, defaultConfig, loadConfig, parsePeer, splitCallingAet } from '../../src/core/config.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { LoggerOptions } from '../../src/core/logger.js';
+import { type Config, defaultConfig, loadConfig, splitCallingAet } from '../../src/server/config.js';
+import { parsePeer } from '../../src/services/query-retrieve/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pacs-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
