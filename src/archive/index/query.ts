@@ -22,13 +22,17 @@
  *   only narrows and the matcher decides.
  */
 import { type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
-import { DataSet } from '../../dicom/dataset.js';
+import { type DataElement, DataSet } from '../../dicom/dataset.js';
 import { TAG } from '../../dicom/dictionary.js';
+import { encodeElements, flatEncoding, isFlat } from '../../dicom/element-encoder.js';
 import { type DicomJsonObject, fromDicomJson } from '../../dicom/json.js';
+import { type JsonView, JsonViewUnsupported, jsonView } from '../../dicom/json-view.js';
 import {
   buildResponse,
   type CompiledQuery,
   compileQuery,
+  flatResponse,
+  hasSequenceKey,
   type MatchCondition,
   type MatchOptions,
   type PersonNameKey,
@@ -37,6 +41,7 @@ import {
   type ValueCondition,
 } from '../../dicom/matching.js';
 import { isGroupLengthTag, type Tag } from '../../dicom/tag.js';
+import { encodeStrings } from '../../dicom/values.js';
 import { type Level, levelOf } from './extract.js';
 import type { SqlEngine } from './migrations.js';
 import type { IndexDatabase } from './schema.js';
@@ -53,8 +58,11 @@ export interface QueryOptions {
   readonly retrieveAeTitle?: string;
 }
 
-/** A query ready to run on any ArchiveIndex (see planQuery). */
-export interface QueryPlan {
+/**
+ * A query ready to run on any ArchiveIndex (see planQuery). `A` is the form of its answers: the
+ * response Identifier as a DataSet (planQuery), or its bytes in a transfer syntax (encodedPlan).
+ */
+export interface QueryPlan<A = DataSet> {
   readonly level: QueryLevel;
   /** The Identifier as received: every key of it is in each answer. */
   readonly identifier: DataSet;
@@ -68,6 +76,10 @@ export interface QueryPlan {
   /** Computed attributes asked for. */
   readonly computed: ReadonlySet<Tag>;
   readonly retrieveAeTitle: string | undefined;
+  /** No sequence key or condition: matching and answers may read the stored JSON (dicom/json-view.ts). */
+  readonly flat: boolean;
+  /** The answer for a row, undefined when the row does not match. */
+  readonly answer: (row: EntityRow) => A | undefined;
 }
 
 const RANK: Readonly<Record<QueryLevel, number>> = { PATIENT: 0, STUDY: 1, SERIES: 2, IMAGE: 3 };
@@ -145,15 +157,46 @@ export function planQuery(level: QueryLevel, identifier: DataSet, options: Query
     caseInsensitivePN: options.caseInsensitivePN ?? true,
     combinedDateTime: options.combinedDateTime === true,
   };
-  return {
+  const compiled = compileQuery(matchKeys, matchOptions);
+  const plan: QueryPlan = {
     level,
     identifier,
     matchOptions,
-    compiled: compileQuery(matchKeys, matchOptions),
+    compiled,
     unsupportedKeys: unsupported,
     headers: LEVEL_OF_RANK.filter((l) => headers.has(l)),
     computed,
     retrieveAeTitle: options.retrieveAeTitle,
+    flat: !compiled.hasSequenceConditions && !hasSequenceKey(identifier),
+    answer: (row) => answerOf(plan, row),
+  };
+  return plan;
+}
+
+/**
+ * The plan with its answers encoded in `transferSyntaxUid` (the presentation context's), ready
+ * to send as a C-FIND response's data set. In Implicit and Explicit VR Little Endian the bytes
+ * come straight from the stored JSON where that is exact (dicom/json-view.ts,
+ * dicom/element-encoder.ts); otherwise, and for rows the view cannot read, the answer is the
+ * DataSet (the dispatcher encodes it).
+ */
+export function encodedPlan(
+  plan: QueryPlan<unknown>,
+  transferSyntaxUid: string,
+): QueryPlan<DataSet | Uint8Array> {
+  const base = plan as QueryPlan<unknown> as QueryPlan;
+  const encodes = flatEncoding(transferSyntaxUid) !== undefined;
+  return {
+    ...base,
+    answer: (row) => {
+      if (!base.flat) return answerOf(base, row);
+      const view = viewOf(base, row);
+      const matched = view === undefined ? undefined : matchView(base, view);
+      if (matched === false) return undefined;
+      if (view === undefined || matched === undefined) return answerOf(base, row);
+      const bytes = encodes ? encodedAnswer(base, view, transferSyntaxUid) : undefined;
+      return bytes ?? answerOf(base, row, true);
+    },
   };
 }
 
@@ -260,16 +303,130 @@ export function candidateOf(plan: QueryPlan, row: EntityRow): DataSet {
   return ds;
 }
 
-/** The answer for a row, or undefined when the row does not match. */
-export function answerOf(plan: QueryPlan, row: EntityRow): DataSet | undefined {
+/**
+ * The stored JSON of a row as a match candidate, when that is exact (see dicom/json-view.ts);
+ * undefined otherwise, or when a value it needs cannot be read that way (view methods throw
+ * JsonViewUnsupported, which matchView catches).
+ */
+function viewOf(plan: QueryPlan, row: EntityRow): JsonView | undefined {
+  const stored: (DicomJsonObject | string)[] = [];
+  for (const h of row.headers) if (h !== null && h !== undefined) stored.push(h);
+  return jsonView(stored, computedElements(plan, row));
+}
+
+function countElement(tag: Tag, n: number | null | undefined): DataElement {
+  return {
+    tag,
+    vr: 'IS',
+    value: encodeStrings(n === null || n === undefined ? [] : [String(Number(n))], 'IS', []),
+  };
+}
+
+function listElement(tag: Tag, list: string | null | undefined, vr: 'CS' | 'UI'): DataElement {
+  return {
+    tag,
+    vr,
+    value: encodeStrings(list === null || list === undefined || list === '' ? [] : list.split('\\'), vr, []),
+  };
+}
+
+/** The attributes candidateOf adds to the stored ones, as elements (the same bytes: their VRs use no character set). */
+function computedElements(plan: QueryPlan, row: EntityRow): Map<Tag, DataElement> | undefined {
+  const retrieveAe = plan.identifier.has(TAG.RetrieveAETitle) && plan.retrieveAeTitle !== undefined;
+  const availability = plan.identifier.has(TAG.InstanceAvailability);
+  if (plan.computed.size === 0 && !retrieveAe && !availability) return undefined;
+  const out = new Map<Tag, DataElement>();
+  for (const tag of plan.computed) {
+    switch (tag) {
+      case TAG.NumberOfPatientRelatedStudies:
+        out.set(tag, countElement(tag, row.numberOfPatientRelatedStudies));
+        break;
+      case TAG.NumberOfPatientRelatedSeries:
+        out.set(tag, countElement(tag, row.numberOfPatientRelatedSeries));
+        break;
+      case TAG.NumberOfPatientRelatedInstances:
+        out.set(tag, countElement(tag, row.numberOfPatientRelatedInstances));
+        break;
+      case TAG.NumberOfStudyRelatedSeries:
+        out.set(tag, countElement(tag, row.numberOfStudyRelatedSeries));
+        break;
+      case TAG.NumberOfStudyRelatedInstances:
+        out.set(tag, countElement(tag, row.numberOfStudyRelatedInstances));
+        break;
+      case TAG.NumberOfSeriesRelatedInstances:
+        out.set(tag, countElement(tag, row.numberOfSeriesRelatedInstances));
+        break;
+      case TAG.ModalitiesInStudy:
+        out.set(tag, listElement(tag, row.modalitiesInStudy, 'CS'));
+        break;
+      case TAG.SOPClassesInStudy:
+        out.set(tag, listElement(tag, row.sopClassesInStudy, 'UI'));
+        break;
+    }
+  }
+  if (retrieveAe)
+    out.set(TAG.RetrieveAETitle, {
+      tag: TAG.RetrieveAETitle,
+      vr: 'AE',
+      value: encodeStrings([plan.retrieveAeTitle as string], 'AE', []),
+    });
+  if (availability)
+    out.set(TAG.InstanceAvailability, {
+      tag: TAG.InstanceAvailability,
+      vr: 'CS',
+      value: encodeStrings(['ONLINE'], 'CS', []),
+    });
+  return out;
+}
+
+/** The answer's bytes read from the view; undefined when it needs the DataSet path. */
+function encodedAnswer(plan: QueryPlan, view: JsonView, transferSyntaxUid: string): Uint8Array | undefined {
+  try {
+    const elements = flatResponse(plan.identifier, (t) => view.element(t));
+    return elements !== undefined && isFlat(elements)
+      ? encodeElements(elements, transferSyntaxUid)
+      : undefined;
+  } catch (e) {
+    if (e instanceof JsonViewUnsupported) return undefined;
+    throw e;
+  }
+}
+
+/** Whether the view matches: undefined when it cannot tell (the DataSet path decides). */
+function matchView(plan: QueryPlan, view: JsonView): boolean | undefined {
+  try {
+    return plan.compiled.matchesCandidate(view);
+  } catch (e) {
+    if (e instanceof JsonViewUnsupported) return undefined;
+    throw e;
+  }
+}
+
+/** Whether a row matches, read from its stored JSON where that is exact. */
+function viewMatches(plan: QueryPlan, row: EntityRow): boolean | undefined {
+  if (!plan.flat) return undefined;
+  const view = viewOf(plan, row);
+  return view === undefined ? undefined : matchView(plan, view);
+}
+
+/**
+ * The answer for a row, or undefined when the row does not match. `matched`: the caller knows
+ * it matches (only the answer is built).
+ */
+export function answerOf(plan: QueryPlan, row: EntityRow, matched = false): DataSet | undefined {
+  if (!matched) {
+    const fast = viewMatches(plan, row);
+    if (fast === false) return undefined;
+    matched = fast === true;
+  }
   const candidate = candidateOf(plan, row);
-  if (!plan.compiled.matches(candidate)) return undefined;
+  if (!matched && !plan.compiled.matches(candidate)) return undefined;
   return buildResponse(plan.identifier, candidate, plan.matchOptions);
 }
 
 /** Whether a row matches (for counting: no answer built). */
 export function rowMatches(plan: QueryPlan, row: EntityRow): boolean {
-  return plan.compiled.matches(candidateOf(plan, row));
+  return viewMatches(plan, row) ?? plan.compiled.matches(candidateOf(plan, row));
 }
 
 // --- SQL ------------------------------------------------------------------------------------------
@@ -492,7 +649,7 @@ function or(parts: readonly RawBuilder<SqlBool>[]): RawBuilder<SqlBool> {
 /** The WHERE conditions of a plan, and whether they alone decide (no condition left to the matcher). */
 export function sqlConditions(
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<unknown>,
 ): { readonly conditions: readonly RawBuilder<SqlBool>[]; readonly exact: boolean } {
   const translator = new SqlTranslator(
     engine,
@@ -547,7 +704,7 @@ interface SqlRow {
   readonly series_instances?: number | null;
 }
 
-function selectList(plan: QueryPlan): RawBuilder<unknown> {
+function selectList(plan: QueryPlan<unknown>): RawBuilder<unknown> {
   const level = plan.level;
   const id = FROM[level].id;
   const items: RawBuilder<unknown>[] = [sql`${sql.ref(id)} as id`];
@@ -599,7 +756,7 @@ export const QUERY_PAGE_SIZE = 256;
 async function* sqlRows(
   db: Kysely<IndexDatabase>,
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<unknown>,
   pageSize: number,
   signal?: AbortSignal,
 ): AsyncGenerator<EntityRow, void, undefined> {
@@ -621,15 +778,15 @@ async function* sqlRows(
 }
 
 /** The answers of a plan on an SQL index: each matching entity's response Identifier, streamed. */
-export async function* findSql(
+export async function* findSql<A = DataSet>(
   db: Kysely<IndexDatabase>,
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<A>,
   options: { readonly pageSize?: number; readonly signal?: AbortSignal } = {},
-): AsyncGenerator<DataSet, void, undefined> {
+): AsyncGenerator<A, void, undefined> {
   const rows = sqlRows(db, engine, plan, options.pageSize ?? QUERY_PAGE_SIZE, options.signal);
   for await (const row of rows) {
-    const answer = answerOf(plan, row);
+    const answer = plan.answer(row);
     if (answer !== undefined) yield answer;
   }
 }
@@ -658,14 +815,14 @@ export async function countSql(
 }
 
 /** The answers of a plan over rows an index produced otherwise (the in-memory index). */
-export async function* findRows(
-  plan: QueryPlan,
+export async function* findRows<A = DataSet>(
+  plan: QueryPlan<A>,
   rows: Iterable<EntityRow> | AsyncIterable<EntityRow>,
   signal?: AbortSignal,
-): AsyncGenerator<DataSet, void, undefined> {
+): AsyncGenerator<A, void, undefined> {
   for await (const row of rows) {
     if (signal?.aborted) return;
-    const answer = answerOf(plan, row);
+    const answer = plan.answer(row);
     if (answer !== undefined) yield answer;
   }
 }

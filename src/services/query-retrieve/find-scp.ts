@@ -3,7 +3,8 @@
  * Patient/Study Only information models. Answers come from the index only (ARCHITECTURE.md
  * decision 5, src/archive/index/query.ts), streamed as they are read.
  *
- * Statuses (PS3.4 C.4.1.1.4), each failure with an Error Comment of at most 64 characters:
+ * Statuses (PS3.4 C.4.1.1.4), each failure a ServiceError response (network/service-error.ts; the
+ * DIMSE encoder cuts its Error Comment to 64 characters):
  *   0xA900 Identifier does not match SOP Class: no Query/Retrieve Level, a level the model does not
  *          have, or in a hierarchical query a unique key above the level missing or not a single
  *          value (as dcm4che answers all three, and dcmqrscp the first and the last); the Offending
@@ -20,7 +21,7 @@
  *   0xFE00 after C-CANCEL, 0x0000 at the end.
  */
 import type { ArchiveIndex } from '../../archive/index/archive-index.js';
-import { planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
+import { encodedPlan, planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
 import type { Logger } from '../../core/logger.js';
 import type { DataSet } from '../../dicom/dataset.js';
 import { keywordOf, TAG } from '../../dicom/dictionary.js';
@@ -30,6 +31,7 @@ import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
 import { DimseAssociation } from '../../network/dimse.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
 import {
   type FindExtendedNegotiation,
   INFORMATION_MODELS,
@@ -61,19 +63,6 @@ export interface FindServiceOptions {
   /** Retrieve AE Title (0008,0054) in answers that ask for it; default the called AE title. */
   readonly retrieveAeTitle?: string;
   readonly logger?: Logger;
-}
-
-/** PS3.5 6.2: Error Comment is LO, at most 64 characters (dcm4che cuts it the same way). */
-function comment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
-function failure(status: number, text: string, offending?: readonly Tag[]): DimseResponse {
-  return {
-    status,
-    errorComment: comment(text),
-    ...(offending !== undefined && offending.length > 0 ? { offendingElements: offending } : {}),
-  };
 }
 
 function attributeName(tag: Tag): string {
@@ -112,7 +101,7 @@ export function checkIdentifier(
       response: failure(
         Status.IdentifierDoesNotMatchSopClass,
         'Query/Retrieve Level (0008,0052) is missing',
-        [TAG.QueryRetrieveLevel],
+        { offendingElements: [TAG.QueryRetrieveLevel] },
       ),
     };
   const level = parseLevel(levelText);
@@ -122,7 +111,7 @@ export function checkIdentifier(
       response: failure(
         Status.IdentifierDoesNotMatchSopClass,
         `no level ${JSON.stringify(levelText)} in ${model.title}: ${model.levels.join(', ')}`,
-        [TAG.QueryRetrieveLevel],
+        { offendingElements: [TAG.QueryRetrieveLevel] },
       ),
     };
   if (!relational) {
@@ -137,7 +126,7 @@ export function checkIdentifier(
           response: failure(
             Status.IdentifierDoesNotMatchSopClass,
             `${level} query needs one ${attributeName(tag)} ${formatTag(tag)}`,
-            [tag],
+            { offendingElements: [tag] },
           ),
         };
     }
@@ -212,12 +201,15 @@ async function* answerFind(
   const plan = planQuery(level, identifier, queryOptions);
   const problem = plan.compiled.problems[0];
   if (problem !== undefined) {
-    yield failure(Status.CannotUnderstand, `${attributeName(problem.tag)}: ${problem.reason}`, [problem.tag]);
+    yield failure(Status.CannotUnderstand, `${attributeName(problem.tag)}: ${problem.reason}`, {
+      offendingElements: [problem.tag],
+    });
     return;
   }
   const index = options.archive.index;
   const started = performance.now();
   const limit = options.maxResults ?? 0;
+  let matches = 0;
   try {
     if (limit > 0 && !namesEntities(identifier, level)) {
       const n = await index.countMatches(plan, limit + 1);
@@ -228,8 +220,8 @@ async function* answerFind(
       }
     }
     const pending = plan.unsupportedKeys.length > 0 ? Status.PendingWarning : Status.Pending;
-    let matches = 0;
-    for await (const answer of index.find(plan, ctx.signal)) {
+    // Answers as bytes in the context's syntax, straight from the stored JSON where that is exact.
+    for await (const answer of index.find(encodedPlan(plan, ctx.transferSyntax), ctx.signal)) {
       matches++;
       yield { status: pending, dataSet: answer };
     }
@@ -250,6 +242,27 @@ async function* answerFind(
   } catch (e) {
     const detail = e instanceof Error ? e.message : String(e);
     (options.logger ?? ctx.log).error({ err: e, peer: ctx.peerAeTitle, level }, 'C-FIND failed');
-    yield failure(Status.UnableToProcess, `index failure: ${detail}`);
+    yield failure(Status.UnableToProcess, `index failure: ${detail}`, { cause: e });
+  } finally {
+    emitQuery(ctx, 'C-FIND', level, matches, started);
   }
+}
+
+/** The 'query' event (core/events.ts), once per query that was run against the index. */
+export function emitQuery(
+  ctx: RequestContext,
+  service: 'C-FIND' | 'worklist',
+  level: string,
+  matches: number,
+  started: number,
+): void {
+  if (ctx.events?.active !== true) return;
+  ctx.events.emit({
+    type: 'query',
+    service,
+    level,
+    matches,
+    durationMs: performance.now() - started,
+    source: ctx.peerAeTitle,
+  });
 }
