@@ -6,7 +6,7 @@
  *
  * The view is exact only where building the DataSet could not change the text: every document is
  * plain ASCII (printable, plus TAB, LF, FF, CR) and its Specific Character Set reads ASCII as
- * ASCII (jsonView checks both, once per character set). Then encoding a value in the character
+ * ASCII (jsonView checks both, once per character set, against the codec itself). Then encoding a value in the character
  * set gives its ISO 646 bytes, no returned value needs Specific Character Set, and no document can
  * fail to encode. Anything else (a non-ASCII name, an ISO 2022 set whose G0 is not ASCII, a
  * sequence item with a character set of its own, a BulkDataURI) gets no view: the caller takes
@@ -79,7 +79,7 @@ const transparent = new Map<string, boolean>();
 /**
  * True when text of the default repertoire encodes in `terms` ('\'-joined Specific Character Set
  * values) as its own bytes and decodes back unchanged, for every VR that uses a character set.
- * False for an unknown value 1 and for ISO 2022 IR 13 (its G0 is JIS X 0201, where 0x5C is YEN SIGN).
+ * False for an unknown value 1, and for any set whose G0 would not be ASCII (JIS X 0201's 0x5C is YEN SIGN).
  */
 export function isAsciiTransparent(terms: string): boolean {
   let known = transparent.get(terms);

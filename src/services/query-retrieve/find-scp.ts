@@ -23,15 +23,16 @@
 import type { ArchiveIndex } from '../../archive/index/archive-index.js';
 import { encodedPlan, planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
 import type { Logger } from '../../core/logger.js';
-import type { DataSet } from '../../dicom/dataset.js';
+import { DataSet } from '../../dicom/dataset.js';
 import { keywordOf, TAG } from '../../dicom/dictionary.js';
 import { type MatchCondition, parseCondition, valuesOf } from '../../dicom/matching.js';
 import { formatTag, type Tag } from '../../dicom/tag.js';
-import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
 import { DimseAssociation } from '../../network/dimse.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
 import { failure } from '../../network/service-error.js';
+import { emitQuery } from '../query-event.js';
 import {
   type FindExtendedNegotiation,
   INFORMATION_MODELS,
@@ -143,8 +144,67 @@ function namesEntities(identifier: DataSet, level: QueryLevel): boolean {
   return c.kind === 'single' || c.kind === 'list';
 }
 
+/** A STUDY-level identifier with the usual return keys and `keys` (keyword: value) for the warm-up. */
+function warmUpIdentifier(keys: Readonly<Record<string, string>>): DataSet {
+  const ds = new DataSet();
+  ds.setString(TAG.QueryRetrieveLevel, 'STUDY');
+  for (const tag of [
+    TAG.PatientName,
+    TAG.PatientID,
+    TAG.StudyDate,
+    TAG.StudyInstanceUID,
+    TAG.ModalitiesInStudy,
+  ])
+    ds.setString(tag, '');
+  for (const [keyword, value] of Object.entries(keys)) ds.setString(TAG[keyword as keyof typeof TAG], value);
+  return ds;
+}
+
+const WARM_UP_KEYS: readonly Readonly<Record<string, string>>[] = [
+  { PatientID: 'WARM-UP-NO-MATCH' },
+  { PatientName: 'WARM^UP*' },
+  { StudyDate: '19000101-19000102' },
+];
+
+let codeWarmed = false;
+
+/**
+ * The first queries after a start were the slowest: V8 compiles each function of the query path
+ * (planning, matching, the JSON view, the encoder) when it first runs, and the dictionary and
+ * transfer syntax tables are built on first use. This runs that path once per process, on a
+ * synthetic entity, without I/O.
+ */
+function warmUpCode(): void {
+  if (codeWarmed) return;
+  codeWarmed = true;
+  const header = JSON.stringify({
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: 'WARM^UP' }] },
+    '00100020': { vr: 'LO', Value: ['warm-up'] },
+  });
+  const study = JSON.stringify({
+    '00080020': { vr: 'DA', Value: ['19000101'] },
+    '0020000D': { vr: 'UI', Value: ['1.2.3'] },
+  });
+  for (const keys of WARM_UP_KEYS) {
+    const plan = planQuery('STUDY', warmUpIdentifier(keys));
+    for (const ts of [EXPLICIT_VR_LE, IMPLICIT_VR_LE])
+      encodedPlan(plan, ts).answer({ headers: [header, study], modalitiesInStudy: 'CT' });
+  }
+}
+
+/** The same queries against the index, which prepares its statements and reads its first pages. */
+async function warmUpIndex(index: ArchiveIndex): Promise<void> {
+  for (const keys of WARM_UP_KEYS)
+    for await (const _ of index.find(
+      encodedPlan(planQuery('STUDY', warmUpIdentifier(keys)), EXPLICIT_VR_LE),
+    )) {
+      // Nothing matches; reading is the point.
+    }
+}
+
 /** The C-FIND SCP for the Query/Retrieve information models. */
 export function findService(options: FindServiceOptions): DimseService {
+  warmUpCode();
   const models = options.models ?? INFORMATION_MODELS;
   const findClasses = new Set(models.map((m) => m.sopClasses.find));
   const allowRelational = options.relationalQueries ?? true;
@@ -165,6 +225,14 @@ export function findService(options: FindServiceOptions): DimseService {
       if (asked.relationalQueries && allowRelational) reply[0] = 1;
       if (reply.length > 1 && asked.combinedDateTime && allowCombined) reply[1] = 1;
       return reply;
+    },
+    start: async () => {
+      try {
+        await warmUpIndex(options.archive.index);
+      } catch (e) {
+        // A warm-up is an optimisation: the first real query reports what is wrong.
+        options.logger?.warn({ err: e }, 'C-FIND warm-up failed');
+      }
     },
     health: async () => ({ ok: true }),
   };
@@ -246,23 +314,4 @@ async function* answerFind(
   } finally {
     emitQuery(ctx, 'C-FIND', level, matches, started);
   }
-}
-
-/** The 'query' event (core/events.ts), once per query that was run against the index. */
-export function emitQuery(
-  ctx: RequestContext,
-  service: 'C-FIND' | 'worklist',
-  level: string,
-  matches: number,
-  started: number,
-): void {
-  if (ctx.events?.active !== true) return;
-  ctx.events.emit({
-    type: 'query',
-    service,
-    level,
-    matches,
-    durationMs: performance.now() - started,
-    source: ctx.peerAeTitle,
-  });
 }
