@@ -201,26 +201,13 @@ function elementOf(tag: Tag, a: DicomJsonAttribute | undefined): DataElement | u
   if (!Array.isArray(values)) return unsupported('Value');
   if (isStringVR(vr)) {
     if (!isMultiValuedStringVR(vr) && values.length > 1) return unsupported('several values');
-    return {
-      tag,
-      vr,
-      value: encodeStrings(
-        values.map((v) => textOf(vr, v)),
-        vr,
-        [],
-      ),
-    };
+    const texts = values.map((v) => textOf(vr, v));
+    return { tag, vr, value: encodeStrings(texts, vr, []) };
   }
   if (vr === 'AT' || isBinaryNumberVR(vr)) {
     try {
-      return {
-        tag,
-        vr,
-        value: encodeNumbers(
-          values.map((v) => numberOf(vr, v)),
-          vr,
-        ),
-      };
+      const numbers = values.map((v) => numberOf(vr, v));
+      return { tag, vr, value: encodeNumbers(numbers, vr) };
     } catch (e) {
       if (e instanceof DicomEncodeError) return unsupported(e.message);
       throw e;

@@ -42,6 +42,7 @@ import {
 } from '../../dicom/matching.js';
 import { isGroupLengthTag, type Tag } from '../../dicom/tag.js';
 import { encodeStrings } from '../../dicom/values.js';
+import type { VR } from '../../dicom/vr.js';
 import { type Level, levelOf } from './extract.js';
 import type { SqlEngine } from './migrations.js';
 import type { IndexDatabase } from './schema.js';
@@ -252,14 +253,6 @@ function parseDoc(h: DicomJsonObject | string | null | undefined): DicomJsonObje
   return typeof h === 'string' ? (JSON.parse(h) as DicomJsonObject) : h;
 }
 
-function setCount(ds: DataSet, tag: Tag, n: number | null | undefined): void {
-  ds.setString(tag, n === null || n === undefined ? [] : [String(Number(n))], 'IS');
-}
-
-function setList(ds: DataSet, tag: Tag, list: string | null | undefined, vr: 'CS' | 'UI'): void {
-  ds.setString(tag, list === null || list === undefined || list === '' ? [] : list.split('\\'), vr);
-}
-
 /** The candidate data set of a row: headers joined, computed attributes added. */
 export function candidateOf(plan: QueryPlan, row: EntityRow): DataSet {
   const docs: DicomJsonObject[] = [];
@@ -268,38 +261,7 @@ export function candidateOf(plan: QueryPlan, row: EntityRow): DataSet {
     if (d !== undefined) docs.push(d);
   }
   const ds = entityDataSet(docs);
-  for (const tag of plan.computed) {
-    switch (tag) {
-      case TAG.NumberOfPatientRelatedStudies:
-        setCount(ds, tag, row.numberOfPatientRelatedStudies);
-        break;
-      case TAG.NumberOfPatientRelatedSeries:
-        setCount(ds, tag, row.numberOfPatientRelatedSeries);
-        break;
-      case TAG.NumberOfPatientRelatedInstances:
-        setCount(ds, tag, row.numberOfPatientRelatedInstances);
-        break;
-      case TAG.NumberOfStudyRelatedSeries:
-        setCount(ds, tag, row.numberOfStudyRelatedSeries);
-        break;
-      case TAG.NumberOfStudyRelatedInstances:
-        setCount(ds, tag, row.numberOfStudyRelatedInstances);
-        break;
-      case TAG.NumberOfSeriesRelatedInstances:
-        setCount(ds, tag, row.numberOfSeriesRelatedInstances);
-        break;
-      case TAG.ModalitiesInStudy:
-        setList(ds, tag, row.modalitiesInStudy, 'CS');
-        break;
-      case TAG.SOPClassesInStudy:
-        setList(ds, tag, row.sopClassesInStudy, 'UI');
-        break;
-    }
-  }
-  if (plan.identifier.has(TAG.RetrieveAETitle) && plan.retrieveAeTitle !== undefined)
-    ds.setString(TAG.RetrieveAETitle, plan.retrieveAeTitle);
-  // Every indexed object is on line: its file is in the store.
-  if (plan.identifier.has(TAG.InstanceAvailability)) ds.setString(TAG.InstanceAvailability, 'ONLINE');
+  for (const e of computedElements(plan, row)?.values() ?? []) ds.set(e);
   return ds;
 }
 
@@ -314,68 +276,43 @@ function viewOf(plan: QueryPlan, row: EntityRow): JsonView | undefined {
   return jsonView(stored, computedElements(plan, row));
 }
 
-function countElement(tag: Tag, n: number | null | undefined): DataElement {
-  return {
-    tag,
-    vr: 'IS',
-    value: encodeStrings(n === null || n === undefined ? [] : [String(Number(n))], 'IS', []),
-  };
+/** The counters of a row, by the attribute they answer (PS3.4 C.6.1.1.2-C.6.1.1.4). */
+const COUNTERS: ReadonlyMap<Tag, (row: EntityRow) => number | null | undefined> = new Map([
+  [TAG.NumberOfPatientRelatedStudies, (r: EntityRow) => r.numberOfPatientRelatedStudies],
+  [TAG.NumberOfPatientRelatedSeries, (r: EntityRow) => r.numberOfPatientRelatedSeries],
+  [TAG.NumberOfPatientRelatedInstances, (r: EntityRow) => r.numberOfPatientRelatedInstances],
+  [TAG.NumberOfStudyRelatedSeries, (r: EntityRow) => r.numberOfStudyRelatedSeries],
+  [TAG.NumberOfStudyRelatedInstances, (r: EntityRow) => r.numberOfStudyRelatedInstances],
+  [TAG.NumberOfSeriesRelatedInstances, (r: EntityRow) => r.numberOfSeriesRelatedInstances],
+]);
+
+/** An element of text values in a VR that uses no character set (its bytes are the same in any). */
+function textElement(tag: Tag, vr: VR, values: readonly string[]): DataElement {
+  return { tag, vr, value: encodeStrings(values, vr, []) };
 }
 
-function listElement(tag: Tag, list: string | null | undefined, vr: 'CS' | 'UI'): DataElement {
-  return {
-    tag,
-    vr,
-    value: encodeStrings(list === null || list === undefined || list === '' ? [] : list.split('\\'), vr, []),
-  };
-}
-
-/** The attributes candidateOf adds to the stored ones, as elements (the same bytes: their VRs use no character set). */
+/** The computed attributes and answer attributes of a row, as elements that take the place of stored ones. */
 function computedElements(plan: QueryPlan, row: EntityRow): Map<Tag, DataElement> | undefined {
   const retrieveAe = plan.identifier.has(TAG.RetrieveAETitle) && plan.retrieveAeTitle !== undefined;
   const availability = plan.identifier.has(TAG.InstanceAvailability);
   if (plan.computed.size === 0 && !retrieveAe && !availability) return undefined;
   const out = new Map<Tag, DataElement>();
+  const list = (text: string | null | undefined) =>
+    text === null || text === undefined || text === '' ? [] : text.split('\\');
   for (const tag of plan.computed) {
-    switch (tag) {
-      case TAG.NumberOfPatientRelatedStudies:
-        out.set(tag, countElement(tag, row.numberOfPatientRelatedStudies));
-        break;
-      case TAG.NumberOfPatientRelatedSeries:
-        out.set(tag, countElement(tag, row.numberOfPatientRelatedSeries));
-        break;
-      case TAG.NumberOfPatientRelatedInstances:
-        out.set(tag, countElement(tag, row.numberOfPatientRelatedInstances));
-        break;
-      case TAG.NumberOfStudyRelatedSeries:
-        out.set(tag, countElement(tag, row.numberOfStudyRelatedSeries));
-        break;
-      case TAG.NumberOfStudyRelatedInstances:
-        out.set(tag, countElement(tag, row.numberOfStudyRelatedInstances));
-        break;
-      case TAG.NumberOfSeriesRelatedInstances:
-        out.set(tag, countElement(tag, row.numberOfSeriesRelatedInstances));
-        break;
-      case TAG.ModalitiesInStudy:
-        out.set(tag, listElement(tag, row.modalitiesInStudy, 'CS'));
-        break;
-      case TAG.SOPClassesInStudy:
-        out.set(tag, listElement(tag, row.sopClassesInStudy, 'UI'));
-        break;
-    }
+    const counter = COUNTERS.get(tag);
+    if (counter !== undefined) {
+      const n = counter(row);
+      out.set(tag, textElement(tag, 'IS', n === null || n === undefined ? [] : [String(Number(n))]));
+    } else if (tag === TAG.ModalitiesInStudy)
+      out.set(tag, textElement(tag, 'CS', list(row.modalitiesInStudy)));
+    else if (tag === TAG.SOPClassesInStudy) out.set(tag, textElement(tag, 'UI', list(row.sopClassesInStudy)));
   }
   if (retrieveAe)
-    out.set(TAG.RetrieveAETitle, {
-      tag: TAG.RetrieveAETitle,
-      vr: 'AE',
-      value: encodeStrings([plan.retrieveAeTitle as string], 'AE', []),
-    });
+    out.set(TAG.RetrieveAETitle, textElement(TAG.RetrieveAETitle, 'AE', [plan.retrieveAeTitle as string]));
+  // Every indexed object is on line: its file is in the store.
   if (availability)
-    out.set(TAG.InstanceAvailability, {
-      tag: TAG.InstanceAvailability,
-      vr: 'CS',
-      value: encodeStrings(['ONLINE'], 'CS', []),
-    });
+    out.set(TAG.InstanceAvailability, textElement(TAG.InstanceAvailability, 'CS', ['ONLINE']));
   return out;
 }
 
