@@ -33,6 +33,7 @@ export {
   combinedDateTimeRanges,
   conditionOf,
   conditionsOf,
+  elementValues,
   invalidConditions,
   isNonMatchingKey,
   parseCondition,
@@ -48,8 +49,15 @@ export {
   parseDateTimeQuery,
   timeKey,
 } from './matching/date-time.js';
-export type { CompiledQuery } from './matching/evaluate.js';
-export { compiledQuery, compileQuery, isEmptyAttribute, matchDataSet } from './matching/evaluate.js';
+export type { CompiledQuery, MatchCandidate } from './matching/evaluate.js';
+export {
+  compiledQuery,
+  compileQuery,
+  dataSetCandidate,
+  isEmptyAttribute,
+  isEmptyElement,
+  matchDataSet,
+} from './matching/evaluate.js';
 export type { PersonNameKey } from './matching/person-name.js';
 export {
   normalizePersonName,
@@ -57,5 +65,5 @@ export {
   PN_COMPONENTS,
   personNameKey,
 } from './matching/person-name.js';
-export { buildResponse } from './matching/response.js';
+export { buildResponse, flatResponse, hasSequenceKey } from './matching/response.js';
 export { hasWildcard, SQL_LIKE_ESCAPE, toSqlLike, wildcardRegExp } from './matching/wildcard.js';

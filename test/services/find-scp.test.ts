@@ -371,7 +371,7 @@ describe('C-FIND SCP options and negotiation', () => {
 
   test('an index failure answers 0xC001 with the reason, and the association goes on', async () => {
     class FailingIndex extends MemoryArchiveIndex {
-      override find(_plan: QueryPlan): AsyncIterable<DataSet> {
+      override find<A>(_plan: QueryPlan<A>): AsyncIterable<A> {
         throw new Error('disk on fire');
       }
     }
@@ -391,7 +391,7 @@ describe('C-FIND SCP options and negotiation', () => {
   test('C-CANCEL stops the matches with 0xFE00', async () => {
     // An index slower than the network: the SCP is still answering when the C-CANCEL comes.
     class SlowIndex extends MemoryArchiveIndex {
-      override async *find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet> {
+      override async *find<A>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A> {
         for await (const answer of super.find(plan, signal)) {
           await new Promise((resolve) => setTimeout(resolve, 1));
           yield answer;

@@ -201,7 +201,7 @@ export interface ArchiveIndex {
    * pages as they are consumed (never all loaded at once). It ends early when `signal` is aborted
    * (C-CANCEL), even while no row matches; stopping the iteration stops it too.
    */
-  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet>;
+  find<A = DataSet>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A>;
   /** How many entities match a planned query, counting no further than `atMost`. */
   countMatches(plan: QueryPlan, atMost: number): Promise<number>;
 

@@ -161,7 +161,7 @@ export class MemoryArchiveIndex implements ArchiveIndex {
     yield* files;
   }
 
-  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet> {
+  find<A = DataSet>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A> {
     return findRows(plan, this.entityRows(plan), signal);
   }
 
@@ -170,7 +170,7 @@ export class MemoryArchiveIndex implements ArchiveIndex {
   }
 
   /** The entities of the plan's level, as the SQL index reads them (query.ts decides which match). */
-  private *entityRows(plan: QueryPlan): Generator<EntityRow> {
+  private *entityRows(plan: QueryPlan<unknown>): Generator<EntityRow> {
     const t = this.tables;
     const totals = new Map<string, { series: number; instances: number }>();
     for (const s of t.studies.values()) {

@@ -22,13 +22,17 @@
  *   only narrows and the matcher decides.
  */
 import { type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
-import { DataSet } from '../../dicom/dataset.js';
+import { type DataElement, DataSet } from '../../dicom/dataset.js';
 import { TAG } from '../../dicom/dictionary.js';
+import { encodeElements, flatEncoding, isFlat } from '../../dicom/element-encoder.js';
 import { type DicomJsonObject, fromDicomJson } from '../../dicom/json.js';
+import { type JsonView, JsonViewUnsupported, jsonView } from '../../dicom/json-view.js';
 import {
   buildResponse,
   type CompiledQuery,
   compileQuery,
+  flatResponse,
+  hasSequenceKey,
   type MatchCondition,
   type MatchOptions,
   type PersonNameKey,
@@ -37,6 +41,8 @@ import {
   type ValueCondition,
 } from '../../dicom/matching.js';
 import { isGroupLengthTag, type Tag } from '../../dicom/tag.js';
+import { encodeStrings } from '../../dicom/values.js';
+import type { VR } from '../../dicom/vr.js';
 import type { SqlEngine } from '../database.js';
 import { type Level, levelOf } from './levels.js';
 import type { IndexDatabase } from './schema.js';
@@ -53,8 +59,11 @@ export interface QueryOptions {
   readonly retrieveAeTitle?: string;
 }
 
-/** A query ready to run on any ArchiveIndex (see planQuery). */
-export interface QueryPlan {
+/**
+ * A query ready to run on any ArchiveIndex (see planQuery). `A` is the form of its answers: the
+ * response Identifier as a DataSet (planQuery), or its bytes in a transfer syntax (encodedPlan).
+ */
+export interface QueryPlan<A = DataSet> {
   readonly level: QueryLevel;
   /** The Identifier as received: every key of it is in each answer. */
   readonly identifier: DataSet;
@@ -68,6 +77,10 @@ export interface QueryPlan {
   /** Computed attributes asked for. */
   readonly computed: ReadonlySet<Tag>;
   readonly retrieveAeTitle: string | undefined;
+  /** No sequence key or condition: matching and answers may read the stored JSON (dicom/json-view.ts). */
+  readonly flat: boolean;
+  /** The answer for a row, undefined when the row does not match. */
+  readonly answer: (row: EntityRow) => A | undefined;
 }
 
 const RANK: Readonly<Record<QueryLevel, number>> = { PATIENT: 0, STUDY: 1, SERIES: 2, IMAGE: 3 };
@@ -145,15 +158,46 @@ export function planQuery(level: QueryLevel, identifier: DataSet, options: Query
     caseInsensitivePN: options.caseInsensitivePN ?? true,
     combinedDateTime: options.combinedDateTime === true,
   };
-  return {
+  const compiled = compileQuery(matchKeys, matchOptions);
+  const plan: QueryPlan = {
     level,
     identifier,
     matchOptions,
-    compiled: compileQuery(matchKeys, matchOptions),
+    compiled,
     unsupportedKeys: unsupported,
     headers: LEVEL_OF_RANK.filter((l) => headers.has(l)),
     computed,
     retrieveAeTitle: options.retrieveAeTitle,
+    flat: !compiled.hasSequenceConditions && !hasSequenceKey(identifier),
+    answer: (row) => answerOf(plan, row),
+  };
+  return plan;
+}
+
+/**
+ * The plan with its answers encoded in `transferSyntaxUid` (the presentation context's), ready
+ * to send as a C-FIND response's data set. In Implicit and Explicit VR Little Endian the bytes
+ * come straight from the stored JSON where that is exact (dicom/json-view.ts,
+ * dicom/element-encoder.ts); otherwise, and for rows the view cannot read, the answer is the
+ * DataSet (the dispatcher encodes it).
+ */
+export function encodedPlan(
+  plan: QueryPlan<unknown>,
+  transferSyntaxUid: string,
+): QueryPlan<DataSet | Uint8Array> {
+  const base = plan as QueryPlan<unknown> as QueryPlan;
+  const encodes = flatEncoding(transferSyntaxUid) !== undefined;
+  return {
+    ...base,
+    answer: (row) => {
+      if (!base.flat) return answerOf(base, row);
+      const view = viewOf(base, row);
+      const matched = view === undefined ? undefined : matchView(base, view);
+      if (matched === false) return undefined;
+      if (view === undefined || matched === undefined) return answerOf(base, row);
+      const bytes = encodes ? encodedAnswer(base, view, transferSyntaxUid) : undefined;
+      return bytes ?? answerOf(base, row, true);
+    },
   };
 }
 
@@ -209,14 +253,6 @@ function parseDoc(h: DicomJsonObject | string | null | undefined): DicomJsonObje
   return typeof h === 'string' ? (JSON.parse(h) as DicomJsonObject) : h;
 }
 
-function setCount(ds: DataSet, tag: Tag, n: number | null | undefined): void {
-  ds.setString(tag, n === null || n === undefined ? [] : [String(Number(n))], 'IS');
-}
-
-function setList(ds: DataSet, tag: Tag, list: string | null | undefined, vr: 'CS' | 'UI'): void {
-  ds.setString(tag, list === null || list === undefined || list === '' ? [] : list.split('\\'), vr);
-}
-
 /** The candidate data set of a row: headers joined, computed attributes added. */
 export function candidateOf(plan: QueryPlan, row: EntityRow): DataSet {
   const docs: DicomJsonObject[] = [];
@@ -225,51 +261,109 @@ export function candidateOf(plan: QueryPlan, row: EntityRow): DataSet {
     if (d !== undefined) docs.push(d);
   }
   const ds = entityDataSet(docs);
-  for (const tag of plan.computed) {
-    switch (tag) {
-      case TAG.NumberOfPatientRelatedStudies:
-        setCount(ds, tag, row.numberOfPatientRelatedStudies);
-        break;
-      case TAG.NumberOfPatientRelatedSeries:
-        setCount(ds, tag, row.numberOfPatientRelatedSeries);
-        break;
-      case TAG.NumberOfPatientRelatedInstances:
-        setCount(ds, tag, row.numberOfPatientRelatedInstances);
-        break;
-      case TAG.NumberOfStudyRelatedSeries:
-        setCount(ds, tag, row.numberOfStudyRelatedSeries);
-        break;
-      case TAG.NumberOfStudyRelatedInstances:
-        setCount(ds, tag, row.numberOfStudyRelatedInstances);
-        break;
-      case TAG.NumberOfSeriesRelatedInstances:
-        setCount(ds, tag, row.numberOfSeriesRelatedInstances);
-        break;
-      case TAG.ModalitiesInStudy:
-        setList(ds, tag, row.modalitiesInStudy, 'CS');
-        break;
-      case TAG.SOPClassesInStudy:
-        setList(ds, tag, row.sopClassesInStudy, 'UI');
-        break;
-    }
-  }
-  if (plan.identifier.has(TAG.RetrieveAETitle) && plan.retrieveAeTitle !== undefined)
-    ds.setString(TAG.RetrieveAETitle, plan.retrieveAeTitle);
-  // Every indexed object is on line: its file is in the store.
-  if (plan.identifier.has(TAG.InstanceAvailability)) ds.setString(TAG.InstanceAvailability, 'ONLINE');
+  for (const e of computedElements(plan, row)?.values() ?? []) ds.set(e);
   return ds;
 }
 
-/** The answer for a row, or undefined when the row does not match. */
-export function answerOf(plan: QueryPlan, row: EntityRow): DataSet | undefined {
+/**
+ * The stored JSON of a row as a match candidate, when that is exact (see dicom/json-view.ts);
+ * undefined otherwise, or when a value it needs cannot be read that way (view methods throw
+ * JsonViewUnsupported, which matchView catches).
+ */
+function viewOf(plan: QueryPlan, row: EntityRow): JsonView | undefined {
+  const stored: (DicomJsonObject | string)[] = [];
+  for (const h of row.headers) if (h !== null && h !== undefined) stored.push(h);
+  return jsonView(stored, computedElements(plan, row));
+}
+
+/** The counters of a row, by the attribute they answer (PS3.4 C.6.1.1.2-C.6.1.1.4). */
+const COUNTERS: ReadonlyMap<Tag, (row: EntityRow) => number | null | undefined> = new Map([
+  [TAG.NumberOfPatientRelatedStudies, (r: EntityRow) => r.numberOfPatientRelatedStudies],
+  [TAG.NumberOfPatientRelatedSeries, (r: EntityRow) => r.numberOfPatientRelatedSeries],
+  [TAG.NumberOfPatientRelatedInstances, (r: EntityRow) => r.numberOfPatientRelatedInstances],
+  [TAG.NumberOfStudyRelatedSeries, (r: EntityRow) => r.numberOfStudyRelatedSeries],
+  [TAG.NumberOfStudyRelatedInstances, (r: EntityRow) => r.numberOfStudyRelatedInstances],
+  [TAG.NumberOfSeriesRelatedInstances, (r: EntityRow) => r.numberOfSeriesRelatedInstances],
+]);
+
+/** An element of text values in a VR that uses no character set (its bytes are the same in any). */
+function textElement(tag: Tag, vr: VR, values: readonly string[]): DataElement {
+  return { tag, vr, value: encodeStrings(values, vr, []) };
+}
+
+/** The computed attributes and answer attributes of a row, as elements that take the place of stored ones. */
+function computedElements(plan: QueryPlan, row: EntityRow): Map<Tag, DataElement> | undefined {
+  const retrieveAe = plan.identifier.has(TAG.RetrieveAETitle) && plan.retrieveAeTitle !== undefined;
+  const availability = plan.identifier.has(TAG.InstanceAvailability);
+  if (plan.computed.size === 0 && !retrieveAe && !availability) return undefined;
+  const out = new Map<Tag, DataElement>();
+  const list = (text: string | null | undefined) =>
+    text === null || text === undefined || text === '' ? [] : text.split('\\');
+  for (const tag of plan.computed) {
+    const counter = COUNTERS.get(tag);
+    if (counter !== undefined) {
+      const n = counter(row);
+      out.set(tag, textElement(tag, 'IS', n === null || n === undefined ? [] : [String(Number(n))]));
+    } else if (tag === TAG.ModalitiesInStudy)
+      out.set(tag, textElement(tag, 'CS', list(row.modalitiesInStudy)));
+    else if (tag === TAG.SOPClassesInStudy) out.set(tag, textElement(tag, 'UI', list(row.sopClassesInStudy)));
+  }
+  if (retrieveAe)
+    out.set(TAG.RetrieveAETitle, textElement(TAG.RetrieveAETitle, 'AE', [plan.retrieveAeTitle as string]));
+  // Every indexed object is on line: its file is in the store.
+  if (availability)
+    out.set(TAG.InstanceAvailability, textElement(TAG.InstanceAvailability, 'CS', ['ONLINE']));
+  return out;
+}
+
+/** The answer's bytes read from the view; undefined when it needs the DataSet path. */
+function encodedAnswer(plan: QueryPlan, view: JsonView, transferSyntaxUid: string): Uint8Array | undefined {
+  try {
+    const elements = flatResponse(plan.identifier, (t) => view.element(t));
+    return elements !== undefined && isFlat(elements)
+      ? encodeElements(elements, transferSyntaxUid)
+      : undefined;
+  } catch (e) {
+    if (e instanceof JsonViewUnsupported) return undefined;
+    throw e;
+  }
+}
+
+/** Whether the view matches: undefined when it cannot tell (the DataSet path decides). */
+function matchView(plan: QueryPlan, view: JsonView): boolean | undefined {
+  try {
+    return plan.compiled.matchesCandidate(view);
+  } catch (e) {
+    if (e instanceof JsonViewUnsupported) return undefined;
+    throw e;
+  }
+}
+
+/** Whether a row matches, read from its stored JSON where that is exact. */
+function viewMatches(plan: QueryPlan, row: EntityRow): boolean | undefined {
+  if (!plan.flat) return undefined;
+  const view = viewOf(plan, row);
+  return view === undefined ? undefined : matchView(plan, view);
+}
+
+/**
+ * The answer for a row, or undefined when the row does not match. `matched`: the caller knows
+ * it matches (only the answer is built).
+ */
+export function answerOf(plan: QueryPlan, row: EntityRow, matched = false): DataSet | undefined {
+  if (!matched) {
+    const fast = viewMatches(plan, row);
+    if (fast === false) return undefined;
+    matched = fast === true;
+  }
   const candidate = candidateOf(plan, row);
-  if (!plan.compiled.matches(candidate)) return undefined;
+  if (!matched && !plan.compiled.matches(candidate)) return undefined;
   return buildResponse(plan.identifier, candidate, plan.matchOptions);
 }
 
 /** Whether a row matches (for counting: no answer built). */
 export function rowMatches(plan: QueryPlan, row: EntityRow): boolean {
-  return plan.compiled.matches(candidateOf(plan, row));
+  return viewMatches(plan, row) ?? plan.compiled.matches(candidateOf(plan, row));
 }
 
 // --- SQL ------------------------------------------------------------------------------------------
@@ -492,7 +586,7 @@ function or(parts: readonly RawBuilder<SqlBool>[]): RawBuilder<SqlBool> {
 /** The WHERE conditions of a plan, and whether they alone decide (no condition left to the matcher). */
 export function sqlConditions(
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<unknown>,
 ): { readonly conditions: readonly RawBuilder<SqlBool>[]; readonly exact: boolean } {
   const translator = new SqlTranslator(
     engine,
@@ -547,7 +641,7 @@ interface SqlRow {
   readonly series_instances?: number | null;
 }
 
-function selectList(plan: QueryPlan): RawBuilder<unknown> {
+function selectList(plan: QueryPlan<unknown>): RawBuilder<unknown> {
   const level = plan.level;
   const id = FROM[level].id;
   const items: RawBuilder<unknown>[] = [sql`${sql.ref(id)} as id`];
@@ -599,7 +693,7 @@ export const QUERY_PAGE_SIZE = 256;
 async function* sqlRows(
   db: Kysely<IndexDatabase>,
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<unknown>,
   pageSize: number,
   signal?: AbortSignal,
 ): AsyncGenerator<EntityRow, void, undefined> {
@@ -621,15 +715,15 @@ async function* sqlRows(
 }
 
 /** The answers of a plan on an SQL index: each matching entity's response Identifier, streamed. */
-export async function* findSql(
+export async function* findSql<A = DataSet>(
   db: Kysely<IndexDatabase>,
   engine: SqlEngine,
-  plan: QueryPlan,
+  plan: QueryPlan<A>,
   options: { readonly pageSize?: number; readonly signal?: AbortSignal } = {},
-): AsyncGenerator<DataSet, void, undefined> {
+): AsyncGenerator<A, void, undefined> {
   const rows = sqlRows(db, engine, plan, options.pageSize ?? QUERY_PAGE_SIZE, options.signal);
   for await (const row of rows) {
-    const answer = answerOf(plan, row);
+    const answer = plan.answer(row);
     if (answer !== undefined) yield answer;
   }
 }
@@ -658,14 +752,14 @@ export async function countSql(
 }
 
 /** The answers of a plan over rows an index produced otherwise (the in-memory index). */
-export async function* findRows(
-  plan: QueryPlan,
+export async function* findRows<A = DataSet>(
+  plan: QueryPlan<A>,
   rows: Iterable<EntityRow> | AsyncIterable<EntityRow>,
   signal?: AbortSignal,
-): AsyncGenerator<DataSet, void, undefined> {
+): AsyncGenerator<A, void, undefined> {
   for await (const row of rows) {
     if (signal?.aborted) return;
-    const answer = answerOf(plan, row);
+    const answer = plan.answer(row);
     if (answer !== undefined) yield answer;
   }
 }

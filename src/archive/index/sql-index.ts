@@ -190,7 +190,7 @@ export class SqlArchiveIndex implements ArchiveIndex {
     }
   }
 
-  find(plan: QueryPlan, signal?: AbortSignal): AsyncIterable<DataSet> {
+  find<A = DataSet>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A> {
     return findSql(this.db, this.engine, plan, { ...(signal ? { signal } : {}) });
   }
 

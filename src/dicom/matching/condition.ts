@@ -2,10 +2,10 @@
  * Key Attribute values of a C-FIND Identifier as match conditions (PS3.4 C.2.2.2): a
  * discriminated union the SQL index can translate and the in-memory matcher evaluates.
  */
-import type { DataSet } from '../dataset.js';
+import type { DataElement, DataSet } from '../dataset.js';
 import { lookupTag, TAG } from '../dictionary.js';
 import { isGroupLengthTag, type Tag, tagGroup } from '../tag.js';
-import { decodeStrings } from '../values.js';
+import { decodeNumbers, decodeStrings } from '../values.js';
 import { isBinaryNumberVR, isStringVR, usesSpecificCharacterSet, type VR } from '../vr.js';
 import {
   type DateTimeVR,
@@ -194,15 +194,21 @@ function hex(bytes: Uint8Array): string {
  */
 export function valuesOf(ds: DataSet, tag: Tag): string[] {
   const e = ds.get(tag);
-  if (e === undefined || !(e.value instanceof Uint8Array) || e.value.length === 0) return [];
+  if (e === undefined) return [];
+  // DataSet.strings would look up (and decode) Specific Character Set for every VR; only text VRs use it.
+  return elementValues(e, isStringVR(e.vr) && usesSpecificCharacterSet(e.vr) ? ds.characterSets() : []);
+}
+
+/** valuesOf for an element whose text is in `charsets` (the Specific Character Set in force). */
+export function elementValues(e: DataElement, charsets: readonly string[]): string[] {
+  if (!(e.value instanceof Uint8Array) || e.value.length === 0) return [];
   if (isStringVR(e.vr)) {
-    // DataSet.strings would look up (and decode) Specific Character Set for every VR; only text VRs use it.
-    const values = decodeStrings(e.value, e.vr, usesSpecificCharacterSet(e.vr) ? ds.characterSets() : []);
+    const values = decodeStrings(e.value, e.vr, usesSpecificCharacterSet(e.vr) ? charsets : []);
     if (LEADING_PADDING_VRS.has(e.vr))
       for (let i = 0; i < values.length; i++) values[i] = withoutPadding(e.vr, values[i] as string);
     return values;
   }
-  if (isBinaryNumberVR(e.vr) || e.vr === 'AT') return ds.numbers(tag).map(String);
+  if (isBinaryNumberVR(e.vr) || e.vr === 'AT') return decodeNumbers(e.value, e.vr).map(String);
   return [hex(e.value)];
 }
 

@@ -6,8 +6,9 @@
  * shall be considered a successful match" is read as David Clunie and dcm4chee read it, as
  * being about zero-length keys, not about unknown values in the entity.
  */
-import type { DataSet } from '../dataset.js';
+import type { DataElement, DataSet } from '../dataset.js';
 import type { Tag } from '../tag.js';
+import { decodeStrings } from '../values.js';
 import { isStringVR } from '../vr.js';
 import {
   conditionsOf,
@@ -29,24 +30,60 @@ import {
 import { candidateGroups, type PersonNameKey } from './person-name.js';
 import { wildcardRegExp } from './wildcard.js';
 
-type Test = (candidate: DataSet) => boolean;
+/**
+ * What the matcher reads of a candidate entity: a DataSet (dataSetCandidate), or a view that
+ * reads the index's stored DICOM JSON without building one (dicom/json-view.ts). Both give, for
+ * the same entity, the same values.
+ */
+export interface MatchCandidate {
+  /** The attribute's values as valuesOf gives them. */
+  values(tag: Tag): readonly string[];
+  /** isEmptyAttribute. */
+  isEmpty(tag: Tag): boolean;
+  /** A sequence's items; undefined when the attribute is absent or not a sequence. */
+  items(tag: Tag): readonly MatchCandidate[] | undefined;
+}
+
+type Test = (candidate: MatchCandidate) => boolean;
 type ValueTest = (value: string) => boolean;
 
 /** True when the attribute is absent, zero length, only padding, or a sequence without items. */
 export function isEmptyAttribute(ds: DataSet, tag: Tag): boolean {
   const e = ds.get(tag);
-  if (e === undefined) return true;
+  return e === undefined || isEmptyElement(e, e.value instanceof Uint8Array ? ds.characterSets() : []);
+}
+
+/** isEmptyAttribute for an element whose text is in `charsets`. */
+export function isEmptyElement(e: DataElement, charsets: readonly string[]): boolean {
   if (Array.isArray(e.value)) return e.value.length === 0;
   if (e.value instanceof Uint8Array) {
     if (e.value.length === 0) return true;
-    return isStringVR(e.vr) && ds.strings(tag).every((v) => v === '');
+    return isStringVR(e.vr) && decodeStrings(e.value, e.vr, charsets).every((v) => v === '');
   }
   return e.value.kind === 'bulk' ? e.value.length === 0 : e.value.fragments.length === 0;
 }
 
+class DataSetCandidate implements MatchCandidate {
+  constructor(private readonly ds: DataSet) {}
+  values(tag: Tag): readonly string[] {
+    return valuesOf(this.ds, tag);
+  }
+  isEmpty(tag: Tag): boolean {
+    return isEmptyAttribute(this.ds, tag);
+  }
+  items(tag: Tag): readonly MatchCandidate[] | undefined {
+    return this.ds.sequence(tag)?.map(dataSetCandidate);
+  }
+}
+
+/** A data set as a match candidate. */
+export function dataSetCandidate(ds: DataSet): MatchCandidate {
+  return new DataSetCandidate(ds);
+}
+
 function anyValue(tag: Tag, test: ValueTest): Test {
   return (candidate) => {
-    for (const v of valuesOf(candidate, tag)) if (test(v)) return true;
+    for (const v of candidate.values(tag)) if (test(v)) return true;
     return false;
   };
 }
@@ -119,7 +156,7 @@ export function compileCondition(c: MatchCondition): Test | undefined {
       return undefined;
     case 'empty': {
       const tag = c.tag;
-      return (candidate) => isEmptyAttribute(candidate, tag);
+      return (candidate) => candidate.isEmpty(tag);
     }
     case 'invalid':
       return () => false;
@@ -140,15 +177,15 @@ export function compileCondition(c: MatchCondition): Test | undefined {
     case 'sequence': {
       const item = compileConditions(c.conditions);
       const tag = c.tag;
-      return (candidate) => candidate.sequence(tag)?.some(item) ?? false;
+      return (candidate) => candidate.items(tag)?.some(item) ?? false;
     }
     case 'dateTimeRange': {
       const { tag, timeTag, lower, upper } = c;
       return (candidate) => {
-        const dateText = valuesOf(candidate, tag)[0];
+        const dateText = candidate.values(tag)[0];
         const date = dateText === undefined ? undefined : instantOf('DA', dateText);
         if (date === undefined) return false;
-        const timeText = valuesOf(candidate, timeTag)[0];
+        const timeText = candidate.values(timeTag)[0];
         const time = timeText === undefined || timeText === '' ? undefined : instantOf('TM', timeText);
         if (time === undefined && timeText !== undefined && timeText !== '') return false;
         return inRange(joinDateTime(date, time), lower, upper);
@@ -198,13 +235,22 @@ export interface CompiledQuery {
   readonly conditions: readonly MatchCondition[];
   /** Values that cannot be matched as their VR says: an SCP answers them with an Identifier error. */
   readonly problems: readonly InvalidCondition[];
+  /** True when any condition is on a sequence (C.2.2.2.6): the candidate's items are read. */
+  readonly hasSequenceConditions: boolean;
   matches(candidate: DataSet): boolean;
+  matchesCandidate(candidate: MatchCandidate): boolean;
 }
 
 export function compileQuery(query: DataSet, options: MatchOptions = {}): CompiledQuery {
   const conditions = conditionsOf(query, options);
-  const matches = compileConditions(conditions);
-  return { conditions, problems: invalidConditions(conditions), matches };
+  const test = compileConditions(conditions);
+  return {
+    conditions,
+    problems: invalidConditions(conditions),
+    hasSequenceConditions: conditions.some((c) => c.kind === 'sequence'),
+    matches: (candidate) => test(dataSetCandidate(candidate)),
+    matchesCandidate: test,
+  };
 }
 
 interface CacheEntry {

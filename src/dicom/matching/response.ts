@@ -4,7 +4,7 @@
  */
 import { type DataElement, DataSet } from '../dataset.js';
 import { TAG } from '../dictionary.js';
-import { isGroupLengthTag } from '../tag.js';
+import { isGroupLengthTag, type Tag } from '../tag.js';
 import { usesSpecificCharacterSet } from '../vr.js';
 import type { MatchOptions } from './condition.js';
 import { compiledQuery } from './evaluate.js';
@@ -122,4 +122,38 @@ export function buildResponse(query: DataSet, candidate: DataSet, options: Match
     if (scs !== undefined) out.set(scs);
   }
   return out;
+}
+
+/**
+ * buildResponse's elements for a candidate read through `element` (a dicom/json-view.ts view)
+ * when the query has no sequence key: the same elements in the same order, or undefined when a
+ * returned value needs Specific Character Set (the caller builds the DataSet answer then).
+ */
+export function flatResponse(
+  query: DataSet,
+  element: (tag: Tag) => DataElement | undefined,
+): DataElement[] | undefined {
+  const out: DataElement[] = [];
+  for (const q of query) {
+    if (q.tag === TAG.SpecificCharacterSet || isGroupLengthTag(q.tag)) continue;
+    if (q.tag === TAG.QueryRetrieveLevel || q.tag === TAG.QueryRetrieveView) {
+      out.push(q);
+      continue;
+    }
+    if (Array.isArray(q.value)) return undefined;
+    const c = element(q.tag);
+    if (c === undefined || Array.isArray(c.value)) {
+      out.push({ tag: q.tag, vr: q.vr, value: EMPTY });
+      continue;
+    }
+    if (elementNeedsCharset(c)) return undefined;
+    out.push({ tag: q.tag, vr: c.vr, value: c.value });
+  }
+  return out;
+}
+
+/** True when the query has a sequence key (its answers need the candidate's items). */
+export function hasSequenceKey(query: DataSet): boolean {
+  for (const q of query) if (Array.isArray(q.value)) return true;
+  return false;
 }

@@ -3,7 +3,8 @@
  * Patient/Study Only information models. Answers come from the index only (ARCHITECTURE.md
  * decision 5, src/archive/index/query.ts), streamed as they are read.
  *
- * Statuses (PS3.4 C.4.1.1.4), each failure with an Error Comment of at most 64 characters:
+ * Statuses (PS3.4 C.4.1.1.4), each failure a ServiceError response (network/service-error.ts; the
+ * DIMSE encoder cuts its Error Comment to 64 characters):
  *   0xA900 Identifier does not match SOP Class: no Query/Retrieve Level, a level the model does not
  *          have, or in a hierarchical query a unique key above the level missing or not a single
  *          value (as dcm4che answers all three, and dcmqrscp the first and the last); the Offending
@@ -20,16 +21,18 @@
  *   0xFE00 after C-CANCEL, 0x0000 at the end.
  */
 import type { ArchiveIndex } from '../../archive/index/archive-index.js';
-import { planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
+import { encodedPlan, planQuery, type QueryLevel, type QueryOptions } from '../../archive/index/query.js';
 import type { Logger } from '../../core/logger.js';
-import type { DataSet } from '../../dicom/dataset.js';
+import { DataSet } from '../../dicom/dataset.js';
 import { keywordOf, TAG } from '../../dicom/dictionary.js';
 import { type MatchCondition, parseCondition, valuesOf } from '../../dicom/matching.js';
 import { formatTag, type Tag } from '../../dicom/tag.js';
-import { UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, UNCOMPRESSED_TRANSFER_SYNTAXES } from '../../dicom/uid.js';
 import { DimseAssociation } from '../../network/dimse.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
+import { emitQuery } from '../query-event.js';
 import {
   type FindExtendedNegotiation,
   INFORMATION_MODELS,
@@ -61,19 +64,6 @@ export interface FindServiceOptions {
   /** Retrieve AE Title (0008,0054) in answers that ask for it; default the called AE title. */
   readonly retrieveAeTitle?: string;
   readonly logger?: Logger;
-}
-
-/** PS3.5 6.2: Error Comment is LO, at most 64 characters (dcm4che cuts it the same way). */
-function comment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
-function failure(status: number, text: string, offending?: readonly Tag[]): DimseResponse {
-  return {
-    status,
-    errorComment: comment(text),
-    ...(offending !== undefined && offending.length > 0 ? { offendingElements: offending } : {}),
-  };
 }
 
 function attributeName(tag: Tag): string {
@@ -112,7 +102,7 @@ export function checkIdentifier(
       response: failure(
         Status.IdentifierDoesNotMatchSopClass,
         'Query/Retrieve Level (0008,0052) is missing',
-        [TAG.QueryRetrieveLevel],
+        { offendingElements: [TAG.QueryRetrieveLevel] },
       ),
     };
   const level = parseLevel(levelText);
@@ -122,7 +112,7 @@ export function checkIdentifier(
       response: failure(
         Status.IdentifierDoesNotMatchSopClass,
         `no level ${JSON.stringify(levelText)} in ${model.title}: ${model.levels.join(', ')}`,
-        [TAG.QueryRetrieveLevel],
+        { offendingElements: [TAG.QueryRetrieveLevel] },
       ),
     };
   if (!relational) {
@@ -137,7 +127,7 @@ export function checkIdentifier(
           response: failure(
             Status.IdentifierDoesNotMatchSopClass,
             `${level} query needs one ${attributeName(tag)} ${formatTag(tag)}`,
-            [tag],
+            { offendingElements: [tag] },
           ),
         };
     }
@@ -154,8 +144,67 @@ function namesEntities(identifier: DataSet, level: QueryLevel): boolean {
   return c.kind === 'single' || c.kind === 'list';
 }
 
+/** A STUDY-level identifier with the usual return keys and `keys` (keyword: value) for the warm-up. */
+function warmUpIdentifier(keys: Readonly<Record<string, string>>): DataSet {
+  const ds = new DataSet();
+  ds.setString(TAG.QueryRetrieveLevel, 'STUDY');
+  for (const tag of [
+    TAG.PatientName,
+    TAG.PatientID,
+    TAG.StudyDate,
+    TAG.StudyInstanceUID,
+    TAG.ModalitiesInStudy,
+  ])
+    ds.setString(tag, '');
+  for (const [keyword, value] of Object.entries(keys)) ds.setString(TAG[keyword as keyof typeof TAG], value);
+  return ds;
+}
+
+const WARM_UP_KEYS: readonly Readonly<Record<string, string>>[] = [
+  { PatientID: 'WARM-UP-NO-MATCH' },
+  { PatientName: 'WARM^UP*' },
+  { StudyDate: '19000101-19000102' },
+];
+
+let codeWarmed = false;
+
+/**
+ * The first queries after a start were the slowest: V8 compiles each function of the query path
+ * (planning, matching, the JSON view, the encoder) when it first runs, and the dictionary and
+ * transfer syntax tables are built on first use. This runs that path once per process, on a
+ * synthetic entity, without I/O.
+ */
+function warmUpCode(): void {
+  if (codeWarmed) return;
+  codeWarmed = true;
+  const header = JSON.stringify({
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: 'WARM^UP' }] },
+    '00100020': { vr: 'LO', Value: ['warm-up'] },
+  });
+  const study = JSON.stringify({
+    '00080020': { vr: 'DA', Value: ['19000101'] },
+    '0020000D': { vr: 'UI', Value: ['1.2.3'] },
+  });
+  for (const keys of WARM_UP_KEYS) {
+    const plan = planQuery('STUDY', warmUpIdentifier(keys));
+    for (const ts of [EXPLICIT_VR_LE, IMPLICIT_VR_LE])
+      encodedPlan(plan, ts).answer({ headers: [header, study], modalitiesInStudy: 'CT' });
+  }
+}
+
+/** The same queries against the index, which prepares its statements and reads its first pages. */
+async function warmUpIndex(index: ArchiveIndex): Promise<void> {
+  for (const keys of WARM_UP_KEYS)
+    for await (const _ of index.find(
+      encodedPlan(planQuery('STUDY', warmUpIdentifier(keys)), EXPLICIT_VR_LE),
+    )) {
+      // Nothing matches; reading is the point.
+    }
+}
+
 /** The C-FIND SCP for the Query/Retrieve information models. */
 export function findService(options: FindServiceOptions): DimseService {
+  warmUpCode();
   const models = options.models ?? INFORMATION_MODELS;
   const findClasses = new Set(models.map((m) => m.sopClasses.find));
   const allowRelational = options.relationalQueries ?? true;
@@ -176,6 +225,14 @@ export function findService(options: FindServiceOptions): DimseService {
       if (asked.relationalQueries && allowRelational) reply[0] = 1;
       if (reply.length > 1 && asked.combinedDateTime && allowCombined) reply[1] = 1;
       return reply;
+    },
+    start: async () => {
+      try {
+        await warmUpIndex(options.archive.index);
+      } catch (e) {
+        // A warm-up is an optimisation: the first real query reports what is wrong.
+        options.logger?.warn({ err: e }, 'C-FIND warm-up failed');
+      }
     },
     health: async () => ({ ok: true }),
   };
@@ -212,12 +269,15 @@ async function* answerFind(
   const plan = planQuery(level, identifier, queryOptions);
   const problem = plan.compiled.problems[0];
   if (problem !== undefined) {
-    yield failure(Status.CannotUnderstand, `${attributeName(problem.tag)}: ${problem.reason}`, [problem.tag]);
+    yield failure(Status.CannotUnderstand, `${attributeName(problem.tag)}: ${problem.reason}`, {
+      offendingElements: [problem.tag],
+    });
     return;
   }
   const index = options.archive.index;
   const started = performance.now();
   const limit = options.maxResults ?? 0;
+  let matches = 0;
   try {
     if (limit > 0 && !namesEntities(identifier, level)) {
       const n = await index.countMatches(plan, limit + 1);
@@ -228,8 +288,8 @@ async function* answerFind(
       }
     }
     const pending = plan.unsupportedKeys.length > 0 ? Status.PendingWarning : Status.Pending;
-    let matches = 0;
-    for await (const answer of index.find(plan, ctx.signal)) {
+    // Answers as bytes in the context's syntax, straight from the stored JSON where that is exact.
+    for await (const answer of index.find(encodedPlan(plan, ctx.transferSyntax), ctx.signal)) {
       matches++;
       yield { status: pending, dataSet: answer };
     }
@@ -250,6 +310,8 @@ async function* answerFind(
   } catch (e) {
     const detail = e instanceof Error ? e.message : String(e);
     (options.logger ?? ctx.log).error({ err: e, peer: ctx.peerAeTitle, level }, 'C-FIND failed');
-    yield failure(Status.UnableToProcess, `index failure: ${detail}`);
+    yield failure(Status.UnableToProcess, `index failure: ${detail}`, { cause: e });
+  } finally {
+    emitQuery(ctx, 'C-FIND', level, matches, started);
   }
 }

@@ -14,6 +14,8 @@ import { formatTag, type Tag } from '../../dicom/tag.js';
 import { EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../dicom/uid.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure } from '../../network/service-error.js';
+import { emitQuery } from '../query-event.js';
 import {
   WORKLIST_FIND_SOP_CLASS,
   WORKLIST_MATCH_OPTIONS,
@@ -44,11 +46,6 @@ export function worklistService(options: WorklistServiceOptions): DimseService {
   };
 }
 
-/** PS3.7 C.4.1.1.3.1: an Error Comment is an LO value, 64 characters at most. */
-function comment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
 /** A key holding several items: C.2.2.2.6 allows one (wlmscpfs refuses them too). */
 function sequencesWithSeveralItems(ds: DataSet, out: Tag[] = []): Tag[] {
   for (const e of ds) {
@@ -65,12 +62,10 @@ function identifierError(invalid: readonly InvalidCondition[], several: readonly
     first !== undefined
       ? `${formatTag(first.tag)}: ${first.reason}`
       : `${formatTag(several[0] ?? 0)}: more than one item in a sequence key`;
-  return {
-    // PS3.4 K.4.1.1.4 (C.4.1.1.4): Identifier does not match SOP Class, as wlmscpfs answers.
-    status: Status.IdentifierDoesNotMatchSopClass,
-    errorComment: comment(text),
+  // PS3.4 K.4.1.1.4 (C.4.1.1.4): Identifier does not match SOP Class, as wlmscpfs answers.
+  return failure(Status.IdentifierDoesNotMatchSopClass, text, {
     offendingElements: [...new Set([...invalid.map((c) => c.tag), ...several])],
-  };
+  });
 }
 
 /** The C-FIND handler: pending responses, one per matching item, then (by the dispatcher) Success. */
@@ -90,19 +85,23 @@ export async function* findWorklistItems(
   const started = performance.now();
   let candidates = 0;
   let matches = 0;
-  for await (const item of worklist.candidates(query.conditions, { signal: ctx.signal })) {
-    candidates++;
-    const parsed = fromDicomJson(item.dataSet);
-    if (!parsed.ok) {
-      ctx.log.warn({ item: item.id, err: parsed.error }, 'worklist item does not parse: skipped');
-      continue;
+  try {
+    for await (const item of worklist.candidates(query.conditions, { signal: ctx.signal })) {
+      candidates++;
+      const parsed = fromDicomJson(item.dataSet);
+      if (!parsed.ok) {
+        ctx.log.warn({ item: item.id, err: parsed.error }, 'worklist item does not parse: skipped');
+        continue;
+      }
+      if (!query.matches(parsed.value)) continue;
+      matches++;
+      yield { status: Status.Pending, dataSet: worklistResponse(identifier, parsed.value) };
     }
-    if (!query.matches(parsed.value)) continue;
-    matches++;
-    yield { status: Status.Pending, dataSet: worklistResponse(identifier, parsed.value) };
+    ctx.log.debug(
+      { peer: ctx.peerAeTitle, candidates, matches, ms: Math.round(performance.now() - started) },
+      'worklist C-FIND',
+    );
+  } finally {
+    emitQuery(ctx, 'worklist', 'WORKLIST', matches, started);
   }
-  ctx.log.debug(
-    { peer: ctx.peerAeTitle, candidates, matches, ms: Math.round(performance.now() - started) },
-    'worklist C-FIND',
-  );
 }
