@@ -4,8 +4,11 @@
  * cycle is always a seam to cut).
  */
 import assert from 'node:assert/strict';
-import { basename } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
+import ts from 'typescript';
+import { REPO_ROOT } from '../helpers/cli.js';
 import { importCycles, importsOf, repoPath, sourceFiles } from './import-graph.js';
 
 /** Packages and Node's built-ins may be imported anywhere; only relative paths are checked. */
@@ -45,6 +48,24 @@ describe('public API', () => {
       [],
       'src/cli/ must import only ../index.js (export what is missing from src/index.ts)',
     );
+  });
+});
+
+describe('the entry point', () => {
+  it('says what each export is for (a TSDoc comment on each export statement)', () => {
+    const file = join(REPO_ROOT, 'src', 'index.ts');
+    const text = readFileSync(file, 'utf8');
+    const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
+    const exports = source.statements.filter(ts.isExportDeclaration);
+    assert.ok(exports.length > 40, `${exports.length} export statements`);
+    const undocumented = exports
+      .filter((st) => {
+        const comments = ts.getLeadingCommentRanges(text, st.getFullStart()) ?? [];
+        const last = comments[comments.length - 1];
+        return last === undefined || !text.slice(last.pos, last.end).startsWith('/**');
+      })
+      .map((st) => st.moduleSpecifier?.getText(source) ?? st.getText(source).slice(0, 60));
+    assert.deepEqual(undocumented, []);
   });
 });
 
