@@ -7,10 +7,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { openIndex, parseIndexUrl } from '../archive/index/open.js';
-import { JOB_STATES, type Job, type JobState } from '../archive/jobs/job.js';
-import { jobStoreFor } from '../archive/jobs/open.js';
-import { PacsError, UsageError } from '../core/errors.js';
+import {
+  JOB_STATES,
+  type Job,
+  type JobState,
+  jobStoreFor,
+  openIndex,
+  PacsError,
+  parseIndexUrl,
+  UsageError,
+} from '../index.js';
 import { integerFlag } from './common.js';
 
 interface JobsLsFlags {
