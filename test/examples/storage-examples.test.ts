@@ -30,7 +30,7 @@ const started: ChildProcessWithoutNullStreams[] = [];
 
 /**
  * Starts the example SCP on a free port and waits for its "listening" line, or its exit. No time
- * limit: on a loaded machine start-up takes what it takes (STYLE: no wall-clock limits in tests).
+ * limit: on a loaded machine start-up takes what it takes (no wall-clock limits in tests).
  */
 async function startScp(folder: string): Promise<RunningScp> {
   const child = spawn(process.execPath, [STORE_SCP, '0', folder, 'STORE-SCP']);
