@@ -8,13 +8,17 @@
  * Exits 0 when the peer ends with success (`pacs find` is the full tool: both models, every
  * level, tags and sequences as keys, a table or DICOM JSON).
  */
-// Imported from the modules: src/index.ts does not export the Query/Retrieve SCU yet.
-import { DataSet } from '../src/dicom/dataset.js';
-import { TAG, tagForKeyword } from '../src/dicom/dictionary.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, statusCategory } from '../src/network/dimse-status.js';
-import { find, findContexts } from '../src/services/query-retrieve/find-scu.js';
-import { STUDY_ROOT } from '../src/services/query-retrieve/models.js';
+import {
+  ApplicationEntity,
+  DataSet,
+  describeStatus,
+  find,
+  findContexts,
+  STUDY_ROOT,
+  statusCategory,
+  TAG,
+  tagForKeyword,
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, ...matching] = process.argv.slice(2);
 if (host === undefined || port === undefined || calledAeTitle === undefined) {

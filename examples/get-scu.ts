@@ -8,13 +8,17 @@
  * Exits 0 when every sub-operation succeeded (`pacs get` is the full tool: progress bar, --json).
  */
 import { mkdir } from 'node:fs/promises';
-// Imported from the modules: src/index.ts does not export the Query/Retrieve SCUs yet.
-import { DataSet } from '../src/dicom/dataset.js';
-import { TAG } from '../src/dicom/dictionary.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, Status } from '../src/network/dimse-status.js';
-import { folderReceiver, get, getContexts } from '../src/services/query-retrieve/get-scu.js';
-import { STUDY_ROOT } from '../src/services/query-retrieve/models.js';
+import {
+  ApplicationEntity,
+  DataSet,
+  describeStatus,
+  folderReceiver,
+  get,
+  getContexts,
+  STUDY_ROOT,
+  Status,
+  TAG,
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, studyUid, folder] = process.argv.slice(2);
 if (!host || !port || !calledAeTitle || !studyUid || !folder) {

@@ -7,13 +7,16 @@
  *
  * Exits 0 when every sub-operation succeeded (`pacs move` is the full tool: levels, keys, --json).
  */
-// Imported from the modules: src/index.ts does not export the Query/Retrieve SCUs yet.
-import { DataSet } from '../src/dicom/dataset.js';
-import { TAG } from '../src/dicom/dictionary.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, Status } from '../src/network/dimse-status.js';
-import { STUDY_ROOT } from '../src/services/query-retrieve/models.js';
-import { move, retrieveContext } from '../src/services/query-retrieve/move-scu.js';
+import {
+  ApplicationEntity,
+  DataSet,
+  describeStatus,
+  move,
+  retrieveContext,
+  STUDY_ROOT,
+  Status,
+  TAG,
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, destination, studyUid] = process.argv.slice(2);
 if (!host || !port || !calledAeTitle || !destination || !studyUid) {

@@ -8,24 +8,22 @@
  *
  * Prints the MPPS SOP Instance UID; exits 0 when both steps were accepted.
  */
-// Imported from the modules: src/index.ts does not export the MPPS and worklist SCUs yet.
-import { DataSet } from '../src/dicom/dataset.js';
-import { TAG } from '../src/dicom/dictionary.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, statusCategory } from '../src/network/dimse-status.js';
 import {
+  ApplicationEntity,
   createMpps,
+  DataSet,
+  describeStatus,
+  fetchWorklist,
   MPPS_CONTEXT,
   mppsFromWorklistItem,
   mppsUpdate,
   performedSeriesFromFiles,
   setMpps,
-} from '../src/services/mpps/scu.js';
-import {
-  fetchWorklist,
+  statusCategory,
+  TAG,
   WORKLIST_FIND_CONTEXT,
   withModalityReturnKeys,
-} from '../src/services/worklist/scu.js';
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, station, accession, folder] = process.argv.slice(2);
 if (!host || !port || !calledAeTitle || !station || !accession || !folder) {

@@ -14,13 +14,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-// Imported from the modules: src/index.ts does not export these yet.
-import { allStorageSopClasses } from '../src/dicom/uid.js';
-import { encodeFileMeta } from '../src/dicom/writer.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { Status } from '../src/network/dimse-status.js';
-import type { DimseService } from '../src/network/service.js';
-import { storageTransferSyntaxes } from '../src/services/storage/scp.js';
+import {
+  ApplicationEntity,
+  allStorageSopClasses,
+  type DimseService,
+  encodeFileMeta,
+  Status,
+  storageTransferSyntaxes,
+} from '../src/index.js';
 
 const port = Number(process.argv[2] ?? 11114);
 const folder = process.argv[3] ?? 'received';

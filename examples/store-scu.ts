@@ -8,10 +8,15 @@
  *
  * Exits 0 when every file was stored (`pacs store` is the full tool: folders, progress, report).
  */
-// Imported from the modules: src/index.ts does not export the Storage SCU yet.
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, statusCategory } from '../src/network/dimse-status.js';
-import { type FileInfo, planAssociations, readFileInfo, storeFile } from '../src/services/storage/scu.js';
+import {
+  ApplicationEntity,
+  describeStatus,
+  type FileInfo,
+  planAssociations,
+  readFileInfo,
+  statusCategory,
+  storeFile,
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, ...paths] = process.argv.slice(2);
 if (host === undefined || port === undefined || calledAeTitle === undefined || paths.length === 0) {

@@ -7,16 +7,16 @@
  *
  * Exits 0 when the query ended with Success (`pacs worklist` is the full tool).
  */
-// Imported from the modules: src/index.ts does not export the worklist SCU yet.
-import { DataSet } from '../src/dicom/dataset.js';
-import { TAG } from '../src/dicom/dictionary.js';
-import { ApplicationEntity } from '../src/network/ae.js';
-import { describeStatus, statusCategory } from '../src/network/dimse-status.js';
 import {
+  ApplicationEntity,
+  DataSet,
+  describeStatus,
   queryWorklist,
+  statusCategory,
+  TAG,
   WORKLIST_FIND_CONTEXT,
   withModalityReturnKeys,
-} from '../src/services/worklist/scu.js';
+} from '../src/index.js';
 
 const [host, port, calledAeTitle, station, date] = process.argv.slice(2);
 if (host === undefined || port === undefined || calledAeTitle === undefined || station === undefined) {

@@ -13,9 +13,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { type Archive, openArchive } from '../archive/archive.js';
-import type { ReconcileProgress, ReconcileReport } from '../archive/reconcile.js';
-import { PacsError } from '../core/errors.js';
+import {
+  type Archive,
+  openArchive,
+  PacsError,
+  type ReconcileProgress,
+  type ReconcileReport,
+} from '../index.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { Progress } from './progress.js';
 

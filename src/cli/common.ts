@@ -6,13 +6,19 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { isAeTitle, isHost } from '../core/config.js';
-import { type PacsError, UsageError } from '../core/errors.js';
-import { ApplicationEntity } from '../network/ae.js';
-import type { NetworkError } from '../network/errors.js';
-import { describeAbort, describeReject } from '../network/negotiation.js';
-import type { TlsClientOptions } from '../network/transport.js';
-import { INDEX_URL_EXPECTED, isIndexUrl } from '../server/config.js';
+import {
+  ApplicationEntity,
+  describeAbort,
+  describeReject,
+  INDEX_URL_EXPECTED,
+  isAeTitle,
+  isHost,
+  isIndexUrl,
+  type NetworkError,
+  type PacsError,
+  type TlsClientOptions,
+  UsageError,
+} from '../index.js';
 
 /** The flags addConnectionOptions() declares, as commander hands them over. */
 export interface ConnectionFlags {

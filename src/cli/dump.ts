@@ -2,13 +2,18 @@
  * `pacs dump`: a readable listing like DCMTK's dcmdump (tag, VR, value, length, VM, keyword),
  * sequences indented, long binary values abbreviated; or the data set as DICOM JSON.
  */
-import type { DataElement, DataSet } from '../dicom/dataset.js';
-import { lookupTag } from '../dicom/dictionary.js';
-import { formatTag } from '../dicom/tag.js';
-import { lookupUid } from '../dicom/uid.js';
-import { decodeNumbers, decodeTags } from '../dicom/values.js';
-import { isBinaryNumberVR, isStringVR } from '../dicom/vr.js';
-import { readDicomFile } from '../io/dicom-file.js';
+import {
+  type DataElement,
+  type DataSet,
+  decodeNumbers,
+  decodeTags,
+  formatTag,
+  isBinaryNumberVR,
+  isStringVR,
+  lookupTag,
+  lookupUid,
+  readDicomFile,
+} from '../index.js';
 
 const MAX_TEXT = 64;
 const MAX_NUMBERS = 8;

@@ -6,9 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { PacsError } from '../core/errors.js';
-import { describeStatus, statusCategory } from '../network/dimse-status.js';
-import { echo, VERIFICATION_CONTEXT } from '../services/verification/scu.js';
+import { describeStatus, echo, PacsError, statusCategory, VERIFICATION_CONTEXT } from '../index.js';
 import {
   type ConnectionFlags,
   describeNetworkFailure,

@@ -7,26 +7,29 @@
  * status and the peer's Error Comment; Ctrl-C sends C-CANCEL.
  */
 import type { Command } from 'commander';
-import { PacsError, UsageError } from '../core/errors.js';
-import { DataSet } from '../dicom/dataset.js';
-import { keywordOf, TAG } from '../dicom/dictionary.js';
-import { toDicomJson } from '../dicom/json.js';
-import { formatTag, type Tag } from '../dicom/tag.js';
-import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
 import {
   buildIdentifier,
+  DataSet,
+  describeStatus,
   find,
   findContexts,
-  type KeyAssignment,
-  parseKeyAssignment,
-} from '../services/query-retrieve/find-scu.js';
-import {
+  formatTag,
   type InformationModel,
+  type KeyAssignment,
+  keywordOf,
   PATIENT_ROOT,
+  PacsError,
+  parseKeyAssignment,
   parseLevel,
   type QueryRetrieveLevel,
   STUDY_ROOT,
-} from '../services/query-retrieve/models.js';
+  Status,
+  statusCategory,
+  TAG,
+  type Tag,
+  toDicomJson,
+  UsageError,
+} from '../index.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,

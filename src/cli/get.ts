@@ -9,9 +9,14 @@
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { PacsError } from '../core/errors.js';
-import { describeStatus } from '../network/dimse-status.js';
-import { folderReceiver, get, getContexts, type ReceivedObject } from '../services/query-retrieve/get-scu.js';
+import {
+  describeStatus,
+  folderReceiver,
+  get,
+  getContexts,
+  PacsError,
+  type ReceivedObject,
+} from '../index.js';
 import { addConnectionOptions, describeNetworkFailure, parseConnection } from './common.js';
 import {
   addRetrieveOptions,

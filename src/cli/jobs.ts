@@ -7,10 +7,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { openIndex } from '../archive/index/open.js';
-import { JOB_STATES, type Job, type JobState } from '../archive/jobs/job.js';
-import { jobStoreFor } from '../archive/jobs/open.js';
-import { PacsError, UsageError } from '../core/errors.js';
+import {
+  JOB_STATES,
+  type Job,
+  type JobState,
+  jobStoreFor,
+  openIndex,
+  PacsError,
+  UsageError,
+} from '../index.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 
 interface JobsLsFlags {

@@ -3,9 +3,7 @@
  * when it fails (ARCHITECTURE.md "Interfaces users and tests rely on").
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, PacsError } from '../core/errors.js';
-import { toDicomJson } from '../dicom/json.js';
-import { convertFile, readDicomFile } from '../io/dicom-file.js';
+import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../index.js';
 import { registerArchiveCommand } from './archive.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';

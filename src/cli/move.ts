@@ -11,31 +11,30 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { isAeTitle } from '../core/config.js';
-import { PacsError, UsageError } from '../core/errors.js';
-import { DataSet } from '../dicom/dataset.js';
-import { TAG } from '../dicom/dictionary.js';
-import { ApplicationEntity } from '../network/ae.js';
-import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
 import {
+  ApplicationEntity,
   buildIdentifier,
-  type KeyAssignment,
-  parseKeyAssignment,
-} from '../services/query-retrieve/find-scu.js';
-import {
+  DataSet,
+  describeStatus,
   type InformationModel,
+  isAeTitle,
+  type KeyAssignment,
+  move,
   PATIENT_ROOT,
+  PacsError,
+  parseKeyAssignment,
   parseLevel,
   type QueryRetrieveLevel,
-  STUDY_ROOT,
-} from '../services/query-retrieve/models.js';
-import {
-  move,
   type RetrieveError,
   type RetrieveOutcome,
   type RetrieveProgress,
   retrieveContext,
-} from '../services/query-retrieve/move-scu.js';
+  STUDY_ROOT,
+  Status,
+  statusCategory,
+  TAG,
+  UsageError,
+} from '../index.js';
 import {
   addConnectionOptions,
   type Connection,

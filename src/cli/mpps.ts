@@ -15,32 +15,35 @@
  * A status other than Success exits non-zero with the status and the peer's Error Comment.
  */
 import type { Command } from 'commander';
-import { PacsError, UsageError } from '../core/errors.js';
-import type { DataSet } from '../dicom/dataset.js';
-import { keywordOf, TAG } from '../dicom/dictionary.js';
-import type { toDicomJson } from '../dicom/json.js';
-import { formatTag } from '../dicom/tag.js';
-import { isValidUid } from '../dicom/uid.js';
-import type { ProposedPresentationContext } from '../network/association.js';
-import type { DimseAssociation } from '../network/dimse.js';
-import { describeStatus, statusCategory } from '../network/dimse-status.js';
-import { PPS_STATUS } from '../services/mpps/model.js';
 import {
+  buildIdentifier,
   createMpps,
+  type DataSet,
+  type DimseAssociation,
+  describeStatus,
+  fetchWorklist,
+  formatTag,
+  isValidUid,
+  type KeyAssignment,
+  keywordOf,
   MPPS_CONTEXT,
   type MppsResponse,
   mppsFromWorklistItem,
   mppsUpdate,
-  performedSeriesFromFiles,
-  setMpps,
-} from '../services/mpps/scu.js';
-import {
-  buildIdentifier,
-  type KeyAssignment,
+  PacsError,
+  PPS_STATUS,
+  type ProposedPresentationContext,
   parseKeyAssignment,
-} from '../services/query-retrieve/find-scu.js';
-import { readDataSets } from '../services/worklist/import.js';
-import { fetchWorklist, WORKLIST_FIND_CONTEXT, withModalityReturnKeys } from '../services/worklist/scu.js';
+  performedSeriesFromFiles,
+  readDataSets,
+  setMpps,
+  statusCategory,
+  TAG,
+  type toDicomJson,
+  UsageError,
+  WORKLIST_FIND_CONTEXT,
+  withModalityReturnKeys,
+} from '../index.js';
 import {
   addConnectionOptions,
   type Connection,

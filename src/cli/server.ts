@@ -4,19 +4,25 @@
  * running ones get `server.shutdownTimeoutSeconds` to finish. A second signal aborts them at once.
  */
 import type { Command } from 'commander';
-import type { DeepPartial } from '../core/config.js';
-import { ConfigError, PacsError } from '../core/errors.js';
-import { closeLogger, createLogger, type Logger } from '../core/logger.js';
 import {
   answerPrimary,
+  type Config,
+  ConfigError,
+  closeLogger,
+  createLogger,
+  type DeepPartial,
   isClusterWorker,
+  type Logger,
+  loadConfig,
   onPrimaryMessage,
+  PacsError,
+  type Peer,
+  parsePeer,
   reportListening,
   runClusterPrimary,
-} from '../server/cluster.js';
-import { type Config, loadConfig } from '../server/config.js';
-import { type ServerHandle, startServer } from '../server/server.js';
-import { type Peer, parsePeer } from '../services/query-retrieve/config.js';
+  type ServerHandle,
+  startServer,
+} from '../index.js';
 
 interface ServerFlags {
   config?: string;

@@ -10,17 +10,18 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { PacsError } from '../core/errors.js';
-import type { DimseAssociation } from '../network/dimse.js';
-import { describeStatus, statusCategory } from '../network/dimse-status.js';
 import {
   type AssociationPlan,
+  type DimseAssociation,
+  describeStatus,
   type FileInfo,
+  PacsError,
   planAssociations,
   readFileInfo,
   type StoreError,
+  statusCategory,
   storeFile,
-} from '../services/storage/scu.js';
+} from '../index.js';
 import {
   addConnectionOptions,
   type Connection,

@@ -2,8 +2,7 @@
  * The text tables of the query commands (`pacs find`, `pacs worklist`, `pacs worklist ls`): one
  * column per key, cells cut to a readable width, East Asian wide characters counted as two columns.
  */
-import type { DataSet } from '../dicom/dataset.js';
-import type { Tag } from '../dicom/tag.js';
+import type { DataSet, Tag } from '../index.js';
 
 /** A readable cell: text values joined by '\', sequences and binary values summarised, cut to `maxWidth`. */
 export function cellText(ds: DataSet | undefined, tag: Tag, maxWidth: number): string {

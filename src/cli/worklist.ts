@@ -15,21 +15,29 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { openWorklistStore } from '../archive/worklist/open.js';
-import type { ItemSelector, WorklistItem } from '../archive/worklist/worklist-store.js';
-import { PacsError, UsageError } from '../core/errors.js';
-import { DataSet } from '../dicom/dataset.js';
-import { keywordOf, TAG } from '../dicom/dictionary.js';
-import { toDicomJson } from '../dicom/json.js';
-import { formatTag, type Tag } from '../dicom/tag.js';
-import { describeStatus, Status, statusCategory } from '../network/dimse-status.js';
 import {
   buildIdentifier,
+  DataSet,
+  describeStatus,
+  formatTag,
+  type ItemSelector,
   type KeyAssignment,
+  keywordOf,
+  openWorklistStore,
+  PacsError,
   parseKeyAssignment,
-} from '../services/query-retrieve/find-scu.js';
-import { readWorklistFiles } from '../services/worklist/import.js';
-import { queryWorklist, WORKLIST_FIND_CONTEXT, withModalityReturnKeys } from '../services/worklist/scu.js';
+  queryWorklist,
+  readWorklistFiles,
+  Status,
+  statusCategory,
+  TAG,
+  type Tag,
+  toDicomJson,
+  UsageError,
+  WORKLIST_FIND_CONTEXT,
+  type WorklistItem,
+  withModalityReturnKeys,
+} from '../index.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,

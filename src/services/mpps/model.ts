@@ -29,6 +29,7 @@ import { dateKey, timeKey, valuesOf } from '../../dicom/matching.js';
 import { formatTag, type Tag, tagHex } from '../../dicom/tag.js';
 import { UID } from '../../dicom/uid.js';
 import { Status } from '../../network/dimse-status.js';
+import { ServiceError } from '../../network/service-error.js';
 
 export const MPPS_SOP_CLASS: string = UID.ModalityPerformedProcedureStep;
 
@@ -135,14 +136,6 @@ const RULES: readonly Rule[] = [
   },
 ];
 
-/** A refusal: the DIMSE status, the Error Comment, the attributes concerned. */
-export interface MppsFailure {
-  readonly status: number;
-  readonly errorComment: string;
-  readonly offendingElements?: readonly Tag[];
-  readonly errorId?: number;
-}
-
 interface Problem {
   readonly status: number;
   readonly tag: Tag;
@@ -161,22 +154,16 @@ function attributeName(tag: Tag): string {
   return lookupTag(tag)?.keyword || formatTag(tag);
 }
 
-/** PS3.7 C.4.1.1.3.1: Error Comment is LO, 64 characters at most. */
-function errorComment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
-function failureOf(problems: readonly Problem[]): MppsFailure | undefined {
+/** The refusal for the first status of PRECEDENCE that has problems; the DIMSE encoder cuts its comment to 64 characters. */
+function failureOf(problems: readonly Problem[]): ServiceError | undefined {
   for (const status of PRECEDENCE) {
     const these = problems.filter((p) => p.status === status);
     const first = these[0];
     if (first === undefined) continue;
     const more = these.length > 1 ? ` (+${these.length - 1} more)` : '';
-    return {
-      status,
-      errorComment: errorComment(`${first.text}${more}`),
+    return new ServiceError(status, `${first.text}${more}`, {
       offendingElements: [...new Set(these.map((p) => p.tag))],
-    };
+    });
   }
   return undefined;
 }
@@ -232,7 +219,7 @@ function check(
 // --- N-CREATE ------------------------------------------------------------------------------------
 
 /** The refusal of an N-CREATE attribute list (F.7.2.1), or undefined when it may be created. */
-export function createFailure(ds: DataSet): MppsFailure | undefined {
+export function createFailure(ds: DataSet): ServiceError | undefined {
   const problems: Problem[] = [];
   check(ds, RULES, (r) => r.create, problems);
   const status = valuesOf(ds, TAG.PerformedProcedureStepStatus)[0];
@@ -267,12 +254,16 @@ export function scheduledStepsOf(ds: DataSet): ScheduledStepRef[] {
 
 // --- N-SET ---------------------------------------------------------------------------------------
 
-const NO_LONGER_UPDATABLE: MppsFailure = {
-  status: Status.ProcessingFailure,
-  errorComment: 'Performed Procedure Step Object may no longer be updated',
-  // PS3.4 F.7.2.2.2: Error ID A710 with Processing failure.
-  errorId: 0xa710,
-};
+/** PS3.4 F.7.2.2.2: an N-SET of a final instance is a Processing failure with Error ID A710. */
+function noLongerUpdatable(): ServiceError {
+  return new ServiceError(
+    Status.ProcessingFailure,
+    'Performed Procedure Step Object may no longer be updated',
+    {
+      errorId: 0xa710,
+    },
+  );
+}
 
 function jsonText(value: unknown): string {
   return JSON.stringify(value);
@@ -334,8 +325,8 @@ export function decideSet(
   current: DicomJsonObject,
   request: DataSet,
   toDataSet: (json: DicomJsonObject) => DataSet,
-): Result<MppsUpdate, MppsFailure> {
-  if (isFinalStatus(currentStatus)) return err(NO_LONGER_UPDATABLE);
+): Result<MppsUpdate, ServiceError> {
+  if (isFinalStatus(currentStatus)) return err(noLongerUpdatable());
   const requestJson = toDicomJson(request);
   const problems: Problem[] = notAllowedChanges(current, request, requestJson);
   // Only the attributes the request carries are checked against the N-SET column.

@@ -14,12 +14,12 @@ import { fromDicomJson, toDicomJson } from '../../dicom/json.js';
 import { EXPLICIT_VR_BE, EXPLICIT_VR_LE, generateUid, IMPLICIT_VR_LE, isValidUid } from '../../dicom/uid.js';
 import { Status } from '../../network/dimse-status.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
+import { failure, ServiceError } from '../../network/service-error.js';
 import {
   createFailure,
   decideSet,
   itemStatusFor,
   MPPS_SOP_CLASS,
-  type MppsFailure,
   PPS_STATUS,
   scheduledStepsOf,
 } from './model.js';
@@ -42,16 +42,9 @@ export function mppsService(options: MppsServiceOptions): DimseService {
   };
 }
 
-function refusal(f: MppsFailure, affectedSopInstanceUid?: string): DimseResponse {
-  return {
-    status: f.status,
-    errorComment: f.errorComment,
-    ...(f.offendingElements !== undefined && f.offendingElements.length > 0
-      ? { offendingElements: f.offendingElements }
-      : {}),
-    ...(f.errorId !== undefined ? { errorId: f.errorId } : {}),
-    ...(affectedSopInstanceUid !== undefined ? { affectedSopInstanceUid } : {}),
-  };
+/** The failure response, naming the instance when its UID is known (PS3.7 10.1.5.1.2, 10.1.3.1.2). */
+function refusal(f: ServiceError, affectedSopInstanceUid?: string): DimseResponse {
+  return { ...f.response(), ...(affectedSopInstanceUid !== undefined ? { affectedSopInstanceUid } : {}) };
 }
 
 /** N-CREATE (F.7.2.1): validated, kept, linked; the SCP assigns the UID when the SCU gave none (PS3.7 10.1.5.1.3). */
@@ -62,20 +55,17 @@ export async function createMpps(
 ): Promise<DimseResponse> {
   const given = ctx.command.affectedSopInstanceUid;
   if (given !== undefined && given !== '' && !isValidUid(given))
-    return refusal({
-      status: Status.InvalidArgumentValue,
-      errorComment: 'Affected SOP Instance UID is not a valid UID',
-    });
+    return failure(Status.InvalidArgumentValue, 'Affected SOP Instance UID is not a valid UID');
   const uid = given !== undefined && given !== '' ? given : generateUid();
   if (dataSet === undefined)
-    return refusal({ status: Status.MissingAttribute, errorComment: 'N-CREATE without attribute list' }, uid);
-  const failure = createFailure(dataSet);
-  if (failure !== undefined) {
+    return refusal(new ServiceError(Status.MissingAttribute, 'N-CREATE without attribute list'), uid);
+  const refused = createFailure(dataSet);
+  if (refused !== undefined) {
     ctx.log.info(
-      { peer: ctx.peerAeTitle, uid, status: failure.status },
-      `MPPS N-CREATE refused: ${failure.errorComment}`,
+      { peer: ctx.peerAeTitle, uid, status: refused.status },
+      `MPPS N-CREATE refused: ${refused.errorComment}`,
     );
-    return refusal(failure, uid);
+    return refusal(refused, uid);
   }
   const result = await worklist.createMpps({
     sopInstanceUid: uid,
@@ -88,7 +78,7 @@ export async function createMpps(
   if (result.status === 'duplicate') {
     ctx.log.info({ peer: ctx.peerAeTitle, uid }, 'MPPS N-CREATE refused: the instance exists');
     return refusal(
-      { status: Status.DuplicateSopInstance, errorComment: 'an MPPS instance with this UID exists' },
+      new ServiceError(Status.DuplicateSopInstance, 'an MPPS instance with this UID exists'),
       uid,
     );
   }
@@ -107,12 +97,9 @@ export async function setMpps(
 ): Promise<DimseResponse> {
   const uid = ctx.command.requestedSopInstanceUid ?? ctx.command.affectedSopInstanceUid;
   if (uid === undefined || uid === '')
-    return refusal({
-      status: Status.NoSuchSopInstance,
-      errorComment: 'N-SET without Requested SOP Instance UID',
-    });
+    return failure(Status.NoSuchSopInstance, 'N-SET without Requested SOP Instance UID');
   if (dataSet === undefined)
-    return refusal({ status: Status.MissingAttribute, errorComment: 'N-SET without modification list' }, uid);
+    return refusal(new ServiceError(Status.MissingAttribute, 'N-SET without modification list'), uid);
   const result = await worklist.updateMpps(uid, (current) => {
     const decided = decideSet(current.status, current.dataSet, dataSet, (json) => {
       const parsed = fromDicomJson(json);
@@ -126,10 +113,7 @@ export async function setMpps(
   });
   switch (result.status) {
     case 'not-found':
-      return refusal(
-        { status: Status.NoSuchSopInstance, errorComment: 'no MPPS instance with this UID' },
-        uid,
-      );
+      return refusal(new ServiceError(Status.NoSuchSopInstance, 'no MPPS instance with this UID'), uid);
     case 'refused':
       ctx.log.info(
         { peer: ctx.peerAeTitle, uid, status: result.error.status },
