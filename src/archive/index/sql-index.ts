@@ -43,7 +43,7 @@ import {
   splitList,
   studyPatientMismatch,
 } from './rules.js';
-import type { IndexDatabase } from './schema.js';
+import type { IndexDatabase, InstanceTable, SeriesTable, StudyTable } from './schema.js';
 
 type Db = Kysely<IndexDatabase>;
 
@@ -560,30 +560,27 @@ async function run<R = unknown>(db: Db, text: string, parameters: readonly unkno
   return result.rows as R[];
 }
 
-interface SeriesOfRow {
-  id: number;
-  study_fk: number;
-  study_instance_uid: string;
-}
+// Rows of the statements above, in the columns of schema.ts.
+type SeriesOfRow = Pick<SeriesTable, 'id' | 'study_fk'> & Pick<StudyTable, 'study_instance_uid'>;
 
-interface StudyCountersRow extends PatientColumns {
-  modalities_in_study: string | null;
-  sop_classes_in_study: string | null;
-  study_instance_uid: string;
-}
+type StudyCountersRow = Pick<
+  StudyTable,
+  'modalities_in_study' | 'sop_classes_in_study' | 'study_instance_uid' | keyof PatientColumns
+>;
 
-interface InstanceRow {
-  sop_instance_uid: string;
-  sop_class_uid: string;
-  instance_number: number | null;
-  transfer_syntax_uid: string;
-  path: string;
-  size: number;
-  received_at: string;
-  calling_aet: string | null;
-  series_instance_uid: string;
-  study_instance_uid: string;
-}
+type InstanceRow = Pick<
+  InstanceTable,
+  | 'sop_instance_uid'
+  | 'sop_class_uid'
+  | 'instance_number'
+  | 'transfer_syntax_uid'
+  | 'path'
+  | 'size'
+  | 'received_at'
+  | 'calling_aet'
+> &
+  Pick<SeriesTable, 'series_instance_uid'> &
+  Pick<StudyTable, 'study_instance_uid'>;
 
 async function findInstance(
   db: Db,
