@@ -165,6 +165,27 @@ for (const engine of ALL_ENGINES) {
         assert.equal((await index.findPatient('PID1', null))?.numberOfStudies, 1);
       }));
 
+    test('a kept duplicate changes no row: neither counters of its series nor a series or study it names anew', () =>
+      withIndex(engine, async (index) => {
+        const first = entry({ sopUid: '9.2' });
+        inserted(await index.insertInstance(first.record, first.headers));
+        // Same series (the insert itself tells the duplicate), then a series and study not indexed.
+        const same = await index.insertInstance(entry({ sopUid: '9.2' }).record, first.headers);
+        assert.equal(same.status, 'duplicate');
+        const elsewhere = entry({ sopUid: '9.2', studyUid: '5.7', seriesUid: '5.7.1', patientId: 'PID9' });
+        const r = await index.insertInstance(elsewhere.record, elsewhere.headers);
+        assert.equal(r.status, 'duplicate');
+        assert.equal(r.status === 'duplicate' && r.existing.seriesInstanceUid, '1.2.3.4.1');
+        assert.equal(await index.findStudy('5.7'), undefined);
+        assert.equal(await index.findSeries('5.7.1'), undefined);
+        assert.equal(await index.findPatient('PID9', null), undefined);
+        const st = await study(index, '1.2.3.4');
+        assert.equal(st.numberOfInstances, 1);
+        assert.equal(st.numberOfSeries, 1);
+        assert.equal((await index.findSeries('1.2.3.4.1'))?.numberOfInstances, 1);
+        assert.equal(await index.countInstances(), 1);
+      }));
+
     test('two patients sharing a Patient ID are not merged: each study keeps its own, with a warning', () =>
       withIndex(engine, async (index) => {
         const a = entry({

@@ -37,28 +37,37 @@ function isBulk(e: DataElement): boolean {
   return !Array.isArray(v); // encapsulated fragments or a value that was not loaded
 }
 
-/** A copy of the elements of `src` that `keep` accepts, without bulk data at any depth. */
-function copyHeader(src: DataSet, keep: (tag: Tag) => boolean): DataSet {
+/** A copy of the elements of `src`, without bulk data at any depth. */
+function copyHeader(src: DataSet): DataSet {
   const out = new DataSet();
-  for (const e of src) {
-    if (!keep(e.tag) || isExcluded(e.tag) || isBulk(e)) continue;
-    const v = e.value;
-    // Items are copied, not shared: DataSet.set re-parents them, which must not touch the caller's tree.
-    if (Array.isArray(v))
-      out.set({ tag: e.tag, vr: e.vr, value: v.map((item) => copyHeader(item, () => true)) });
-    else out.set(e);
-  }
+  for (const e of src) if (!isExcluded(e.tag) && !isBulk(e)) out.set(copyElement(e));
   return out;
 }
 
-/** Each level's attributes as DICOM JSON documents. */
+/** Items are copied, not shared: DataSet.set re-parents them, which must not touch the caller's tree. */
+function copyElement(e: DataElement): DataElement {
+  const v = e.value;
+  return Array.isArray(v) ? { tag: e.tag, vr: e.vr, value: v.map((item) => copyHeader(item)) } : e;
+}
+
+/** Each level's attributes as DICOM JSON documents, the header sorted into the four in one pass. */
 export function splitHeaders(header: DataSet): LevelHeaders {
-  const at = (level: Level) => (tag: Tag) => EVERY_LEVEL_TAGS.has(tag) || levelOf(tag) === level;
+  const levels: Record<Level, DataSet> = {
+    patient: new DataSet(),
+    study: new DataSet(),
+    series: new DataSet(),
+    instance: new DataSet(),
+  };
+  for (const e of header) {
+    if (isExcluded(e.tag) || isBulk(e)) continue;
+    if (EVERY_LEVEL_TAGS.has(e.tag)) for (const ds of Object.values(levels)) ds.set(copyElement(e));
+    else levels[levelOf(e.tag)].set(copyElement(e));
+  }
   return {
-    patient: toDicomJson(copyHeader(header, at('patient'))),
-    study: toDicomJson(copyHeader(header, at('study'))),
-    series: toDicomJson(copyHeader(header, at('series'))),
-    instance: toDicomJson(copyHeader(header, at('instance'))),
+    patient: toDicomJson(levels.patient),
+    study: toDicomJson(levels.study),
+    series: toDicomJson(levels.series),
+    instance: toDicomJson(levels.instance),
   };
 }
 

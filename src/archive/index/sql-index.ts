@@ -5,7 +5,7 @@
  * keep concurrent writers of several processes (PostgreSQL) from deadlocking in the common case;
  * the rare deadlock or lost race is retried by the group commit.
  */
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import type { Logger } from '../../core/logger.js';
 import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
@@ -43,7 +43,7 @@ import {
   splitList,
   studyPatientMismatch,
 } from './rules.js';
-import type { IndexDatabase } from './schema.js';
+import type { IndexDatabase, InstanceTable, SeriesTable, StudyTable } from './schema.js';
 
 type Db = Kysely<IndexDatabase>;
 
@@ -61,12 +61,14 @@ export class SqlArchiveIndex implements ArchiveIndex {
   /** For read-only queries of later modules (C-FIND); writes go through withTransaction. */
   readonly db: Db;
   private readonly commits: GroupCommit<Db>;
+  private readonly statements: Statements;
   private readonly onClose: () => Promise<void>;
   private closing: Promise<void> | undefined;
 
   constructor(db: Db, engine: SqlEngine, options: SqlIndexOptions = {}) {
     this.db = db;
     this.engine = engine;
+    this.statements = STATEMENTS_OF[engine];
     this.onClose = options.onClose ?? (() => db.destroy());
     const logger = options.logger;
     this.commits = new GroupCommit<Db>(
@@ -88,7 +90,7 @@ export class SqlArchiveIndex implements ArchiveIndex {
   }
 
   withTransaction<T>(fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
-    return this.commits.submit((conn) => fn(new SqlTransaction(conn)));
+    return this.commits.submit((conn) => fn(new SqlTransaction(conn, this.statements)));
   }
 
   insertInstance(
@@ -104,7 +106,7 @@ export class SqlArchiveIndex implements ArchiveIndex {
   }
 
   findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
-    return findInstance(this.db, sopInstanceUid);
+    return findInstance(this.db, this.statements, sopInstanceUid);
   }
 
   async findSeries(seriesInstanceUid: string): Promise<SeriesSummary | undefined> {
@@ -206,10 +208,13 @@ export class SqlArchiveIndex implements ArchiveIndex {
 
 /** The operations of one transaction, on its connection. */
 class SqlTransaction implements IndexTransaction {
-  constructor(private readonly conn: Db) {}
+  constructor(
+    private readonly conn: Db,
+    private readonly statements: Statements,
+  ) {}
 
   findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
-    return findInstance(this.conn, sopInstanceUid);
+    return findInstance(this.conn, this.statements, sopInstanceUid);
   }
 
   async insertInstance(
@@ -217,22 +222,35 @@ class SqlTransaction implements IndexTransaction {
     headers: LevelHeaders,
     options: InsertOptions = {},
   ): Promise<InsertResult> {
-    const conn = this.conn;
-    const existing = await this.findInstance(record.instance.sopInstanceUid);
-    if (existing && (options.onDuplicate ?? 'keep') === 'keep') return { status: 'duplicate', existing };
-    if (existing) await this.remove(existing.sopInstanceUid);
+    const first = await this.add(record, headers);
+    if (first.status !== 'duplicate' || options.onDuplicate !== 'replace') return first;
+    // Removing the old row may remove its series and study too: the second try starts afresh.
+    await this.remove(first.existing.sopInstanceUid);
+    const second = await this.add(record, headers);
+    return second.status === 'inserted'
+      ? { status: 'replaced', previous: first.existing, warnings: second.warnings }
+      : second;
+  }
 
+  /**
+   * Inserts the instance row and keeps the counters of its study and series current; a
+   * duplicate is told by the insert itself (no lookup first). In the common case (the series is
+   * indexed) that is four statements: the series, the instance, the study, the series counter.
+   */
+  private async add(
+    record: InstanceRecord,
+    headers: LevelHeaders,
+  ): Promise<
+    { status: 'inserted'; warnings: IndexWarning[] } | { status: 'duplicate'; existing: IndexedInstance }
+  > {
+    const conn = this.conn;
+    const q = this.statements;
     const warnings: IndexWarning[] = [];
     const now = new Date().toISOString();
     const { study, series, instance } = record;
 
     // The series decides the study: an object whose series is indexed joins that series.
-    const indexedSeries = await conn
-      .selectFrom('series')
-      .innerJoin('study', 'study.id', 'series.study_fk')
-      .select(['series.id', 'series.study_fk', 'study.study_instance_uid'])
-      .where('series.series_instance_uid', '=', series.seriesInstanceUid)
-      .executeTakeFirst();
+    const indexedSeries = (await run<SeriesOfRow>(conn, q.seriesOf, [series.seriesInstanceUid]))[0];
     let studyFk: number;
     let seriesFk: number;
     let studyCreated = false;
@@ -242,6 +260,9 @@ class SqlTransaction implements IndexTransaction {
       const w = seriesStudyMismatch(series, indexedSeries.study_instance_uid, study.studyInstanceUid);
       if (w) warnings.push(w);
     } else {
+      // Rows are about to be created: a duplicate must be known before, not told by the insert.
+      const existing = await findInstance(conn, q, instance.sopInstanceUid);
+      if (existing) return { status: 'duplicate', existing };
       const resolved = await this.resolveStudy(record, headers, now, warnings);
       studyFk = resolved.id;
       studyCreated = resolved.created;
@@ -264,68 +285,50 @@ class SqlTransaction implements IndexTransaction {
       seriesFk = Number(inserted.id);
     }
 
-    await conn
-      .insertInto('instance')
-      .values({
-        series_fk: seriesFk,
-        study_fk: studyFk,
-        sop_instance_uid: instance.sopInstanceUid,
-        sop_class_uid: instance.sopClassUid,
-        instance_number: instance.instanceNumber,
-        transfer_syntax_uid: instance.transferSyntaxUid,
-        path: instance.path,
-        size: instance.size,
-        received_at: instance.receivedAt.toISOString(),
-        calling_aet: instance.callingAet,
-        header: JSON.stringify(headers.instance),
-      })
-      .execute();
+    const values = [
+      seriesFk,
+      studyFk,
+      instance.sopInstanceUid,
+      instance.sopClassUid,
+      instance.instanceNumber,
+      instance.transferSyntaxUid,
+      instance.path,
+      instance.size,
+      instance.receivedAt.toISOString(),
+      instance.callingAet,
+      JSON.stringify(headers.instance),
+    ];
+    if (indexedSeries) {
+      const rows = await run(conn, q.insertInstanceUnlessIndexed, values);
+      if (rows.length === 0) {
+        const existing = await findInstance(conn, q, instance.sopInstanceUid);
+        // Indexed a moment ago and gone now: only a concurrent delete does that; try again.
+        if (!existing) throw new Error(`the row of ${instance.sopInstanceUid} changed during the insert`);
+        return { status: 'duplicate', existing };
+      }
+    } else {
+      // A row of another writer since the lookup fails this (unique violation) and the batch is retried.
+      await run(conn, q.insertInstance, values);
+    }
 
     // Study first, then series (the order delete uses too). The update locks the study row, so
     // the lists it returns are current and can be extended without losing a concurrent writer's values.
     const seriesCreated = !indexedSeries;
-    const studyRow = await conn
-      .updateTable('study')
-      .set((eb) => ({
-        number_of_instances: eb('number_of_instances', '+', 1),
-        number_of_series: eb('number_of_series', '+', seriesCreated ? 1 : 0),
-        updated_at: now,
-      }))
-      .where('id', '=', studyFk)
-      .returning([
-        'modalities_in_study',
-        'sop_classes_in_study',
-        'study_instance_uid',
-        'patient_id',
-        'issuer_of_patient_id',
-        'patient_name',
-        'patient_birth_date',
-        'patient_sex',
-      ])
-      .executeTakeFirstOrThrow();
+    const studyRow = (
+      await run<StudyCountersRow>(conn, q.countInStudy, [seriesCreated ? 1 : 0, now, studyFk])
+    )[0];
+    if (!studyRow) throw new Error(`the study row of ${instance.sopInstanceUid} is gone`);
     const modalities = seriesCreated ? addToList(studyRow.modalities_in_study, series.modality) : undefined;
     const sopClasses = addToList(studyRow.sop_classes_in_study, instance.sopClassUid);
-    if (modalities !== undefined || sopClasses !== undefined) {
-      await conn
-        .updateTable('study')
-        .set({
-          ...(modalities === undefined ? {} : { modalities_in_study: modalities }),
-          ...(sopClasses === undefined ? {} : { sop_classes_in_study: sopClasses }),
-        })
-        .where('id', '=', studyFk)
-        .execute();
-    }
-    await conn
-      .updateTable('series')
-      .set((eb) => ({ number_of_instances: eb('number_of_instances', '+', 1), updated_at: now }))
-      .where('id', '=', seriesFk)
-      .execute();
+    if (modalities !== undefined || sopClasses !== undefined)
+      await run(conn, q.setStudyLists, [modalities ?? null, sopClasses ?? null, studyFk]);
+    await run(conn, q.countInSeries, [now, seriesFk]);
 
     if (!studyCreated) {
       const w = studyPatientMismatch(studyRow.study_instance_uid, patientOf(studyRow), record.patient);
       if (w) warnings.push(w);
     }
-    return existing ? { status: 'replaced', previous: existing, warnings } : { status: 'inserted', warnings };
+    return { status: 'inserted', warnings };
   }
 
   /** The study row of the record, created (with its patient row when new) if needed. */
@@ -499,25 +502,92 @@ class SqlTransaction implements IndexTransaction {
 
 // --- helpers --------------------------------------------------------------------------------------
 
-async function findInstance(db: Db, sopInstanceUid: string): Promise<IndexedInstance | undefined> {
-  const row = await db
-    .selectFrom('instance')
-    .innerJoin('series', 'series.id', 'instance.series_fk')
-    .innerJoin('study', 'study.id', 'instance.study_fk')
-    .select([
-      'instance.sop_instance_uid',
-      'instance.sop_class_uid',
-      'instance.instance_number',
-      'instance.transfer_syntax_uid',
-      'instance.path',
-      'instance.size',
-      'instance.received_at',
-      'instance.calling_aet',
-      'series.series_instance_uid',
-      'study.study_instance_uid',
-    ])
-    .where('instance.sop_instance_uid', '=', sopInstanceUid)
-    .executeTakeFirst();
+/**
+ * The statements of the ingest path, their text built once per engine: kysely builds and
+ * compiles a query anew on every call, which the profile of a small-object ingest shows. The
+ * rarer writes (a new patient, study or series; a removal) stay kysely queries.
+ */
+interface Statements {
+  readonly findInstance: string;
+  readonly seriesOf: string;
+  readonly insertInstance: string;
+  /** The same insert, doing nothing when the SOP Instance UID is indexed (a duplicate): no row returned then. */
+  readonly insertInstanceUnlessIndexed: string;
+  readonly countInStudy: string;
+  readonly setStudyLists: string;
+  readonly countInSeries: string;
+}
+
+const INSERT_INSTANCE = `insert into instance (series_fk, study_fk, sop_instance_uid, sop_class_uid,
+  instance_number, transfer_syntax_uid, path, size, received_at, calling_aet, header)
+  values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+const STATEMENTS: Statements = {
+  findInstance: `select i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax_uid,
+  i.path, i.size, i.received_at, i.calling_aet, se.series_instance_uid, st.study_instance_uid
+  from instance i inner join series se on se.id = i.series_fk inner join study st on st.id = i.study_fk
+  where i.sop_instance_uid = ?`,
+  seriesOf: `select se.id, se.study_fk, st.study_instance_uid
+  from series se inner join study st on st.id = se.study_fk where se.series_instance_uid = ?`,
+  insertInstance: INSERT_INSTANCE,
+  insertInstanceUnlessIndexed: `${INSERT_INSTANCE} on conflict (sop_instance_uid) do nothing returning id`,
+  countInStudy: `update study set number_of_instances = number_of_instances + 1,
+  number_of_series = number_of_series + ?, updated_at = ? where id = ?
+  returning modalities_in_study, sop_classes_in_study, study_instance_uid, patient_id,
+  issuer_of_patient_id, patient_name, patient_birth_date, patient_sex`,
+  setStudyLists: `update study set modalities_in_study = coalesce(?, modalities_in_study),
+  sop_classes_in_study = coalesce(?, sop_classes_in_study) where id = ?`,
+  countInSeries:
+    'update series set number_of_instances = number_of_instances + 1, updated_at = ? where id = ?',
+};
+
+/** PostgreSQL numbers its parameters ($1, $2...); the texts above hold `?` only as placeholders. */
+function numbered(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
+const STATEMENTS_OF: Readonly<Record<SqlEngine, Statements>> = {
+  sqlite: STATEMENTS,
+  postgres: Object.fromEntries(
+    Object.entries(STATEMENTS).map(([name, text]) => [name, numbered(text)]),
+  ) as unknown as Statements,
+};
+
+/** Runs one of the statements above (SQLite: prepared once and cached by open.ts). */
+async function run<R = unknown>(db: Db, text: string, parameters: readonly unknown[]): Promise<R[]> {
+  const result = await db.executeQuery<R>(CompiledQuery.raw(text, parameters as unknown[]));
+  return result.rows as R[];
+}
+
+// Rows of the statements above, in the columns of schema.ts.
+type SeriesOfRow = Pick<SeriesTable, 'id' | 'study_fk'> & Pick<StudyTable, 'study_instance_uid'>;
+
+type StudyCountersRow = Pick<
+  StudyTable,
+  'modalities_in_study' | 'sop_classes_in_study' | 'study_instance_uid' | keyof PatientColumns
+>;
+
+type InstanceRow = Pick<
+  InstanceTable,
+  | 'sop_instance_uid'
+  | 'sop_class_uid'
+  | 'instance_number'
+  | 'transfer_syntax_uid'
+  | 'path'
+  | 'size'
+  | 'received_at'
+  | 'calling_aet'
+> &
+  Pick<SeriesTable, 'series_instance_uid'> &
+  Pick<StudyTable, 'study_instance_uid'>;
+
+async function findInstance(
+  db: Db,
+  statements: Statements,
+  sopInstanceUid: string,
+): Promise<IndexedInstance | undefined> {
+  const row = (await run<InstanceRow>(db, statements.findInstance, [sopInstanceUid]))[0];
   if (!row) return undefined;
   return {
     sopInstanceUid: row.sop_instance_uid,
