@@ -8,14 +8,30 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   ApplicationEntity,
+  type DimseAssociation,
   describeAbort,
   describeReject,
+  describeStatus,
+  err,
+  formatTag,
   INDEX_URL_EXPECTED,
+  type InformationModel,
   isAeTitle,
   isHost,
   isIndexUrl,
+  type KeyAssignment,
+  keywordOf,
   type NetworkError,
+  PATIENT_ROOT,
   type PacsError,
+  type ProposedPresentationContext,
+  parseKeyAssignment,
+  parseLevel,
+  type QueryRetrieveLevel,
+  type Result,
+  STUDY_ROOT,
+  TAG,
+  type Tag,
   type TlsClientOptions,
   UsageError,
 } from '../index.js';
@@ -144,6 +160,74 @@ export function requestorFor(c: Connection): ApplicationEntity {
     timeouts: { connectMs: timeoutMs, acseMs: timeoutMs },
     responseTimeoutMs: timeoutMs,
   });
+}
+
+/** Opens an association with the connection's peer; a failure comes back in describeNetworkFailure()'s words. */
+export async function connectTo(
+  ae: ApplicationEntity,
+  c: Connection,
+  contexts: readonly ProposedPresentationContext[],
+): Promise<Result<DimseAssociation, string>> {
+  const opened = await ae.connect({
+    host: c.host,
+    port: c.port,
+    calledAeTitle: c.calledAeTitle,
+    contexts,
+    ...(c.tls !== undefined ? { tls: c.tls } : {}),
+  });
+  return opened.ok ? opened : err(describeNetworkFailure(opened.error, c.useTls, c.timeoutSeconds));
+}
+
+// --- the keys of find, move, get and the worklist query ---------------------------------------
+
+/** `--root`: the Query/Retrieve information model. */
+export function informationModelFlag(text: string): InformationModel {
+  if (text === 'patient') return PATIENT_ROOT;
+  if (text === 'study') return STUDY_ROOT;
+  throw new UsageError(`--root: expected patient or study, got ${JSON.stringify(text)}`);
+}
+
+/** The `-k KEY=VALUE` flags (keyword or gggg,eeee); a bad one is a usage error. */
+export function keyAssignments(texts: readonly string[]): KeyAssignment[] {
+  const assignments: KeyAssignment[] = [];
+  for (const k of texts) {
+    const parsed = parseKeyAssignment(k);
+    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
+    assignments.push(parsed.value);
+  }
+  return assignments;
+}
+
+/** The level from a Query/Retrieve Level key (as findscu and movescu users write it) or `--level`, and the other keys. */
+export function levelAndKeys(
+  model: InformationModel,
+  assignments: readonly KeyAssignment[],
+  levelFlag: string,
+): { level: QueryRetrieveLevel; keys: KeyAssignment[] } {
+  const levelKey = assignments.find((a) => a.path.length === 1 && a.path[0]?.tag === TAG.QueryRetrieveLevel);
+  const levelText = levelKey?.value ?? levelFlag;
+  const level = parseLevel(levelText.toUpperCase());
+  if (level === undefined)
+    throw new UsageError(
+      `--level: expected PATIENT, STUDY, SERIES or IMAGE, got ${JSON.stringify(levelText)}`,
+    );
+  if (!model.levels.includes(level))
+    throw new UsageError(`--level: ${model.title} has no ${level} level (${model.levels.join(', ')})`);
+  return { level, keys: assignments.filter((a) => a !== levelKey) };
+}
+
+/** A non-success status as one line: the status in words, the peer's Error Comment, the Offending Elements named. */
+export function describeRefusal(
+  status: number,
+  errorComment: string | undefined,
+  offendingElements: readonly Tag[] | undefined,
+): string {
+  const why = errorComment !== undefined ? `: ${errorComment}` : '';
+  const offending =
+    offendingElements !== undefined && offendingElements.length > 0
+      ? ` [${offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
+      : '';
+  return `status ${describeStatus(status)}${why}${offending}`;
 }
 
 /** Transport errors that are about the network, not about TLS. */

@@ -8,7 +8,9 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { describeStatus, echo, PacsError, statusCategory, VERIFICATION_CONTEXT } from '../index.js';
 import {
+  addConnectionOptions,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
   integerFlag,
   parseConnection,
@@ -21,20 +23,10 @@ interface EchoFlags extends ConnectionFlags {
 }
 
 export function registerEchoCommand(program: Command): void {
-  program
-    .command('echo')
-    .description('send C-ECHO to a DICOM peer and print the round-trip time')
-    .argument('<host>', 'peer host name or address')
-    .argument('<port>', 'peer port')
-    .option('--aet <title>', 'our (calling) AE title', 'PACSSCU')
-    .option('--aec <title>', 'the peer (called) AE title', 'PACS')
-    .option('--tls', 'connect with TLS (implied by the other --tls-* options)')
-    .option('--tls-ca <file>', 'CA certificates (PEM) the server certificate is verified against')
-    .option('--tls-cert <file>', 'our client certificate (PEM), for servers that require one')
-    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+  addConnectionOptions(
+    program.command('echo').description('send C-ECHO to a DICOM peer and print the round-trip time'),
+  )
     .option('--repeat <n>', 'send n C-ECHO requests on one association', '1')
-    .option('--timeout <seconds>', 'limit for connecting, negotiating and each response', '30')
-    .option('--max-pdu <n>', 'largest PDU we receive, 4096..16777216 or 0 for unlimited (default 262144)')
     .option('--json', 'print the result as JSON')
     .action(async (host: string, port: string, flags: EchoFlags) => {
       await runEcho(host, port, flags);
@@ -44,22 +36,15 @@ export function registerEchoCommand(program: Command): void {
 async function runEcho(host: string, portText: string, flags: EchoFlags): Promise<void> {
   const c = parseConnection(host, portText, flags);
   const repeat = integerFlag('--repeat', flags.repeat, 1, 1_000_000);
-  const { port, useTls, tls, target } = c;
+  const { port, useTls, target } = c;
   const seconds = c.timeoutSeconds;
   const aec = c.calledAeTitle;
   const fail = (reason: string): never => {
     throw new PacsError('ERR_ECHO', `C-ECHO to ${target}: ${reason}`);
   };
 
-  const ae = requestorFor(c);
-  const connected = await ae.connect({
-    host,
-    port,
-    calledAeTitle: aec,
-    contexts: [VERIFICATION_CONTEXT],
-    ...(tls !== undefined ? { tls } : {}),
-  });
-  if (!connected.ok) return fail(describeNetworkFailure(connected.error, useTls, seconds));
+  const connected = await connectTo(requestorFor(c), c, [VERIFICATION_CONTEXT]);
+  if (!connected.ok) return fail(connected.error);
   const association = connected.value;
 
   const times: number[] = [];

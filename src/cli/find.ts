@@ -15,12 +15,8 @@ import {
   findContexts,
   formatTag,
   type InformationModel,
-  type KeyAssignment,
   keywordOf,
-  PATIENT_ROOT,
   PacsError,
-  parseKeyAssignment,
-  parseLevel,
   type QueryRetrieveLevel,
   STUDY_ROOT,
   Status,
@@ -28,12 +24,16 @@ import {
   TAG,
   type Tag,
   toDicomJson,
-  UsageError,
 } from '../index.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
+  describeRefusal,
+  informationModelFlag,
+  keyAssignments,
+  levelAndKeys,
   parseConnection,
   requestorFor,
 } from './common.js';
@@ -101,33 +101,10 @@ function defaultKeys(model: InformationModel, level: QueryRetrieveLevel): Tag[] 
   }
 }
 
-function parseModel(text: string): InformationModel {
-  if (text === 'patient') return PATIENT_ROOT;
-  if (text === 'study') return STUDY_ROOT;
-  throw new UsageError(`--root: expected patient or study, got ${JSON.stringify(text)}`);
-}
-
 async function runFind(host: string, portText: string, flags: FindFlags): Promise<void> {
   const conn = parseConnection(host, portText, flags);
-  const model = parseModel(flags.root);
-  const assignments: KeyAssignment[] = [];
-  for (const k of flags.key) {
-    const parsed = parseKeyAssignment(k);
-    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
-    assignments.push(parsed.value);
-  }
-  // A Query/Retrieve Level key is the level, as findscu users write it.
-  const levelKey = assignments.find((a) => a.path.length === 1 && a.path[0]?.tag === TAG.QueryRetrieveLevel);
-  const levelText = levelKey?.value ?? flags.level;
-  const level = parseLevel(levelText.toUpperCase());
-  if (level === undefined)
-    throw new UsageError(
-      `--level: expected PATIENT, STUDY, SERIES or IMAGE, got ${JSON.stringify(levelText)}`,
-    );
-  if (!model.levels.includes(level))
-    throw new UsageError(`--level: ${model.title} has no ${level} level (${model.levels.join(', ')})`);
-
-  const userKeys = assignments.filter((a) => a !== levelKey);
+  const model = informationModelFlag(flags.root);
+  const { level, keys: userKeys } = levelAndKeys(model, keyAssignments(flags.key), flags.level);
   const columns = defaultKeys(model, level);
   const base = new DataSet();
   const keys = buildIdentifier(userKeys, base);
@@ -140,15 +117,8 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
   const fail = (reason: string): never => {
     throw new PacsError('ERR_FIND', `C-FIND to ${conn.target}: ${reason}`);
   };
-  const ae = requestorFor(conn);
-  const opened = await ae.connect({
-    host: conn.host,
-    port: conn.port,
-    calledAeTitle: conn.calledAeTitle,
-    contexts: findContexts([model]),
-    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-  });
-  if (!opened.ok) return fail(describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds));
+  const opened = await connectTo(requestorFor(conn), conn, findContexts([model]));
+  if (!opened.ok) return fail(opened.error);
   const assoc = opened.value;
 
   const cancel = new AbortController();
@@ -197,14 +167,9 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
   if (!flags.json && (statusCategory(status) === 'success' || status === Status.Cancel))
     out.write(table(columns, rows, outcome.matches));
   if (statusCategory(status) === 'success') return;
-  const why = outcome.errorComment !== undefined ? `: ${outcome.errorComment}` : '';
-  const offending =
-    outcome.offendingElements !== undefined && outcome.offendingElements.length > 0
-      ? ` [${outcome.offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
-      : '';
   if (status === Status.Cancel)
     return fail(`cancelled after ${outcome.matches} matches (${describeStatus(status)})`);
-  return fail(`status ${describeStatus(status)}${why}${offending}`);
+  return fail(describeRefusal(status, outcome.errorComment, outcome.offendingElements));
 }
 
 const MAX_CELL = 48;

@@ -7,7 +7,6 @@
  * succeeded. Ctrl-C sends C-CANCEL.
  */
 import { mkdir } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import {
   describeStatus,
@@ -17,13 +16,13 @@ import {
   PacsError,
   type ReceivedObject,
 } from '../index.js';
-import { addConnectionOptions, describeNetworkFailure, parseConnection } from './common.js';
+import { addConnectionOptions, parseConnection } from './common.js';
 import {
   addRetrieveOptions,
   checkOutcome,
-  failureOf,
   hasCounts,
   outcomeJson,
+  performRetrieve,
   type RetrieveFlags,
   RetrieveProgressBar,
   retrieveRequest,
@@ -70,40 +69,15 @@ async function runGet(host: string, portText: string, flags: GetFlags): Promise<
       onError: (e) => writeErrors.push(e.message),
     }),
   );
-  const opened = await ae.connect({
-    host: conn.host,
-    port: conn.port,
-    calledAeTitle: conn.calledAeTitle,
-    contexts: getContexts(model),
-    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-  });
-  if (!opened.ok)
-    throw new PacsError(
-      'ERR_RETRIEVE',
-      `${what}: ${describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds)}`,
-    );
-  const assoc = opened.value;
-  const cancel = new AbortController();
-  const onSigint = (): void => cancel.abort();
-  process.once('SIGINT', onSigint);
-  const started = performance.now();
-  progress.start();
-  let result: Awaited<ReturnType<typeof get>>;
-  try {
-    result = await get(assoc, {
-      model,
-      identifier,
-      signal: cancel.signal,
-      onProgress: (p) => progress.update(p),
-    });
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    progress.clear();
-  }
-  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
-  if (!result.ok) throw failureOf(what, result.error, conn, model);
-  const o = result.value;
-  const seconds = (performance.now() - started) / 1000;
+  const { outcome: o, seconds } = await performRetrieve(
+    ae,
+    conn,
+    getContexts(model),
+    what,
+    model,
+    progress,
+    (assoc, signal, onProgress) => get(assoc, { model, identifier, signal, onProgress }),
+  );
   const bytes = received.reduce((n, r) => n + r.size, 0);
   if (flags.json)
     process.stdout.write(

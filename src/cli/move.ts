@@ -15,21 +15,19 @@ import {
   ApplicationEntity,
   buildIdentifier,
   DataSet,
+  type DimseAssociation,
   describeStatus,
   type InformationModel,
   isAeTitle,
-  type KeyAssignment,
   move,
-  PATIENT_ROOT,
   PacsError,
-  parseKeyAssignment,
-  parseLevel,
+  type ProposedPresentationContext,
   type QueryRetrieveLevel,
+  type Result,
   type RetrieveError,
   type RetrieveOutcome,
   type RetrieveProgress,
   retrieveContext,
-  STUDY_ROOT,
   Status,
   statusCategory,
   TAG,
@@ -39,7 +37,11 @@ import {
   addConnectionOptions,
   type Connection,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
+  informationModelFlag,
+  keyAssignments,
+  levelAndKeys,
   parseConnection,
 } from './common.js';
 import { formatMB, Progress } from './progress.js';
@@ -83,39 +85,15 @@ export function registerMoveCommand(program: Command): void {
     });
 }
 
-function parseModel(text: string): InformationModel {
-  if (text === 'patient') return PATIENT_ROOT;
-  if (text === 'study') return STUDY_ROOT;
-  throw new UsageError(`--root: expected patient or study, got ${JSON.stringify(text)}`);
-}
-
 /** The model, level and Identifier of a retrieve from its flags; usage errors name the flag. */
 export function retrieveRequest(flags: RetrieveFlags): {
   model: InformationModel;
   level: QueryRetrieveLevel;
   identifier: DataSet;
 } {
-  const model = parseModel(flags.root);
-  const assignments: KeyAssignment[] = [];
-  for (const k of flags.key) {
-    const parsed = parseKeyAssignment(k);
-    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
-    assignments.push(parsed.value);
-  }
-  // A Query/Retrieve Level key is the level, as movescu users write it.
-  const levelKey = assignments.find((a) => a.path.length === 1 && a.path[0]?.tag === TAG.QueryRetrieveLevel);
-  const levelText = levelKey?.value ?? flags.level;
-  const level = parseLevel(levelText.toUpperCase());
-  if (level === undefined)
-    throw new UsageError(
-      `--level: expected PATIENT, STUDY, SERIES or IMAGE, got ${JSON.stringify(levelText)}`,
-    );
-  if (!model.levels.includes(level))
-    throw new UsageError(`--level: ${model.title} has no ${level} level (${model.levels.join(', ')})`);
-  const identifier = buildIdentifier(
-    assignments.filter((a) => a !== levelKey),
-    new DataSet(),
-  );
+  const model = informationModelFlag(flags.root);
+  const { level, keys } = levelAndKeys(model, keyAssignments(flags.key), flags.level);
+  const identifier = buildIdentifier(keys, new DataSet());
   identifier.setString(TAG.QueryRetrieveLevel, level);
   return { model, level, identifier };
 }
@@ -181,6 +159,43 @@ export function failureOf(
   );
 }
 
+/**
+ * Runs one retrieve on a new association with the progress bar: Ctrl-C sends C-CANCEL. Returns the
+ * outcome and the seconds it took; a failure to connect or to retrieve is thrown in the CLI's words.
+ */
+export async function performRetrieve(
+  ae: ApplicationEntity,
+  conn: Connection,
+  contexts: readonly ProposedPresentationContext[],
+  what: string,
+  model: InformationModel,
+  progress: RetrieveProgressBar,
+  retrieve: (
+    assoc: DimseAssociation,
+    signal: AbortSignal,
+    onProgress: (p: RetrieveProgress) => void,
+  ) => Promise<Result<RetrieveOutcome, RetrieveError>>,
+): Promise<{ outcome: RetrieveOutcome; seconds: number }> {
+  const opened = await connectTo(ae, conn, contexts);
+  if (!opened.ok) throw new PacsError('ERR_RETRIEVE', `${what}: ${opened.error}`);
+  const assoc = opened.value;
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.once('SIGINT', onSigint);
+  const started = performance.now();
+  progress.start();
+  let result: Result<RetrieveOutcome, RetrieveError>;
+  try {
+    result = await retrieve(assoc, cancel.signal, (p) => progress.update(p));
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    progress.clear();
+  }
+  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
+  if (!result.ok) throw failureOf(what, result.error, conn, model);
+  return { outcome: result.value, seconds: (performance.now() - started) / 1000 };
+}
+
 /** Sub-operations done/total from the pending counts (and bytes, for C-GET), on the CLI's progress display. */
 export class RetrieveProgressBar {
   private readonly progress = new Progress<RetrieveProgress | undefined>(
@@ -228,42 +243,15 @@ async function runMove(host: string, portText: string, flags: MoveFlags): Promis
   const destination = flags.dest.trim();
   const { model, identifier } = retrieveRequest(flags);
   const what = `C-MOVE on ${conn.target} to ${destination}`;
-  const opened = await retrieveRequestor(conn).connect({
-    host: conn.host,
-    port: conn.port,
-    calledAeTitle: conn.calledAeTitle,
-    contexts: [retrieveContext(model, 'move')],
-    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-  });
-  if (!opened.ok)
-    throw new PacsError(
-      'ERR_RETRIEVE',
-      `${what}: ${describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds)}`,
-    );
-  const assoc = opened.value;
-  const progress = new RetrieveProgressBar();
-  const cancel = new AbortController();
-  const onSigint = (): void => cancel.abort();
-  process.once('SIGINT', onSigint);
-  const started = performance.now();
-  progress.start();
-  let result: Awaited<ReturnType<typeof move>>;
-  try {
-    result = await move(assoc, {
-      model,
-      destination,
-      identifier,
-      signal: cancel.signal,
-      onProgress: (p) => progress.update(p),
-    });
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    progress.clear();
-  }
-  if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
-  if (!result.ok) throw failureOf(what, result.error, conn, model);
-  const o = result.value;
-  const seconds = (performance.now() - started) / 1000;
+  const { outcome: o, seconds } = await performRetrieve(
+    retrieveRequestor(conn),
+    conn,
+    [retrieveContext(model, 'move')],
+    what,
+    model,
+    new RetrieveProgressBar(),
+    (assoc, signal, onProgress) => move(assoc, { model, destination, identifier, signal, onProgress }),
+  );
   if (flags.json) process.stdout.write(outcomeJson(o, { destination, seconds }));
   else if (hasCounts(o)) process.stdout.write(summary(what, o, seconds));
   checkOutcome(what, o);

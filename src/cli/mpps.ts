@@ -22,10 +22,7 @@ import {
   type DimseAssociation,
   describeStatus,
   fetchWorklist,
-  formatTag,
   isValidUid,
-  type KeyAssignment,
-  keywordOf,
   MPPS_CONTEXT,
   type MppsResponse,
   mppsFromWorklistItem,
@@ -33,7 +30,6 @@ import {
   PacsError,
   PPS_STATUS,
   type ProposedPresentationContext,
-  parseKeyAssignment,
   performedSeriesFromFiles,
   readDataSets,
   setMpps,
@@ -48,7 +44,10 @@ import {
   addConnectionOptions,
   type Connection,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
+  describeRefusal,
+  keyAssignments,
   parseConnection,
   requestorFor,
 } from './common.js';
@@ -110,26 +109,12 @@ export function registerMppsCommand(program: Command): void {
     });
 }
 
-function assignmentsOf(keys: readonly string[]): KeyAssignment[] {
-  return keys.map((k) => {
-    const parsed = parseKeyAssignment(k);
-    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
-    return parsed.value;
-  });
-}
-
 async function connect(
   conn: Connection,
   contexts: readonly ProposedPresentationContext[],
 ): Promise<DimseAssociation> {
-  const opened = await requestorFor(conn).connect({
-    host: conn.host,
-    port: conn.port,
-    calledAeTitle: conn.calledAeTitle,
-    contexts,
-    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-  });
-  if (!opened.ok) throw failure(conn, describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds));
+  const opened = await connectTo(requestorFor(conn), conn, contexts);
+  if (!opened.ok) throw failure(conn, opened.error);
   return opened.value;
 }
 
@@ -139,14 +124,9 @@ function failure(conn: Connection, reason: string, what = 'MPPS'): PacsError {
 
 /** A non-success answer as one line: the status in words, the Error Comment, the attributes named. */
 function refusal(r: MppsResponse): string {
-  const comment = r.errorComment !== undefined ? `: ${r.errorComment}` : '';
-  const offending =
-    r.offendingElements !== undefined && r.offendingElements.length > 0
-      ? ` [${r.offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
-      : '';
   const errorId =
     r.errorId !== undefined ? ` (Error ID ${r.errorId.toString(16).toUpperCase().padStart(4, '0')})` : '';
-  return `status ${describeStatus(r.status)}${comment}${offending}${errorId}`;
+  return `${describeRefusal(r.status, r.errorComment, r.offendingElements)}${errorId}`;
 }
 
 async function runCreate(host: string, portText: string, flags: CreateFlags): Promise<void> {
@@ -155,7 +135,7 @@ async function runCreate(host: string, portText: string, flags: CreateFlags): Pr
     throw new UsageError('mpps create: give --accession ACC or --file DATASET (one of them)');
   if (flags.uid !== undefined && !isValidUid(flags.uid))
     throw new UsageError(`--uid: ${JSON.stringify(flags.uid)} is not a valid UID`);
-  const assignments = assignmentsOf(flags.key);
+  const assignments = keyAssignments(flags.key);
 
   let attributes: DataSet | undefined;
   if (flags.file !== undefined) {
@@ -194,7 +174,7 @@ async function runCreate(host: string, portText: string, flags: CreateFlags): Pr
 /** The attribute list of the worklist items of an accession (one MPPS for all its steps). */
 async function fromWorklist(conn: Connection, assoc: DimseAssociation, accession: string): Promise<DataSet> {
   const keys = buildIdentifier(
-    assignmentsOf([
+    keyAssignments([
       `AccessionNumber=${accession}`,
       'ReferencedStudySequence',
       'ReferencedPatientSequence',
@@ -240,7 +220,7 @@ async function runSet(host: string, portText: string, flags: SetFlags): Promise<
     throw new UsageError(
       `--status: expected "IN PROGRESS", COMPLETED or DISCONTINUED, got ${JSON.stringify(flags.status)}`,
     );
-  const assignments = assignmentsOf(flags.key);
+  const assignments = keyAssignments(flags.key);
   let series: ReturnType<typeof toDicomJson>[] | undefined;
   if (flags.seriesFrom.length > 0) {
     const performed = await performedSeriesFromFiles(flags.seriesFrom, {

@@ -26,6 +26,7 @@ import {
   addConnectionOptions,
   type Connection,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
   parseConnection,
   requestorFor,
@@ -187,15 +188,8 @@ async function sendPlan(
   let connected = false;
   let fruitless = 0;
   while (pending.length > 0) {
-    const opened = await ae.connect({
-      host: conn.host,
-      port: conn.port,
-      calledAeTitle: conn.calledAeTitle,
-      contexts: plan.contexts,
-      ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-    });
-    if (!opened.ok)
-      return { connected, stoppedBy: describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds) };
+    const opened = await connectTo(ae, conn, plan.contexts);
+    if (!opened.ok) return { connected, stoppedBy: opened.error };
     connected = true;
     const assoc = opened.value;
     let storedHere = 0;

@@ -19,13 +19,9 @@ import {
   buildIdentifier,
   DataSet,
   describeStatus,
-  formatTag,
   type ItemSelector,
-  type KeyAssignment,
-  keywordOf,
   openWorklistStore,
   PacsError,
-  parseKeyAssignment,
   queryWorklist,
   readWorklistFiles,
   Status,
@@ -41,8 +37,11 @@ import {
 import {
   addConnectionOptions,
   type ConnectionFlags,
+  connectTo,
   describeNetworkFailure,
+  describeRefusal,
   indexUrlFlag,
+  keyAssignments,
   parseConnection,
   requestorFor,
 } from './common.js';
@@ -264,24 +263,12 @@ async function runRemove(ids: string[], flags: SelectFlags): Promise<void> {
 
 async function runQuery(host: string, portText: string, flags: QueryFlags): Promise<void> {
   const conn = parseConnection(host, portText, flags);
-  const assignments: KeyAssignment[] = [];
-  for (const k of flags.key) {
-    const parsed = parseKeyAssignment(k);
-    if (!parsed.ok) throw new UsageError(`-k ${parsed.error}`);
-    assignments.push(parsed.value);
-  }
-  const keys = withModalityReturnKeys(buildIdentifier(assignments, new DataSet()));
+  const keys = withModalityReturnKeys(buildIdentifier(keyAssignments(flags.key), new DataSet()));
   const fail = (reason: string): never => {
     throw new PacsError('ERR_WORKLIST', `worklist C-FIND to ${conn.target}: ${reason}`);
   };
-  const opened = await requestorFor(conn).connect({
-    host: conn.host,
-    port: conn.port,
-    calledAeTitle: conn.calledAeTitle,
-    contexts: [WORKLIST_FIND_CONTEXT],
-    ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
-  });
-  if (!opened.ok) return fail(describeNetworkFailure(opened.error, conn.useTls, conn.timeoutSeconds));
+  const opened = await connectTo(requestorFor(conn), conn, [WORKLIST_FIND_CONTEXT]);
+  if (!opened.ok) return fail(opened.error);
   const assoc = opened.value;
   const cancel = new AbortController();
   const onSigint = (): void => cancel.abort();
@@ -315,12 +302,7 @@ async function runQuery(host: string, portText: string, flags: QueryFlags): Prom
     out.write(worklistTable(rows, matches));
   if (statusCategory(status) === 'success') return;
   if (status === Status.Cancel) return fail(`cancelled after ${matches} matches (${describeStatus(status)})`);
-  const why = errorComment !== undefined ? `: ${errorComment}` : '';
-  const offending =
-    offendingElements !== undefined && offendingElements.length > 0
-      ? ` [${offendingElements.map((t) => keywordOf(t) || formatTag(t)).join(', ')}]`
-      : '';
-  return fail(`status ${describeStatus(status)}${why}${offending}`);
+  return fail(describeRefusal(status, errorComment, offendingElements));
 }
 
 const MAX_CELL = 40;

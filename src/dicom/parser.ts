@@ -649,20 +649,32 @@ export class DicomParser {
     return 'UN';
   }
 
-  private readItem(ctx: Context): boolean {
+  /**
+   * The header of an item or a sequence delimiter at the position (PS3.5 7.5: tag, 32-bit length),
+   * not consumed; undefined until its 8 bytes have arrived. Data that ends here fails with `cutOff`.
+   */
+  private itemHeader(ctx: Context, cutOff: string): { tag: Tag; length: number; at: number } | undefined {
     if (!this.has(8)) {
       if (this.ended) {
-        if (this.available() === 0)
-          this.fail('unexpected end of data inside a sequence (missing sequence delimiter)', ctx.tag);
-        return this.truncatedIfEnded(8);
+        if (this.available() === 0) this.fail(cutOff, ctx.tag);
+        this.truncatedIfEnded(8);
       }
-      return false;
+      return undefined;
     }
-    const b = this.buf;
-    const p = this.pos;
-    const tag = readTag(b, p, ctx.syntax.little);
-    const length = readU32(b, p + 4, ctx.syntax.little);
-    const at = this.offset;
+    return {
+      tag: readTag(this.buf, this.pos, ctx.syntax.little),
+      length: readU32(this.buf, this.pos + 4, ctx.syntax.little),
+      at: this.offset,
+    };
+  }
+
+  private readItem(ctx: Context): boolean {
+    const header = this.itemHeader(
+      ctx,
+      'unexpected end of data inside a sequence (missing sequence delimiter)',
+    );
+    if (header === undefined) return false;
+    const { tag, length, at } = header;
     if (tag === SEQUENCE_DELIMITATION) {
       this.pos += 8;
       this.stack.pop();
@@ -680,22 +692,12 @@ export class DicomParser {
   }
 
   private readFragment(ctx: Context): boolean {
-    if (!this.has(8)) {
-      if (this.ended) {
-        if (this.available() === 0)
-          this.fail(
-            'unexpected end of data in encapsulated pixel data (missing sequence delimiter)',
-            ctx.tag,
-          );
-        return this.truncatedIfEnded(8);
-      }
-      return false;
-    }
-    const b = this.buf;
-    const p = this.pos;
-    const tag = readTag(b, p, ctx.syntax.little);
-    const length = readU32(b, p + 4, ctx.syntax.little);
-    const at = this.offset;
+    const header = this.itemHeader(
+      ctx,
+      'unexpected end of data in encapsulated pixel data (missing sequence delimiter)',
+    );
+    if (header === undefined) return false;
+    const { tag, length, at } = header;
     this.pos += 8;
     if (tag === SEQUENCE_DELIMITATION) {
       this.stack.pop();

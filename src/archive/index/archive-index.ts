@@ -155,29 +155,29 @@ export interface InstanceFile {
   readonly path: string;
 }
 
-/** The operations of one transaction (see ArchiveIndex.withTransaction). */
-export interface IndexTransaction {
+/** The writes of one object, on the index itself or inside one of its transactions. */
+export interface InstanceWrites {
+  /** On the index: one insert in its own transaction; concurrent calls share a commit (group commit). */
   insertInstance(
     record: InstanceRecord,
     headers: LevelHeaders,
     options?: InsertOptions,
   ): Promise<InsertResult>;
-  /** Removes the object's row and updates the counters; a series, study or patient left empty goes too. */
+  /**
+   * Removes the object's row and updates the counters; a series, study or patient left empty goes
+   * too. Returns the removed row (its file is the caller's to remove), or undefined when not indexed.
+   */
   deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+}
+
+/** The operations of one transaction (see ArchiveIndex.withTransaction). */
+export interface IndexTransaction extends InstanceWrites {
   findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
 }
 
-export interface ArchiveIndex {
+export interface ArchiveIndex extends InstanceWrites {
   readonly engine: IndexEngine;
 
-  /** One insert in its own transaction; concurrent calls share a commit (group commit). */
-  insertInstance(
-    record: InstanceRecord,
-    headers: LevelHeaders,
-    options?: InsertOptions,
-  ): Promise<InsertResult>;
-  /** Returns the removed row (its file is the caller's to remove), or undefined when not indexed. */
-  deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
   /**
    * Runs `fn` atomically: all of its operations commit together, or none when it throws (the
    * error is passed on). Concurrent transactions share one database commit (group commit);

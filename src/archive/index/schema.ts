@@ -6,23 +6,27 @@
  */
 import type { Generated } from 'kysely';
 
-export interface PatientTable {
-  id: Generated<number>;
-  /** Identity of the patient row: Patient ID + issuer; see patientKey() in sql-index.ts. Unique. */
-  patient_key: string;
+/** The patient attributes: the patient row's, and on each study the ones it was received with. */
+interface PatientColumns {
   patient_id: string | null;
   issuer_of_patient_id: string | null;
   patient_name: string | null;
   patient_name_norm: string | null;
   patient_birth_date: string | null;
   patient_sex: string | null;
+}
+
+export interface PatientTable extends PatientColumns {
+  id: Generated<number>;
+  /** Identity of the patient row: Patient ID + issuer; see patientKey() in sql-index.ts. Unique. */
+  patient_key: string;
   number_of_studies: number;
   header: string;
   created_at: string;
   updated_at: string;
 }
 
-export interface StudyTable {
+export interface StudyTable extends PatientColumns {
   id: Generated<number>;
   patient_fk: number;
   study_instance_uid: string;
@@ -33,13 +37,7 @@ export interface StudyTable {
   referring_physician_name: string | null;
   referring_physician_name_norm: string | null;
   study_description: string | null;
-  // The patient attributes this study was received with: two patients sharing a Patient ID are not merged.
-  patient_id: string | null;
-  issuer_of_patient_id: string | null;
-  patient_name: string | null;
-  patient_name_norm: string | null;
-  patient_birth_date: string | null;
-  patient_sex: string | null;
+  // Its PatientColumns are the ones this study was received with: two patients sharing a Patient ID are not merged.
   number_of_series: number;
   number_of_instances: number;
   /** Distinct values joined by '\' as the multi-valued attribute would be (sorted), or NULL. */

@@ -10,6 +10,7 @@
  * backoff) until its attempts are used up. A cancelled job ends as failed with the error
  * "cancelled".
  */
+import { EventEmitter } from 'node:events';
 import { PacsError } from '../../core/errors.js';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
@@ -152,6 +153,28 @@ export interface JobStore {
   on<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void;
   off<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void;
   close(): Promise<void>;
+}
+
+/** The events half of a JobStore, the same for every store: the stores extend it and emit on `events`. */
+export abstract class JobEventSource {
+  protected readonly events = new EventEmitter();
+
+  constructor() {
+    // Every waiting C-MOVE listens for its job: many listeners are expected.
+    this.events.setMaxListeners(0);
+  }
+
+  announceProgress(id: number, result: unknown): void {
+    this.events.emit('progress', id, result);
+  }
+
+  on<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
+    this.events.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  off<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
+    this.events.off(event, listener as (...args: unknown[]) => void);
+  }
 }
 
 /** A failure worth trying again later (a destination that refuses the association or is down). */

@@ -2,15 +2,13 @@
  * The job queue in memory, beside the in-memory index (service tests without a database). Same
  * rules as SqlJobStore; nothing survives the process, and only runners of this process share it.
  */
-import { EventEmitter } from 'node:events';
 import {
   CANCELLED,
   type ClaimOptions,
   type EnqueueOptions,
   type Job,
   type JobEnd,
-  type JobEvents,
-  type JobListener,
+  JobEventSource,
   JobPriority,
   type JobStore,
   type LeaseStatus,
@@ -19,16 +17,15 @@ import {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-export class MemoryJobStore implements JobStore {
+export class MemoryJobStore extends JobEventSource implements JobStore {
   readonly engine = 'memory' as const;
   private readonly jobs = new Map<number, Mutable<Job>>();
   private nextId = 1;
-  private readonly events = new EventEmitter();
   private readonly now: () => number;
 
   constructor(options: { readonly now?: () => number } = {}) {
+    super();
     this.now = options.now ?? Date.now;
-    this.events.setMaxListeners(0);
   }
 
   async enqueue(options: EnqueueOptions): Promise<Job> {
@@ -152,10 +149,6 @@ export class MemoryJobStore implements JobStore {
     return n;
   }
 
-  announceProgress(id: number, result: unknown): void {
-    this.events.emit('progress', id, result);
-  }
-
   async finish(id: number, worker: string, end: JobEnd): Promise<boolean> {
     const j = this.held(id, worker);
     if (!j) return false;
@@ -199,14 +192,6 @@ export class MemoryJobStore implements JobStore {
     j.updatedAt = now;
     this.events.emit('cancel', id);
     return true;
-  }
-
-  on<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
-    this.events.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  off<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
-    this.events.off(event, listener as (...args: unknown[]) => void);
   }
 
   async close(): Promise<void> {

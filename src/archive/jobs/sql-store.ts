@@ -11,7 +11,6 @@
  * Times come from this process's clock (injectable for tests): processes sharing a PostgreSQL
  * database are expected to keep their clocks in step (NTP); leases are tens of seconds.
  */
-import { EventEmitter } from 'node:events';
 import { type Generated, type Kysely, type Selectable, sql } from 'kysely';
 import { inTransaction, type SqlEngine } from '../database.js';
 import type { IndexDatabase } from '../index/schema.js';
@@ -22,8 +21,7 @@ import {
   fromJson,
   type Job,
   type JobEnd,
-  type JobEvents,
-  type JobListener,
+  JobEventSource,
   JobPriority,
   type JobState,
   type JobStore,
@@ -71,22 +69,20 @@ export interface SqlJobStoreOptions {
 /** Candidates read per claim beyond the jobs wanted, to skip past saturated destinations. */
 const CLAIM_SLACK = 16;
 
-export class SqlJobStore implements JobStore {
+export class SqlJobStore extends JobEventSource implements JobStore {
   readonly engine: SqlEngine;
   private readonly db: Db;
   private readonly now: () => number;
-  private readonly events = new EventEmitter();
   private readonly onClose: () => Promise<void>;
 
   /** `db` is the index's kysely instance; migration 2 created the job table in it. */
   constructor(db: Kysely<IndexDatabase>, engine: SqlEngine, options: SqlJobStoreOptions = {}) {
+    super();
     // schema.ts describes the level tables; the job table is this module's, typed here.
     this.db = db as unknown as Db;
     this.engine = engine;
     this.now = options.now ?? Date.now;
     this.onClose = options.onClose ?? (async () => undefined);
-    // Every waiting C-MOVE listens for its job: many listeners are expected.
-    this.events.setMaxListeners(0);
   }
 
   /** Jobs queued or running (the depth of the shared queue, for metrics). */
@@ -291,10 +287,6 @@ export class SqlJobStore implements JobStore {
     return Number(r.numDeletedRows);
   }
 
-  announceProgress(id: number, result: unknown): void {
-    this.events.emit('progress', id, result);
-  }
-
   async finish(id: number, worker: string, end: JobEnd): Promise<boolean> {
     const now = this.iso();
     const base = this.db
@@ -364,14 +356,6 @@ export class SqlJobStore implements JobStore {
     if (Number(running.numUpdatedRows) === 0) return false;
     this.events.emit('cancel', id);
     return true;
-  }
-
-  on<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
-    this.events.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  off<E extends keyof JobEvents>(event: E, listener: JobListener<E>): void {
-    this.events.off(event, listener as (...args: unknown[]) => void);
   }
 
   close(): Promise<void> {

@@ -9,7 +9,8 @@ import { TAG } from '../../dicom/dictionary.js';
 import { type DicomJsonAttribute, type DicomJsonObject, fromDicomJson } from '../../dicom/json.js';
 import { dateKey, timeKey, valuesOf } from '../../dicom/matching.js';
 import { tagHex } from '../../dicom/tag.js';
-import type { WorklistColumns } from './worklist-store.js';
+import { ArchiveError } from '../errors.js';
+import { type ItemSelector, isSelective, type WorklistColumns } from './worklist-store.js';
 
 const SPS = tagHex(TAG.ScheduledProcedureStepSequence);
 const SPS_STATUS = tagHex(TAG.ScheduledProcedureStepStatus);
@@ -34,6 +35,27 @@ const SINGLE_VALUED: readonly (readonly [scope: 'item' | 'step', tag: number, na
   ['step', TAG.ScheduledProcedureStepStatus, 'Scheduled Procedure Step Status (0040,0020)'],
   ['step', TAG.ScheduledProcedureStepID, 'Scheduled Procedure Step ID (0040,0009)'],
 ];
+
+/** The items of a put with their columns; the first that lacks them is thrown, so that a put stores all or none. */
+export function itemsWithColumns(
+  items: readonly DicomJsonObject[],
+): { item: DicomJsonObject; columns: WorklistColumns }[] {
+  return items.map((item, i) => {
+    const columns = worklistColumns(item);
+    if (!columns.ok)
+      throw new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `worklist item ${i + 1}: ${columns.error}`);
+    return { item, columns: columns.value };
+  });
+}
+
+/** removeItems() refuses a selector with no criterion: removing every item takes `all: true`. */
+export function requireSelective(selector: ItemSelector): void {
+  if (!isSelective(selector))
+    throw new ArchiveError(
+      'ERR_ARCHIVE_STATE',
+      'removeItems: no criterion given (use all: true for every item)',
+    );
+}
 
 /** The indexed columns of one item; an error when it lacks what identifies it. */
 export function worklistColumns(item: DicomJsonObject): Result<WorklistColumns, string> {

@@ -6,13 +6,11 @@
 import type { Result } from '../../core/result.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
 import type { MatchCondition } from '../../dicom/matching.js';
-import { ArchiveError } from '../errors.js';
-import { withStepStatus, worklistColumns } from './columns.js';
+import { itemsWithColumns, requireSelective, withStepStatus } from './columns.js';
 import {
   type CandidateOptions,
   type CreateMppsResult,
   type ItemSelector,
-  isSelective,
   type MppsChange,
   type MppsRecord,
   type NewMpps,
@@ -35,12 +33,7 @@ export class MemoryWorklistStore implements WorklistStore {
   private nextId = 1;
 
   async putItems(items: readonly DicomJsonObject[]): Promise<PutItemsReport> {
-    const prepared = items.map((item, i) => {
-      const columns = worklistColumns(item);
-      if (!columns.ok)
-        throw new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `worklist item ${i + 1}: ${columns.error}`);
-      return { item, columns: columns.value };
-    });
+    const prepared = itemsWithColumns(items);
     const now = new Date();
     const ids: number[] = [];
     let replaced = 0;
@@ -65,11 +58,7 @@ export class MemoryWorklistStore implements WorklistStore {
   }
 
   async removeItems(selector: ItemSelector): Promise<number> {
-    if (!isSelective(selector))
-      throw new ArchiveError(
-        'ERR_ARCHIVE_STATE',
-        'removeItems: no criterion given (use all: true for every item)',
-      );
+    requireSelective(selector);
     let n = 0;
     for (const item of [...this.items.values()]) {
       if (!selects(selector, item)) continue;

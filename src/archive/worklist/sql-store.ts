@@ -17,14 +17,13 @@ import type { MatchCondition } from '../../dicom/matching.js';
 import { retryingTransaction, type SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
 import type { IndexDatabase } from '../index/schema.js';
-import { stationAeTitlesOf, withStepStatus, worklistColumns } from './columns.js';
+import { itemsWithColumns, requireSelective, stationAeTitlesOf, withStepStatus } from './columns.js';
 import type { MppsInstanceTable, WorklistDatabase, WorklistItemTable } from './schema.js';
 import { candidateFilter } from './sql-conditions.js';
 import {
   type CandidateOptions,
   type CreateMppsResult,
   type ItemSelector,
-  isSelective,
   type MppsChange,
   type MppsRecord,
   type NewMpps,
@@ -59,12 +58,7 @@ export class SqlWorklistStore implements WorklistStore {
   // --- items -------------------------------------------------------------------------------------
 
   async putItems(items: readonly DicomJsonObject[]): Promise<PutItemsReport> {
-    const prepared = items.map((item, i) => {
-      const columns = worklistColumns(item);
-      if (!columns.ok)
-        throw new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `worklist item ${i + 1}: ${columns.error}`);
-      return { item, columns: columns.value };
-    });
+    const prepared = itemsWithColumns(items);
     return this.transaction(async (conn) => {
       const now = new Date().toISOString();
       const ids: number[] = [];
@@ -104,11 +98,7 @@ export class SqlWorklistStore implements WorklistStore {
   }
 
   async removeItems(selector: ItemSelector): Promise<number> {
-    if (!isSelective(selector))
-      throw new ArchiveError(
-        'ERR_ARCHIVE_STATE',
-        'removeItems: no criterion given (use all: true for every item)',
-      );
+    requireSelective(selector);
     return this.transaction(async (conn) => {
       const result = await conn
         .deleteFrom('worklist_item')

@@ -167,6 +167,18 @@ function iso8859UpperHalf(label: string): () => Uint16Array {
   };
 }
 
+/** A G1 96-set with an ISO 8859 upper half, designated by ESC 02/13 F (PS3.3 Table C.12-2). */
+function iso8859Set(name: string, final: number, label: string): SingleByteSet {
+  return new SingleByteSet(name, 'G1', [ESC, 0x2d, final], iso8859UpperHalf(label));
+}
+
+/** Whole rows `from`..`to` (cells 0x21-0x7E) as DoubleByteSpec extensions. */
+function wholeRows(from: number, to: number): [number, number, number][] {
+  const rows: [number, number, number][] = [];
+  for (let row = from; row <= to; row++) rows.push([row, 0x21, 0x7e]);
+  return rows;
+}
+
 // G0 sets.
 export const ASCII = new SingleByteSet('ISO-IR 6', 'G0', [ESC, 0x28, 0x42], identityTable);
 /**
@@ -183,59 +195,19 @@ export const LATIN1 = new SingleByteSet('ISO-IR 100', 'G1', [ESC, 0x2d, 0x41], (
   for (let i = 0; i < 128; i++) t[i] = 0x80 + i;
   return t;
 });
-export const LATIN2 = new SingleByteSet(
-  'ISO-IR 101',
-  'G1',
-  [ESC, 0x2d, 0x42],
-  iso8859UpperHalf('iso-8859-2'),
-);
-export const LATIN3 = new SingleByteSet(
-  'ISO-IR 109',
-  'G1',
-  [ESC, 0x2d, 0x43],
-  iso8859UpperHalf('iso-8859-3'),
-);
-export const LATIN4 = new SingleByteSet(
-  'ISO-IR 110',
-  'G1',
-  [ESC, 0x2d, 0x44],
-  iso8859UpperHalf('iso-8859-4'),
-);
-export const CYRILLIC = new SingleByteSet(
-  'ISO-IR 144',
-  'G1',
-  [ESC, 0x2d, 0x4c],
-  iso8859UpperHalf('iso-8859-5'),
-);
-export const ARABIC = new SingleByteSet(
-  'ISO-IR 127',
-  'G1',
-  [ESC, 0x2d, 0x47],
-  iso8859UpperHalf('iso-8859-6'),
-);
-export const GREEK = new SingleByteSet('ISO-IR 126', 'G1', [ESC, 0x2d, 0x46], iso8859UpperHalf('iso-8859-7'));
-export const HEBREW = new SingleByteSet(
-  'ISO-IR 138',
-  'G1',
-  [ESC, 0x2d, 0x48],
-  iso8859UpperHalf('iso-8859-8'),
-);
+export const LATIN2 = iso8859Set('ISO-IR 101', 0x42, 'iso-8859-2');
+export const LATIN3 = iso8859Set('ISO-IR 109', 0x43, 'iso-8859-3');
+export const LATIN4 = iso8859Set('ISO-IR 110', 0x44, 'iso-8859-4');
+export const CYRILLIC = iso8859Set('ISO-IR 144', 0x4c, 'iso-8859-5');
+export const ARABIC = iso8859Set('ISO-IR 127', 0x47, 'iso-8859-6');
+export const GREEK = iso8859Set('ISO-IR 126', 0x46, 'iso-8859-7');
+export const HEBREW = iso8859Set('ISO-IR 138', 0x48, 'iso-8859-8');
 // WHATWG maps the label iso-8859-9 to windows-1254; its 0xA0-0xFF half is ISO 8859-9's.
-export const LATIN5 = new SingleByteSet(
-  'ISO-IR 148',
-  'G1',
-  [ESC, 0x2d, 0x4d],
-  iso8859UpperHalf('iso-8859-9'),
-);
-export const LATIN9 = new SingleByteSet(
-  'ISO-IR 203',
-  'G1',
-  [ESC, 0x2d, 0x62],
-  iso8859UpperHalf('iso-8859-15'),
-);
+export const LATIN5 = iso8859Set('ISO-IR 148', 0x4d, 'iso-8859-9');
+export const LATIN9 = iso8859Set('ISO-IR 203', 0x62, 'iso-8859-15');
 // TIS 620 / ISO 8859-11 upper half; windows-874 agrees at 0xA0-0xFF except for its private-use
 // cells (dropped). 0xA0 is NO-BREAK SPACE as in ISO 8859-11 (Python's tis_620 leaves it undefined).
-export const THAI = new SingleByteSet('ISO-IR 166', 'G1', [ESC, 0x2d, 0x54], iso8859UpperHalf('windows-874'));
+export const THAI = iso8859Set('ISO-IR 166', 0x54, 'windows-874');
 /** JIS X 0201 Katakana (ISO-IR 13), a 94-set: half-width katakana at 0xA1-0xDF. */
 export const JIS_X0201_KATAKANA = new SingleByteSet('ISO-IR 13', 'G1', [ESC, 0x29, 0x49], () => {
   const t = new Uint16Array(128).fill(UNMAPPED);
@@ -266,13 +238,7 @@ export const JIS_X0208 = new DoubleByteSet('ISO-IR 87', 'G0', [ESC, 0x24, 0x42],
     [0xffe2, 0x224c],
   ],
   // NEC special characters (row 13) and NEC-selected IBM extensions (rows 89-92).
-  extensions: [
-    [0x2d, 0x21, 0x7e],
-    [0x79, 0x21, 0x7e],
-    [0x7a, 0x21, 0x7e],
-    [0x7b, 0x21, 0x7e],
-    [0x7c, 0x21, 0x7e],
-  ],
+  extensions: [[0x2d, 0x21, 0x7e], ...wholeRows(0x79, 0x7c)],
 });
 /** JIS X 0212 (ISO-IR 159), G0: EUC-JP code set 3, after the single shift 0x8F. */
 export const JIS_X0212 = new DoubleByteSet('ISO-IR 159', 'G0', [ESC, 0x24, 0x28, 0x44], {
@@ -281,20 +247,7 @@ export const JIS_X0212 = new DoubleByteSet('ISO-IR 159', 'G0', [ESC, 0x24, 0x28,
   overrides: [[0x2237, 0x007e]],
   encodeAliases: [[0xff5e, 0x2237]],
   // IBM extensions that ICU places at rows 83-94.
-  extensions: [
-    [0x73, 0x21, 0x7e],
-    [0x74, 0x21, 0x7e],
-    [0x75, 0x21, 0x7e],
-    [0x76, 0x21, 0x7e],
-    [0x77, 0x21, 0x7e],
-    [0x78, 0x21, 0x7e],
-    [0x79, 0x21, 0x7e],
-    [0x7a, 0x21, 0x7e],
-    [0x7b, 0x21, 0x7e],
-    [0x7c, 0x21, 0x7e],
-    [0x7d, 0x21, 0x7e],
-    [0x7e, 0x21, 0x7e],
-  ],
+  extensions: wholeRows(0x73, 0x7e),
 });
 /** KS X 1001 (ISO-IR 149), G1: the EUC-KR double-byte area. */
 export const KS_X1001 = new DoubleByteSet('ISO-IR 149', 'G1', [ESC, 0x24, 0x29, 0x43], {
