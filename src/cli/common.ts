@@ -8,11 +8,13 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   ApplicationEntity,
+  type DataSet,
   type DimseAssociation,
   describeAbort,
   describeReject,
   describeStatus,
   err,
+  type FindQuery,
   formatTag,
   INDEX_URL_EXPECTED,
   type InformationModel,
@@ -33,6 +35,7 @@ import {
   TAG,
   type Tag,
   type TlsClientOptions,
+  toDicomJson,
   UsageError,
 } from '../index.js';
 
@@ -283,4 +286,53 @@ export function tlsReason(text: string): string {
   if (/wrong version number|packet length too long|record layer failure/.test(reason))
     return `${reason} (is this a TLS port?)`;
   return reason;
+}
+
+/** What streamMatches gives back: the rows kept for a table, the query's outcome, and whether the reader left. */
+export interface StreamedMatches {
+  readonly rows: DataSet[];
+  readonly outcome: Awaited<FindQuery['outcome']>;
+  /** Standard output was closed by its reader (`| head`): the query was cancelled, print nothing more. */
+  readonly outputClosed: boolean;
+}
+
+/**
+ * Runs a C-FIND (pacs find, pacs worklist): with `json` each match is written to standard output
+ * as it arrives, as one JSON array; otherwise the matches are kept for a table. Ctrl-C, and a
+ * reader that goes away (`pacs find ... | head`), cancel the query (C-CANCEL) without an error.
+ */
+export async function streamMatches(
+  start: (signal: AbortSignal) => FindQuery,
+  json: boolean,
+): Promise<StreamedMatches> {
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.once('SIGINT', onSigint);
+  const rows: DataSet[] = [];
+  let first = true;
+  const out = process.stdout;
+  let outputClosed = false;
+  const onOutputError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+    outputClosed = true;
+    cancel.abort();
+  };
+  out.on('error', onOutputError);
+  if (json) out.write('[');
+  const query = start(cancel.signal);
+  try {
+    for await (const ds of query) {
+      if (outputClosed) continue;
+      if (!json) {
+        rows.push(ds);
+        continue;
+      }
+      out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
+      first = false;
+    }
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    if (json && !outputClosed) out.write(first ? ']\n' : '\n]\n');
+  }
+  return { rows, outcome: await query.outcome, outputClosed };
 }

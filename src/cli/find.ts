@@ -23,7 +23,6 @@ import {
   statusCategory,
   TAG,
   type Tag,
-  toDicomJson,
 } from '../index.js';
 import {
   addConnectionOptions,
@@ -36,6 +35,7 @@ import {
   levelAndKeys,
   parseConnection,
   requestorFor,
+  streamMatches,
 } from './common.js';
 import { cellText, renderTable } from './table.js';
 
@@ -121,37 +121,15 @@ async function runFind(host: string, portText: string, flags: FindFlags): Promis
   if (!opened.ok) return fail(opened.error);
   const assoc = opened.value;
 
-  const cancel = new AbortController();
-  const onSigint = (): void => cancel.abort();
-  process.once('SIGINT', onSigint);
-  const rows: DataSet[] = [];
-  let first = true;
+  const {
+    rows,
+    outcome: result,
+    outputClosed,
+  } = await streamMatches(
+    (signal) => find(assoc, keys, { sopClassUid: model.sopClasses.find, level, signal }),
+    flags.json === true,
+  );
   const out = process.stdout;
-  // A reader that goes away (`pacs find ... | head`) ends the query: C-CANCEL, and no error.
-  let outputClosed = false;
-  const onOutputError = (e: NodeJS.ErrnoException): void => {
-    if (e.code !== 'EPIPE') throw e;
-    outputClosed = true;
-    cancel.abort();
-  };
-  out.on('error', onOutputError);
-  if (flags.json) out.write('[');
-  const query = find(assoc, keys, { sopClassUid: model.sopClasses.find, level, signal: cancel.signal });
-  try {
-    for await (const ds of query) {
-      if (outputClosed) continue;
-      if (!flags.json) {
-        rows.push(ds);
-        continue;
-      }
-      out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
-      first = false;
-    }
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    if (flags.json && !outputClosed) out.write(first ? ']\n' : '\n]\n');
-  }
-  const result = await query.outcome;
   if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) {
     const e = result.error;

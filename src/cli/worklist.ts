@@ -28,7 +28,6 @@ import {
   statusCategory,
   TAG,
   type Tag,
-  toDicomJson,
   UsageError,
   WORKLIST_FIND_CONTEXT,
   type WorklistItem,
@@ -44,6 +43,7 @@ import {
   keyAssignments,
   parseConnection,
   requestorFor,
+  streamMatches,
 } from './common.js';
 import { cellText, renderTable } from './table.js';
 
@@ -270,28 +270,11 @@ async function runQuery(host: string, portText: string, flags: QueryFlags): Prom
   const opened = await connectTo(requestorFor(conn), conn, [WORKLIST_FIND_CONTEXT]);
   if (!opened.ok) return fail(opened.error);
   const assoc = opened.value;
-  const cancel = new AbortController();
-  const onSigint = (): void => cancel.abort();
-  process.once('SIGINT', onSigint);
-  const rows: DataSet[] = [];
+  const { rows, outcome: result } = await streamMatches(
+    (signal) => queryWorklist(assoc, keys, { signal }),
+    flags.json === true,
+  );
   const out = process.stdout;
-  let first = true;
-  if (flags.json) out.write('[');
-  const query = queryWorklist(assoc, keys, { signal: cancel.signal });
-  try {
-    for await (const ds of query) {
-      if (!flags.json) {
-        rows.push(ds);
-        continue;
-      }
-      out.write(`${first ? '\n' : ',\n'}${JSON.stringify(toDicomJson(ds))}`);
-      first = false;
-    }
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    if (flags.json) out.write(first ? ']\n' : '\n]\n');
-  }
-  const result = await query.outcome;
   if (assoc.canSend) await assoc.release().catch(() => assoc.abort());
   if (!result.ok) {
     if (result.error.code === 'ERR_NO_CONTEXT') return fail('the peer does not serve the Modality Worklist');
