@@ -65,7 +65,7 @@ const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = 
   ['logLevel', '--log-level', 'log.level'],
   ['services', '--services', 'server.services'],
   ['workers', '--workers', 'server.workers'],
-  ['httpPort', '--http-port', 'server.httpPort'],
+  ['httpPort', '--http-port', 'server.http.port'],
 ];
 
 export function registerServerCommand(program: Command): void {
@@ -101,7 +101,7 @@ export function registerServerCommand(program: Command): void {
       'services to run, comma-separated: storage, query-retrieve, worklist, mpps, verification (default all; verification is always on)',
     )
     .option('--workers <n>', 'processes serving the DICOM port, 1 to 64 (default 1)')
-    .option('--http-port <n>', 'HTTP port for /healthz and /metrics (default: none)')
+    .option('--http-port <n>', 'HTTP port for DICOMweb (/dicom-web), /healthz and /metrics (default: none)')
     .action(async (flags: ServerFlags) => {
       await runServer(flags);
     });
@@ -130,7 +130,7 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
               .map((x) => x.trim())
               .filter((x) => x !== '') as Config['server']['services']),
       workers: numeric(flags.workers) as number | undefined,
-      httpPort: numeric(flags.httpPort) as number | undefined,
+      http: { port: numeric(flags.httpPort) as number | undefined },
       tls: {
         port: numeric(flags.tlsPort) as number | undefined,
         cert: flags.tlsCert,
@@ -227,7 +227,9 @@ async function runServer(flags: ServerFlags): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   // A worker's HTTP port is the primary's (it adds up the workers' metrics).
-  const serverConfig = worker ? { ...config, server: { ...config.server, httpPort: undefined } } : config;
+  const serverConfig = worker
+    ? { ...config, server: { ...config.server, http: { ...config.server.http, port: undefined } } }
+    : config;
   const started = await startServer(serverConfig, logger, { reconcile: !worker });
   if (!started.ok) {
     await closeLogger(logger);

@@ -1,8 +1,9 @@
 /**
  * `--workers N` (ARCHITECTURE.md decision 6: several processes on one port). The primary process
  * repairs the archive once (start-up reconcile, migrations), then forks N workers (node:cluster)
- * that each run startServer on the same DICOM (and HTTP) port; the primary hands incoming
- * connections to them in turn. A worker that dies is replaced; SIGTERM or SIGINT to the primary
+ * that each run startServer on the same DICOM port; the primary hands incoming connections to
+ * them in turn, and serves the HTTP port itself (DICOMweb on its own handle of the archive,
+ * /healthz and /metrics gathered from the workers). A worker that dies is replaced; SIGTERM or SIGINT to the primary
  * shuts every worker down gracefully (a second one aborts their associations), then it exits 0.
  *
  * Workers share the index: on SQLite the one file in WAL mode with a busy timeout, on PostgreSQL
@@ -12,8 +13,9 @@ import cluster, { type Worker } from 'node:cluster';
 import type { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ok, type Result } from '../core/result.js';
+import type { HealthResult } from '../web/app.js';
+import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import type { Config } from './config.js';
-import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
 import { type MetricsJson, mergeWorkerMetrics } from './metrics.js';
 import { openServerArchive, SHARED_RECONCILE_GRACE_MS } from './server.js';
 
@@ -91,7 +93,8 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
     graceMs: config.db.url !== undefined ? SHARED_RECONCILE_GRACE_MS : 0,
   });
   if (!opened.ok) return opened;
-  await opened.value.close();
+  // The primary keeps the archive open for the HTTP port (DICOMweb); the workers serve DICOM.
+  const archive = opened.value;
 
   const live = new Map<number, { worker: Worker; forkedAt: number; listening: boolean }>();
   let everyoneListened = false;
@@ -182,12 +185,22 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
       if (worker.isConnected()) worker.send(message);
     });
   const listening = () => [...live.values()].filter((e) => e.listening).map((e) => e.worker);
-  let http: HttpServerHandle | undefined;
-  if (config.server.httpPort !== undefined) {
+  let http: WebServerHandle | undefined;
+  if (config.server.http.port !== undefined) {
     try {
-      http = await startHttpServer({
+      const web = config.server.http;
+      http = await startWebServer({
         host: config.server.host,
-        port: config.server.httpPort,
+        port: web.port as number,
+        logger,
+        cors: web.cors,
+        ...(web.cert !== undefined && web.key !== undefined ? { tls: { cert: web.cert, key: web.key } } : {}),
+        dicomweb: {
+          archive,
+          logger,
+          aeTitle: config.server.aet,
+          ...(web.publicUrl !== undefined ? { publicUrl: web.publicUrl } : {}),
+        },
         metrics: async () => {
           const answers = await Promise.all(listening().map((w) => ask(w, 'metrics')));
           return mergeWorkerMetrics(answers.flatMap((a) => (a?.type === 'metrics' ? [a.metrics] : [])));
@@ -203,15 +216,16 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
           }
           return { ok: true };
         },
-        onError: (e) =>
-          logger.error({ err: e instanceof Error ? e.message : String(e) }, 'HTTP request failed'),
       });
     } catch (e) {
       logger.error({ err: e instanceof Error ? e.message : String(e) }, 'cannot listen on the HTTP port');
       stop(true);
     }
   }
-  void done.then(() => http?.close());
+  void done.then(async () => {
+    await http?.close();
+    await archive.close();
+  });
 
   return ok({
     done,

@@ -2,7 +2,7 @@
  * The config of `pacs server`, composed from the part each layer and service contributes beside its
  * own code (core/config.ts has the machinery: helpers, merging, one line per error):
  *
- *   server   this file: listeners, TLS, limits, timeouts, which services run, --workers, HTTP
+ *   server   this file: listeners, TLS, limits, timeouts, which services run, --workers, HTTP (server.http)
  *   storage  services/storage/config.ts
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
@@ -96,6 +96,58 @@ const tlsSchema = section({
   }
 });
 
+const CORS_ORIGIN_EXPECTED =
+  'an origin such as "https://viewer.example.org" (scheme, host, optional port), or "*"';
+const corsOrigin = z
+  .string(expecting(CORS_ORIGIN_EXPECTED))
+  .refine(
+    (o) =>
+      o === '*' ||
+      /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(o) ||
+      /^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/.test(o),
+    { message: CORS_ORIGIN_EXPECTED },
+  );
+const PUBLIC_URL_EXPECTED = 'an http:// or https:// URL';
+const publicUrl = z.string(expecting(PUBLIC_URL_EXPECTED)).refine(
+  (u) => {
+    try {
+      const url = new URL(u);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';
+    } catch {
+      return false;
+    }
+  },
+  { message: PUBLIC_URL_EXPECTED },
+);
+
+/** The HTTP listener: /dicom-web, /healthz, /metrics (web/). */
+const httpSchema = section({
+  /** Unset: no HTTP listener. */
+  port: port.optional(),
+  /** PEM certificate and key: HTTPS (h2 and HTTP/1.1); unset: plain HTTP/1.1 and h2c. */
+  cert: filePath.optional(),
+  key: filePath.optional(),
+  /** The DICOMweb base URL clients reach (behind a proxy); default: from each request's Host. */
+  publicUrl: publicUrl.optional(),
+  cors: section({
+    /** Origins allowed to call from a browser page; none by default. */
+    origins: list(corsOrigin).default([]),
+    credentials: boolean().default(false),
+    maxAgeSeconds: integer(0, 86400).default(600),
+  })
+    .superRefine((cors, ctx) => {
+      if (cors.credentials && cors.origins.includes('*'))
+        addRule(ctx, ['origins'], '"*" cannot be used with credentials: name the origins');
+    })
+    .default({}),
+}).superRefine((h, ctx) => {
+  const at = (key: string) => formatPath([...ctx.path, key]);
+  if (h.cert !== undefined && h.key === undefined)
+    addRule(ctx, ['key'], `required when ${at('cert')} is set`);
+  else if (h.key !== undefined && h.cert === undefined)
+    addRule(ctx, ['cert'], `required when ${at('key')} is set`);
+});
+
 const serverSchema = section({
   aet: aeTitle.default('PACS'),
   host: host.default('0.0.0.0'),
@@ -120,17 +172,17 @@ const serverSchema = section({
     .default([...SERVICE_NAMES]),
   /** Processes serving the DICOM port (node:cluster); 1 runs the server in this process. */
   workers: integer(1, 64).default(1),
-  /** HTTP port for /healthz and /metrics; unset: no HTTP listener. */
-  httpPort: port.optional(),
+  /** The HTTP listener (DICOMweb, /healthz, /metrics). */
+  http: httpSchema.default({}),
 }).superRefine((server, ctx) => {
   if (server.tls.port !== undefined && server.tls.port === server.port) {
     addRule(ctx, ['tls', 'port'], `must differ from ${formatPath([...ctx.path, 'port'])} (${server.port})`);
   }
   if (
-    server.httpPort !== undefined &&
-    (server.httpPort === server.port || server.httpPort === server.tls.port)
+    server.http.port !== undefined &&
+    (server.http.port === server.port || server.http.port === server.tls.port)
   ) {
-    addRule(ctx, ['httpPort'], 'must differ from the DICOM and TLS ports');
+    addRule(ctx, ['http', 'port'], 'must differ from the DICOM and TLS ports');
   }
 });
 

@@ -19,8 +19,9 @@ import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
 import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import type { HealthResult } from '../web/app.js';
+import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type Config, splitCallingAet } from './config.js';
-import { type HealthResult, type HttpServerHandle, startHttpServer } from './http.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -52,7 +53,7 @@ export interface ServerHandle {
   readonly listeners: readonly ListenerInfo[];
   /** Connections being negotiated, established or closing, over all listeners. */
   readonly activeAssociations: number;
-  /** The HTTP port of /healthz and /metrics, when `server.httpPort` is set. */
+  /** The HTTP port (DICOMweb, /healthz, /metrics), when `server.http.port` is set. */
   readonly httpPort: number | undefined;
   /** The event stream the server reports on (StartServerOptions.events, or its own). */
   readonly events: EventBus;
@@ -86,7 +87,7 @@ interface Running {
   readonly services: DimseService[];
   archive?: Archive;
   metrics?: ServerMetrics;
-  http?: HttpServerHandle;
+  http?: WebServerHandle;
 }
 
 /**
@@ -242,17 +243,27 @@ export async function startServer(
     }
     return { ok: true };
   };
-  if (server.httpPort !== undefined) {
+  const web = server.http;
+  if (web.port !== undefined) {
     try {
-      running.http = await startHttpServer({
+      running.http = await startWebServer({
         host: server.host,
-        port: server.httpPort,
+        port: web.port,
+        logger,
         metrics: () => metrics.render(),
         health,
-        onError: (e) => logger.error({ err: message(e) }, 'HTTP request failed'),
+        cors: web.cors,
+        ...(web.cert !== undefined && web.key !== undefined ? { tls: { cert: web.cert, key: web.key } } : {}),
+        dicomweb: {
+          archive,
+          logger,
+          events,
+          aeTitle: server.aet,
+          ...(web.publicUrl !== undefined ? { publicUrl: web.publicUrl } : {}),
+        },
       });
     } catch (e) {
-      return fail(`cannot listen on ${server.host}:${server.httpPort} (HTTP): ${describeListenError(e)}`);
+      return fail(`cannot listen on ${server.host}:${web.port} (HTTP): ${describeListenError(e)}`);
     }
   }
   const http = running.http;

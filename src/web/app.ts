@@ -20,6 +20,7 @@ import Fastify, {
   type FastifyRequest,
   type FastifyServerFactory,
 } from 'fastify';
+import FindMyWay from 'find-my-way';
 import type { Logger } from '../core/logger.js';
 import { applyCors, type CorsOptions, NO_CORS } from './cors.js';
 import { DICOMWEB_PREFIX } from './dicomweb/context.js';
@@ -85,7 +86,12 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
 
   app.decorateRequest('identity', null as unknown as WebIdentity);
 
+  // Every path and its methods, so that a known path asked with another method answers 405 with Allow.
+  const known = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 1024 });
   app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => undefined);
+    }
     // HEAD routes fastify adds for GET inherit the GET's config.
     if (route.config?.operation === undefined)
       throw new Error(
@@ -128,6 +134,19 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     answerError(logger, error, request, reply),
   );
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = (['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'] as const).filter(
+      (m) => known.find(m, path) !== null,
+    );
+    if (allowed.length > 0) {
+      const body: ErrorBody = {
+        code: 'ERR_HTTP_METHOD_NOT_ALLOWED',
+        reason: `${request.method} is not allowed on ${path} (allowed: ${allowed.join(', ')})`,
+      };
+      logger.debug({ method: request.method, url: request.url }, 'HTTP 405');
+      void reply.code(405).header('Allow', allowed.join(', ')).type('application/json').send(body);
+      return;
+    }
     const body: ErrorBody = {
       code: 'ERR_HTTP_NOT_FOUND',
       reason: `no resource at ${request.method} ${request.url.split('?')[0]}`,
@@ -230,7 +249,10 @@ function answerError(
 
 function withTimeout(check: Promise<HealthResult>, ms: number): Promise<HealthResult> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ ok: false, reason: `the health check took over ${ms} ms` }), ms);
+    const timer = setTimeout(
+      () => resolve({ ok: false, reason: `the health check took longer than ${ms} ms` }),
+      ms,
+    );
     check.then(
       (r) => {
         clearTimeout(timer);

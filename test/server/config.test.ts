@@ -51,6 +51,7 @@ describe('defaults', () => {
         tls: { requireClientCert: false },
         services: ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'],
         workers: 1,
+        http: { cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
       },
       storage: { duplicatePolicy: 'keep', durability: 'fsync', minFreeMegabytes: 64, extraSopClasses: [] },
       data: { dir: './data' },
@@ -170,7 +171,19 @@ describe('each bad value gives exactly one line', () => {
     ],
     [{ server: { services: [] } }, 'server.services: expected at least one service name, got an empty list'],
     [{ server: { workers: 0 } }, 'server.workers: expected an integer from 1 to 64, got 0'],
-    [{ server: { port: 104, httpPort: 104 } }, 'server.httpPort: must differ from the DICOM and TLS ports'],
+    [
+      { server: { port: 104, http: { port: 104 } } },
+      'server.http.port: must differ from the DICOM and TLS ports',
+    ],
+    [
+      { server: { http: { cors: { origins: ['*'], credentials: true } } } },
+      'server.http.cors.origins: "*" cannot be used with credentials: name the origins',
+    ],
+    [
+      { server: { http: { cors: { origins: ['viewer.example.org'] } } } },
+      'server.http.cors.origins[0]: expected an origin such as "https://viewer.example.org" (scheme, host, optional port), or "*", got "viewer.example.org"',
+    ],
+    [{ server: { http: { cert: 'a.pem' } } }, 'server.http.key: required when server.http.cert is set'],
     [{ server: { port: 70000.5 } }, 'server.port: expected an integer from 1 to 65535, got 70000.5'],
     [{ server: { port: null } }, 'server.port: expected an integer from 1 to 65535, got null'],
     [

@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { startHttpServer } from '../../src/server/http.js';
 import { type MetricsJson, mergeWorkerMetrics } from '../../src/server/metrics.js';
+import { startWebServer } from '../../src/web/listen.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
+import { memoryLogger } from '../web/helpers.js';
 import { freePort, startPacsServer, tempDir } from './helpers.js';
 
 function sample(text: string, name: string): number | undefined {
@@ -130,9 +131,10 @@ describe('pacs server --http-port', () => {
       { a: 'q"b' },
       2,
     );
-    const http = await startHttpServer({
+    const http = await startWebServer({
       host: '127.0.0.1',
       port: 0,
+      logger: memoryLogger([]),
       health: () => health(),
       metrics: () => registry.metrics(),
       healthTimeoutMs: 200,
@@ -156,7 +158,8 @@ describe('pacs server --http-port', () => {
       await r.text();
       r = await fetch(`${base}/metrics`, { method: 'POST' });
       assert.equal(r.status, 405);
-      await r.text();
+      assert.equal(r.headers.get('allow'), 'GET, HEAD');
+      assert.equal(((await r.json()) as { code: string }).code, 'ERR_HTTP_METHOD_NOT_ALLOWED');
     } finally {
       await http.close();
     }

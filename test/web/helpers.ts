@@ -111,7 +111,11 @@ export async function ingestDataSets(archive: Archive, dataSets: readonly DataSe
 export async function ingestFiles(archive: Archive, paths: readonly string[]): Promise<void> {
   const { createReadStream } = await import('node:fs');
   for (const path of paths) {
-    const outcome = await archive.ingest(createReadStream(path), { format: 'part10', source: 'TEST', via: 'import' });
+    const outcome = await archive.ingest(createReadStream(path), {
+      format: 'part10',
+      source: 'TEST',
+      via: 'import',
+    });
     if (!outcome.ok) throw new Error(`${path}: ${outcome.error.message}`);
   }
 }
