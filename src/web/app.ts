@@ -64,6 +64,21 @@ export interface WebAppOptions {
   readonly http2?: boolean;
 }
 
+/** A registered route as the policy and the Capabilities document see it. */
+export interface RegisteredRoute {
+  readonly method: string;
+  /** The full path pattern (`/dicom-web/studies/:study`). */
+  readonly url: string;
+  readonly operation: WebOperation;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route of an app built by createWebApp, in registration order (HEAD twins included). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return ROUTES.get(app) ?? [];
+}
+
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Builds the application with all its routes; the caller listens (listen.ts) or injects (tests). */
@@ -88,6 +103,8 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
 
   // Every path and its methods, so that a known path asked with another method answers 405 with Allow.
   const known = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 1024 });
+  const routes: RegisteredRoute[] = [];
+  ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => undefined);
@@ -97,6 +114,8 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
       throw new Error(
         `route ${String(route.method)} ${route.url} declares no config.operation (web/policy.ts)`,
       );
+    for (const method of [route.method].flat())
+      routes.push({ method: String(method), url: route.url, operation: route.config.operation });
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -135,7 +154,8 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
   );
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = (['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'] as const).filter(
+    // OPTIONS (Capabilities) answers on every DICOMweb path: it alone does not make a path known.
+    const allowed = (['GET', 'HEAD', 'POST', 'PUT', 'DELETE'] as const).filter(
       (m) => known.find(m, path) !== null,
     );
     if (allowed.length > 0) {
@@ -177,7 +197,11 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
   });
 
   if (options.dicomweb !== undefined)
-    await app.register(registerDicomweb, { context: options.dicomweb, prefix: DICOMWEB_PREFIX });
+    await app.register(registerDicomweb, {
+      context: options.dicomweb,
+      prefix: DICOMWEB_PREFIX,
+      routes: () => routes,
+    });
   await app.ready();
   return app;
 }

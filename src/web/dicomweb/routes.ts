@@ -3,15 +3,16 @@
  * registers its routes with their `config.operation` (web/policy.ts) and a params schema.
  */
 import type { FastifyInstance } from 'fastify';
+import type { RegisteredRoute } from '../app.js';
+import { registerCapabilities } from './capabilities.js';
 import type { DicomwebContext } from './context.js';
 
 export type { DicomwebContext } from './context.js';
 
 export async function registerDicomweb(
   app: FastifyInstance,
-  options: { readonly context: DicomwebContext },
+  options: { readonly context: DicomwebContext; readonly routes: () => readonly RegisteredRoute[] },
 ): Promise<void> {
   const context = options.context;
-  void app;
-  void context;
+  registerCapabilities(app, context, options.routes);
 }
