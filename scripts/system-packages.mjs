@@ -9,6 +9,9 @@ import { existsSync } from 'node:fs';
 const PACKAGES = {
   dcmtk: '/usr/bin/storescp',
   'python3-pydicom': '/usr/lib/python3/dist-packages/pydicom/data',
+  // DICOMweb interop: Orthanc with its DICOMweb plugin as a client of our server.
+  orthanc: '/usr/sbin/Orthanc',
+  'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so',
 };
 
 const missing = Object.entries(PACKAGES)
