@@ -32,6 +32,7 @@ import {
   partsEnd,
   readValue,
   readValueByParsing,
+  readValueInto,
   readValueWhole,
 } from './parts.js';
 
@@ -241,13 +242,19 @@ export async function sendFrames(
   reply.type(multipartType(boundary, form.partType));
   const total = sources.reduce((n, s) => n + (s.end - s.start), 0);
   if (total <= SMALL_ANSWER) {
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < sources.length; i++) {
-      chunks.push(partHead(boundary, partType, i === 0));
-      chunks.push(await readWhole(loaded, sources[i] as FrameSource));
+    // One buffer, the frames read straight into place between the part headers.
+    const heads = sources.map((_, i) => partHead(boundary, partType, i === 0));
+    const tail = partsEnd(boundary);
+    const out = Buffer.allocUnsafe(heads.reduce((n, h) => n + h.length, 0) + total + tail.length);
+    let at = 0;
+    for (const [i, s] of sources.entries()) {
+      at += (heads[i] as Buffer).copy(out, at);
+      if (s.kind === 'ranges')
+        at += await readValueInto(loaded.absolutePath, s.ranges, s.swap, s.start, s.end, out, at);
+      else at += (await readWhole(loaded, s)).copy(out, at);
     }
-    chunks.push(partsEnd(boundary));
-    return reply.send(Buffer.concat(chunks));
+    tail.copy(out, at);
+    return reply.send(out);
   }
   async function* body(): AsyncGenerator<Buffer> {
     for (let i = 0; i < sources.length; i++) {

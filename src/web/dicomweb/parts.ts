@@ -144,20 +144,71 @@ export async function* readValue(
   end = ranges.reduce((n, r) => n + r[1], 0),
 ): AsyncGenerator<Buffer> {
   if (end <= start) return;
-  const fh = await open(absolutePath, 'r');
+  const file = await files.acquire(absolutePath);
   try {
     let base = 0;
     for (const [offset, length] of ranges) {
       const from = Math.max(start, base);
       const to = Math.min(end, base + length);
-      if (from < to) yield* readRange(fh, offset, from - base, to - base, swap);
+      if (from < to) yield* readRange(file, offset, from - base, to - base, swap);
       base += length;
       if (base >= end) break;
     }
   } finally {
-    await fh.close();
+    files.release(absolutePath);
   }
 }
+
+/**
+ * Open object files, kept for the next request (a viewer asks for the frames of one instance after
+ * another): an open and a close less per frame. A file is never rewritten in place (a replaced
+ * object gets a new path) and the index is asked before a file is read, so a kept handle is safe.
+ */
+class OpenFiles {
+  private readonly open = new Map<string, { fh: Promise<FileHandle>; users: number }>();
+
+  constructor(private readonly size: number) {}
+
+  acquire(path: string): Promise<FileHandle> {
+    let e = this.open.get(path);
+    if (e) {
+      // Most recently used last.
+      this.open.delete(path);
+      this.open.set(path, e);
+    } else {
+      e = { fh: open(path, 'r'), users: 0 };
+      const entry = e;
+      e.fh.catch(() => {
+        if (this.open.get(path) === entry) this.open.delete(path);
+      });
+      this.open.set(path, e);
+      this.trim();
+    }
+    e.users++;
+    return e.fh;
+  }
+
+  release(path: string): void {
+    const e = this.open.get(path);
+    if (e) e.users--;
+    this.trim();
+  }
+
+  private trim(): void {
+    if (this.open.size <= this.size) return;
+    for (const [path, e] of this.open) {
+      if (this.open.size <= this.size) break;
+      if (e.users > 0) continue;
+      this.open.delete(path);
+      e.fh.then(
+        (fh) => fh.close(),
+        () => undefined,
+      );
+    }
+  }
+}
+
+const files = new OpenFiles(64);
 
 /** Bytes [from, to) of one range of the file starting at `offset`; swapped values are read in whole units. */
 async function* readRange(
@@ -193,9 +244,52 @@ export async function readValueWhole(
   start: number,
   end: number,
 ): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of readValue(absolutePath, ranges, swap, start, end)) chunks.push(c);
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  const out = Buffer.allocUnsafe(Math.max(0, end - start));
+  await readValueInto(absolutePath, ranges, swap, start, end, out, 0);
+  return out;
+}
+
+/**
+ * Reads [start, end) of the value into `target` at `at` (no copy for unswapped values: the file
+ * is read straight into place). Returns the bytes written.
+ */
+export async function readValueInto(
+  absolutePath: string,
+  ranges: ReadonlyArray<readonly [number, number]>,
+  swap: 0 | 2 | 4 | 8,
+  start: number,
+  end: number,
+  target: Buffer,
+  at: number,
+): Promise<number> {
+  if (swap !== 0) {
+    let o = at;
+    for await (const c of readValue(absolutePath, ranges, swap, start, end)) {
+      c.copy(target, o);
+      o += c.length;
+    }
+    return o - at;
+  }
+  const file = await files.acquire(absolutePath);
+  try {
+    let base = 0;
+    let o = at;
+    for (const [offset, length] of ranges) {
+      const from = Math.max(start, base);
+      const to = Math.min(end, base + length);
+      for (let p = from; p < to; ) {
+        const { bytesRead } = await file.read(target, o, to - p, offset + (p - base));
+        if (bytesRead === 0) throw new Error('the object file ends before the value');
+        p += bytesRead;
+        o += bytesRead;
+      }
+      base += length;
+      if (base >= end) break;
+    }
+    return o - at;
+  } finally {
+    files.release(absolutePath);
+  }
 }
 
 /**
@@ -301,9 +395,17 @@ export function nativeFrameSpan(
 
 // --- multipart/related ---------------------------------------------------------------------------
 
-/** A fresh boundary (RFC 2046 5.1.1: at most 70 characters, none of which occur in the parts' headers). */
+const BOUNDARY_BASE = `DICOMweb${randomBytes(12).toString('hex')}`;
+let boundaries = 0;
+
+/**
+ * A boundary (RFC 2046 5.1.1: at most 70 characters): a random part per process and a counter, so
+ * it is unpredictable to whoever wrote the values (it must not occur in them) without random bytes
+ * per request.
+ */
 export function newBoundary(): string {
-  return `DICOMwebBoundary${randomBytes(12).toString('hex')}`;
+  boundaries = (boundaries + 1) % Number.MAX_SAFE_INTEGER;
+  return `${BOUNDARY_BASE}${boundaries.toString(36)}`;
 }
 
 /** The header of one part: `--boundary CRLF Content-Type: ... CRLF CRLF`, preceded by CRLF after the first. */
