@@ -99,13 +99,13 @@ export async function loadInstance(
       `no instance ${scope.sopInstanceUid} in series ${scope.seriesInstanceUid} of study ${scope.studyInstanceUid}`,
     );
   const absolutePath = archive.store.absolutePath(row.path);
-  let layout = layoutCache.get(row.path);
+  let layout = layoutCache.get(absolutePath);
   if (!layout) {
     layout = parseBulkLayout(row.bulk);
     if (!layout) layout = parseBulkLayout((await backfill(context, row)).bulk);
     if (!layout) throw new Error(`the bulk layout of ${row.sopInstanceUid} cannot be read`);
     if (layoutCache.size >= LAYOUT_CACHE_SIZE) layoutCache.delete(layoutCache.keys().next().value as string);
-    layoutCache.set(row.path, layout);
+    layoutCache.set(absolutePath, layout);
   }
   return { row, layout, absolutePath };
 }
@@ -165,9 +165,30 @@ export async function* readValue(
  * object gets a new path) and the index is asked before a file is read, so a kept handle is safe.
  */
 class OpenFiles {
-  private readonly open = new Map<string, { fh: Promise<FileHandle>; users: number }>();
+  private readonly open = new Map<string, { fh: Promise<FileHandle>; users: number; used: number }>();
+  private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly size: number) {}
+  /** At most `size` handles, none kept unused longer than about `idleMs` (a removed file's space is freed). */
+  constructor(
+    private readonly size: number,
+    private readonly idleMs: number,
+  ) {}
+
+  private sweep(): void {
+    const before = Date.now() - this.idleMs;
+    for (const [path, e] of this.open)
+      if (e.users === 0 && e.used < before) {
+        this.open.delete(path);
+        e.fh.then(
+          (fh) => fh.close(),
+          () => undefined,
+        );
+      }
+    if (this.open.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
 
   acquire(path: string): Promise<FileHandle> {
     let e = this.open.get(path);
@@ -176,13 +197,17 @@ class OpenFiles {
       this.open.delete(path);
       this.open.set(path, e);
     } else {
-      e = { fh: open(path, 'r'), users: 0 };
+      e = { fh: open(path, 'r'), users: 0, used: Date.now() };
       const entry = e;
       e.fh.catch(() => {
         if (this.open.get(path) === entry) this.open.delete(path);
       });
       this.open.set(path, e);
       this.trim();
+      if (!this.sweeper) {
+        this.sweeper = setInterval(() => this.sweep(), this.idleMs);
+        this.sweeper.unref();
+      }
     }
     e.users++;
     return e.fh;
@@ -190,7 +215,10 @@ class OpenFiles {
 
   release(path: string): void {
     const e = this.open.get(path);
-    if (e) e.users--;
+    if (e) {
+      e.users--;
+      e.used = Date.now();
+    }
     this.trim();
   }
 
@@ -208,7 +236,7 @@ class OpenFiles {
   }
 }
 
-const files = new OpenFiles(64);
+const files = new OpenFiles(64, 5000);
 
 /** Bytes [from, to) of one range of the file starting at `offset`; swapped values are read in whole units. */
 async function* readRange(
