@@ -124,13 +124,17 @@ export class Archive {
   ): Promise<Result<IngestOutcome, ArchiveError>> {
     const { handle, header } = received;
     const policy = request.duplicatePolicy ?? this.duplicatePolicy;
-    const described = describeInstance(header, {
-      transferSyntaxUid: received.transferSyntaxUid,
-      path: '',
-      size: 0,
-      receivedAt: request.receivedAt ?? new Date(),
-      callingAet: request.source,
-    });
+    const described = describeInstance(
+      header,
+      {
+        transferSyntaxUid: received.transferSyntaxUid,
+        path: '',
+        size: 0,
+        receivedAt: request.receivedAt ?? new Date(),
+        callingAet: request.source,
+      },
+      received.metadata,
+    );
     if (!described.ok) {
       await handle.abort();
       return described;

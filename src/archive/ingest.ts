@@ -17,16 +17,10 @@ import { err, type Result } from '../core/result.js';
 import type { DataSet } from '../dicom/dataset.js';
 import { TAG } from '../dicom/dictionary.js';
 import { DicomParser } from '../dicom/parser.js';
-import { DataSetBuilder } from '../dicom/reader.js';
 import { encodeFileMeta } from '../dicom/writer.js';
 import { ArchiveError } from './errors.js';
+import { type InstanceMetadataDocs, MetadataCapture } from './index/capture.js';
 import type { ObjectWriter } from './store.js';
-
-/**
- * Values longer than this are not kept in memory while receiving: the index keeps text up to
- * 64 KiB and drops binary values over 1 KiB (as reconcile reads headers, so both paths agree).
- */
-const HEADER_VALUE_LIMIT = 64 * 1024;
 
 /** Data set bytes held before the file meta is written, while waiting for the SOP UIDs (they sit in group 0008). */
 const UID_WAIT_LIMIT = 1024 * 1024;
@@ -72,6 +66,8 @@ export interface ReceivedObject {
   readonly transferSyntaxUid: string;
   /** Bytes of the data set (file meta not counted). */
   readonly bytes: number;
+  /** The instance's WADO-RS documents with file offsets (capture.ts), made on demand. */
+  readonly metadata: () => InstanceMetadataDocs;
 }
 
 /** The archive side of an IngestStream: begins the object file, and settles a received object. */
@@ -87,8 +83,16 @@ export class IngestStream<T> extends Writable {
   private resolveOutcome!: (r: Result<T, ArchiveError>) => void;
   private readonly sink: IngestSink<T>;
   private readonly request: IngestRequest;
-  private readonly builder = new DataSetBuilder({ bulkData: 'skip', bulkDataThreshold: HEADER_VALUE_LIMIT });
+  /**
+   * The header (no value over 64 KiB, no binary value over 1 KiB is kept in memory) and where each
+   * bulk value and frame sits in the file (capture.ts), as reconcile reads them, so both paths agree.
+   */
+  private readonly builder: MetadataCapture;
   private parser: DicomParser;
+  /** Bytes of the input before the data set (the Part-10 preamble and meta we drop). */
+  private dataSetStart = 0;
+  /** Bytes of the file meta we wrote before the data set. */
+  private metaLength = 0;
   private handle: ObjectWriter | undefined;
   /**
    * The first failure of the object (no room to begin it, does not parse): from then on input is
@@ -120,12 +124,15 @@ export class IngestStream<T> extends Writable {
     if (!part10 && !request.transferSyntaxUid)
       throw new TypeError("ingest of a raw data set needs its transfer syntax ('dataset' format)");
     this.skip = part10 ? -1 : 0;
+    this.builder = new MetadataCapture(part10 ? undefined : request.transferSyntaxUid);
     this.parser = new DicomParser(
       this.builder,
       part10
         ? { format: 'part10' }
         : { format: 'dataset', transferSyntax: request.transferSyntaxUid as string },
     );
+    const parser = this.parser;
+    this.builder.track(() => parser.offset);
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -252,6 +259,7 @@ export class IngestStream<T> extends Writable {
         return undefined;
       }
       this.skip = PART10_HEAD + head.readUInt32LE(140);
+      this.dataSetStart = this.skip;
       // What came past the meta in this chunk, as if it arrived alone.
       chunk = head;
       this.headBytes = 0;
@@ -311,14 +319,14 @@ export class IngestStream<T> extends Writable {
     const handle = this.handle;
     if (!handle || this.failure) return undefined;
     const uids = this.expectedUids();
-    handle.write(
-      encodeFileMeta({
-        mediaStorageSopClassUid: uids?.sopClassUid ?? '',
-        mediaStorageSopInstanceUid: uids?.sopInstanceUid ?? '',
-        transferSyntaxUid: this.transferSyntax(),
-        ...(this.request.source ? { sourceApplicationEntityTitle: this.request.source } : {}),
-      }),
-    );
+    const meta = encodeFileMeta({
+      mediaStorageSopClassUid: uids?.sopClassUid ?? '',
+      mediaStorageSopInstanceUid: uids?.sopInstanceUid ?? '',
+      transferSyntaxUid: this.transferSyntax(),
+      ...(this.request.source ? { sourceApplicationEntityTitle: this.request.source } : {}),
+    });
+    this.metaLength = meta.length;
+    handle.write(meta);
     let full = false;
     for (const c of held) full = !handle.write(c);
     return full ? handle.drain() : undefined;
@@ -366,6 +374,8 @@ export class IngestStream<T> extends Writable {
       header,
       transferSyntaxUid: this.transferSyntax(),
       bytes: this.dataBytes,
+      // Parser offsets count the input's own preamble and meta; the file has ours instead.
+      metadata: () => this.builder.finish(this.metaLength - this.dataSetStart),
     });
   }
 }

@@ -8,11 +8,14 @@
  * The files (walked in path order) and the index rows (read in path order, a page at a time)
  * are merged like two sorted lists, so memory stays bounded whatever the archive's size.
  */
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
+import type { DataSet } from '../dicom/dataset.js';
 import { TAG } from '../dicom/dictionary.js';
-import { readDicomFile } from '../io/dicom-file.js';
+import { DicomParser } from '../dicom/parser.js';
+import { readChunks } from '../io/dicom-file.js';
 import type { ArchiveIndex, InstanceFile } from './index/archive-index.js';
+import { type InstanceMetadataDocs, MetadataCapture } from './index/capture.js';
 import { describeInstance } from './index/extract.js';
 import type { ObjectFileEntry, ObjectStore } from './store.js';
 
@@ -50,8 +53,38 @@ export interface ReconcileReport {
   readonly rowsChecked: number;
 }
 
-/** Values longer than this are not loaded when reading a header (the index drops them anyway). */
-const HEADER_VALUE_LIMIT = 64 * 1024;
+/** An object file read as ingest reads it: its header, syntax and WADO-RS documents (capture.ts). */
+export interface CapturedFile {
+  readonly meta: DataSet | undefined;
+  readonly dataSet: DataSet;
+  readonly transferSyntax: string;
+  /** The WADO-RS documents with file offsets. */
+  readonly metadata: () => InstanceMetadataDocs;
+}
+
+/**
+ * Reads a whole object file through the capture of the ingest path: values over the header limits
+ * are not held, only their offsets. Throws DicomParseError for a file that is not DICOM.
+ */
+export async function captureObjectFile(path: string): Promise<CapturedFile> {
+  const capture = new MetadataCapture();
+  const parser = new DicomParser(capture, { format: 'part10' });
+  capture.track(() => parser.offset);
+  const fh = await open(path, 'r');
+  try {
+    for await (const chunk of readChunks(fh, 0, 64 * 1024)) parser.write(chunk);
+    parser.end();
+  } finally {
+    await fh.close();
+  }
+  return {
+    meta: capture.fileMeta,
+    dataSet: capture.root,
+    transferSyntax: parser.transferSyntaxUid || capture.transferSyntax,
+    // The parser read the file itself: its offsets are file offsets.
+    metadata: () => capture.finish(0),
+  };
+}
 
 export async function reconcile(
   store: ObjectStore,
@@ -90,29 +123,30 @@ export async function reconcile(
     }
     // (Only with a grace: Date.now() has whole milliseconds, mtimeMs finer, so a fresh file can look newer than now.)
     if (!info.isFile() || (grace > 0 && Date.now() - info.mtimeMs < grace)) return;
-    let header: Awaited<ReturnType<typeof readDicomFile>>;
+    let header: CapturedFile;
     try {
-      header = await readDicomFile(file.absolutePath, {
-        stopAtTag: TAG.PixelData,
-        bulkData: 'reference',
-        bulkDataThreshold: HEADER_VALUE_LIMIT,
-      });
+      // The whole file: the frame layout and the attributes after Pixel Data are kept too.
+      header = await captureObjectFile(file.absolutePath);
     } catch (e) {
       unreadableFiles.push(file.path);
       log?.warn({ err: e, path: file.path }, 'object file is not readable DICOM: left in place');
       return;
     }
     const meta = header.meta;
-    const described = describeInstance(header.dataSet, {
-      transferSyntaxUid: header.transferSyntax,
-      path: file.path,
-      size: info.size,
-      receivedAt: info.mtime,
-      callingAet:
-        meta?.string(TAG.SendingApplicationEntityTitle) ??
-        meta?.string(TAG.SourceApplicationEntityTitle) ??
-        null,
-    });
+    const described = describeInstance(
+      header.dataSet,
+      {
+        transferSyntaxUid: header.transferSyntax,
+        path: file.path,
+        size: info.size,
+        receivedAt: info.mtime,
+        callingAet:
+          meta?.string(TAG.SendingApplicationEntityTitle) ??
+          meta?.string(TAG.SourceApplicationEntityTitle) ??
+          null,
+      },
+      header.metadata,
+    );
     if (!described.ok) {
       unreadableFiles.push(file.path);
       log?.warn(

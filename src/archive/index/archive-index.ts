@@ -5,6 +5,7 @@
  */
 import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
+import type { InstanceMetadataDocs } from './capture.js';
 import type { QueryPlan } from './query.js';
 
 export type IndexEngine = 'sqlite' | 'postgres' | 'memory';
@@ -66,6 +67,8 @@ export interface LevelHeaders {
   readonly study: DicomJsonObject;
   readonly series: DicomJsonObject;
   readonly instance: DicomJsonObject;
+  /** The instance's WADO-RS metadata and bulk layout (capture.ts); absent: left NULL, read from the file on request. */
+  readonly stored?: InstanceMetadataDocs;
 }
 
 /** An indexed object, as findInstance and friends return it. */
@@ -205,6 +208,52 @@ export interface ArchiveIndex extends InstanceWrites {
   /** How many entities match a planned query, counting no further than `atMost`. */
   countMatches(plan: QueryPlan, atMost: number): Promise<number>;
 
+  // --- WADO-RS (ARCHITECTURE.md decision 8: metadata kept at ingest) ---------------------------
+
+  /**
+   * The stored WADO-RS documents of the instances in scope (a study, a series of it, or one
+   * instance), in index order, read in pages. `metadata`/`bulk` are null for rows indexed before
+   * they were kept (the caller reads the file and may store them with storeInstanceMetadata).
+   */
+  instanceMetadata(scope: MetadataScope): AsyncIterable<InstanceMetadataRow>;
+  /** One instance's row with its bulk layout (frames, bulk data), or undefined. */
+  instanceBulk(scope: Required<MetadataScope>): Promise<InstanceMetadataRow | undefined>;
+  /** Fills the documents of a row that has none (an object indexed before they were kept). */
+  storeInstanceMetadata(sopInstanceUid: string, docs: InstanceMetadataDocs): Promise<void>;
+  /**
+   * A cheap version of the scope's contents for an ETag: how many instances and when the study
+   * or series last changed; undefined when the scope is not indexed (a series of another study too).
+   */
+  metadataVersion(scope: MetadataScope): Promise<MetadataVersion | undefined>;
+
   /** Waits for queued writes, then releases the connections. */
   close(): Promise<void>;
+}
+
+/** Which instances WADO-RS metadata asks for: a study, a series of it, or one instance of that series. */
+export interface MetadataScope {
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid?: string;
+  readonly sopInstanceUid?: string;
+}
+
+/** One instance's stored WADO-RS documents (see InstanceMetadataDocs) and where its file is. */
+export interface InstanceMetadataRow {
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+  readonly sopInstanceUid: string;
+  readonly transferSyntaxUid: string;
+  /** The object file, relative to the data folder. */
+  readonly path: string;
+  /** DICOM JSON with relative BulkDataURIs; null when not kept (indexed before migration 4). */
+  readonly metadata: string | null;
+  /** The bulk layout (capture.ts BulkLayout) as JSON; null when not kept. Only instanceBulk fills it. */
+  readonly bulk: string | null;
+}
+
+/** What an ETag of WADO-RS metadata is made of. */
+export interface MetadataVersion {
+  readonly instances: number;
+  /** ISO 8601: the last change of the study (study scope), series (series scope) or instance row. */
+  readonly changedAt: string;
 }

@@ -1,7 +1,7 @@
 /**
  * From an object's header to what the index keeps: the key attributes of each level
- * (InstanceRecord) and each level's attributes as DICOM JSON (LevelHeaders); which attribute
- * belongs to which level is levels.ts's.
+ * (InstanceRecord) and each level's attributes as DICOM JSON (LevelHeaders), with the instance's
+ * WADO-RS documents when captured (capture.ts); which attribute belongs to which level is levels.ts's.
  */
 import { err, ok, type Result } from '../../core/result.js';
 import { type DataElement, DataSet } from '../../dicom/dataset.js';
@@ -16,10 +16,11 @@ import type {
   SeriesAttributes,
   StudyAttributes,
 } from './archive-index.js';
+import { BULK_DATA_THRESHOLD, type InstanceMetadataDocs } from './capture.js';
 import { EVERY_LEVEL_TAGS, type Level, levelOf } from './levels.js';
 
 /** Binary values longer than this are bulk data and are left out of the stored headers. */
-export const BULK_DATA_THRESHOLD = 1024;
+export { BULK_DATA_THRESHOLD };
 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
@@ -93,6 +94,7 @@ export interface IndexEntry {
 export function describeInstance(
   header: DataSet,
   stored: StoredObjectInfo,
+  metadata?: () => InstanceMetadataDocs,
 ): Result<IndexEntry, ArchiveError> {
   const text = (tag: Tag): string | null => header.string(tag) ?? null;
   const missing = (
@@ -132,6 +134,15 @@ export function describeInstance(
     return err(
       new ArchiveError('ERR_ARCHIVE_INVALID_OBJECT', `the header cannot be stored: ${detail}`, { cause: e }),
     );
+  }
+  // The WADO-RS documents (capture.ts): an object they cannot be made for is still stored; its
+  // row is left NULL and the metadata route reads the file.
+  if (metadata) {
+    try {
+      headers = { ...headers, stored: metadata() };
+    } catch {
+      // left NULL
+    }
   }
   return ok({
     record: {

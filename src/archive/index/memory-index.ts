@@ -13,8 +13,11 @@ import type {
   InsertOptions,
   InsertResult,
   InstanceFile,
+  InstanceMetadataRow,
   InstanceRecord,
   LevelHeaders,
+  MetadataScope,
+  MetadataVersion,
   PatientAttributes,
   PatientSummary,
   SeriesAttributes,
@@ -22,6 +25,7 @@ import type {
   StudyAttributes,
   StudySummary,
 } from './archive-index.js';
+import type { InstanceMetadataDocs } from './capture.js';
 import type { Level } from './levels.js';
 import { countRows, type EntityRow, findRows, type QueryPlan } from './query.js';
 import {
@@ -62,6 +66,8 @@ interface SeriesRow {
 interface InstanceRow {
   readonly instance: IndexedInstance;
   readonly header: DicomJsonObject;
+  /** The WADO-RS documents (capture.ts), filled later for rows that had none. */
+  stored: InstanceMetadataDocs | undefined;
 }
 
 interface Tables {
@@ -80,6 +86,8 @@ export class MemoryArchiveIndex implements ArchiveIndex {
     instances: new Map(),
   };
   private tail: Promise<unknown> = Promise.resolve();
+  /** Counts transactions: the version of every WADO-RS metadata scope (coarse, but it changes with any write). */
+  private generation = 0;
   private closed = false;
 
   withTransaction<T>(fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
@@ -89,11 +97,16 @@ export class MemoryArchiveIndex implements ArchiveIndex {
       try {
         return await fn(new MemoryTransaction(this.tables, undo));
       } catch (e) {
+        this.generation++;
         for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)();
         throw e;
       }
     };
-    const result = this.tail.then(run, run);
+    const counted = (): Promise<T> => {
+      this.generation++;
+      return run();
+    };
+    const result = this.tail.then(counted, counted);
     this.tail = result.catch(() => undefined);
     return result;
   }
@@ -159,6 +172,39 @@ export class MemoryArchiveIndex implements ArchiveIndex {
       .filter((f) => after === undefined || f.path > after)
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     yield* files;
+  }
+
+  async *instanceMetadata(scope: MetadataScope): AsyncIterable<InstanceMetadataRow> {
+    for (const row of [...this.tables.instances.values()])
+      if (inScope(row.instance, scope)) yield metadataRow(row, false);
+  }
+
+  async instanceBulk(scope: Required<MetadataScope>): Promise<InstanceMetadataRow | undefined> {
+    const row = this.tables.instances.get(scope.sopInstanceUid);
+    return row && inScope(row.instance, scope) ? metadataRow(row, true) : undefined;
+  }
+
+  async storeInstanceMetadata(sopInstanceUid: string, docs: InstanceMetadataDocs): Promise<void> {
+    const row = this.tables.instances.get(sopInstanceUid);
+    if (row && row.stored === undefined) row.stored = docs;
+  }
+
+  async metadataVersion(scope: MetadataScope): Promise<MetadataVersion | undefined> {
+    let instances: number;
+    if (scope.sopInstanceUid !== undefined) {
+      const row = this.tables.instances.get(scope.sopInstanceUid);
+      if (!row || !inScope(row.instance, scope)) return undefined;
+      instances = 1;
+    } else if (scope.seriesInstanceUid !== undefined) {
+      const se = this.tables.series.get(scope.seriesInstanceUid);
+      if (!se || se.studyInstanceUid !== scope.studyInstanceUid) return undefined;
+      instances = se.numberOfInstances;
+    } else {
+      const st = this.tables.studies.get(scope.studyInstanceUid);
+      if (!st) return undefined;
+      instances = st.numberOfInstances;
+    }
+    return { instances, changedAt: String(this.generation) };
   }
 
   find<A = DataSet>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A> {
@@ -238,6 +284,27 @@ export class MemoryArchiveIndex implements ArchiveIndex {
     this.closed = true;
     await this.tail;
   }
+}
+
+function inScope(i: IndexedInstance, scope: MetadataScope): boolean {
+  return (
+    i.studyInstanceUid === scope.studyInstanceUid &&
+    (scope.seriesInstanceUid === undefined || i.seriesInstanceUid === scope.seriesInstanceUid) &&
+    (scope.sopInstanceUid === undefined || i.sopInstanceUid === scope.sopInstanceUid)
+  );
+}
+
+function metadataRow(row: InstanceRow, bulk: boolean): InstanceMetadataRow {
+  const i = row.instance;
+  return {
+    studyInstanceUid: i.studyInstanceUid,
+    seriesInstanceUid: i.seriesInstanceUid,
+    sopInstanceUid: i.sopInstanceUid,
+    transferSyntaxUid: i.transferSyntaxUid,
+    path: i.path,
+    metadata: bulk ? null : (row.stored?.metadata ?? null),
+    bulk: bulk ? (row.stored?.bulk ?? null) : null,
+  };
 }
 
 class MemoryTransaction implements IndexTransaction {
@@ -321,6 +388,7 @@ class MemoryTransaction implements IndexTransaction {
     this.put(this.t.instances, instance.sopInstanceUid, {
       instance: { ...instance, seriesInstanceUid: series.seriesInstanceUid, studyInstanceUid: studyUid },
       header: headers.instance,
+      stored: headers.stored,
     });
     this.put(this.t.series, series.seriesInstanceUid, {
       ...seriesRow,

@@ -167,6 +167,15 @@ export const MIGRATIONS: readonly Migration[] = [
     name: WORKLIST_MIGRATION_NAME,
     up: createWorklistTables,
   },
+  {
+    version: 4,
+    name: 'instance metadata and bulk layout for WADO-RS',
+    async up(db) {
+      // ARCHITECTURE.md decision 8: kept at ingest; rows indexed before stay NULL (read from the file on request).
+      await db.schema.alterTable('instance').addColumn('metadata', 'text').execute();
+      await db.schema.alterTable('instance').addColumn('bulk', 'text').execute();
+    },
+  },
 ];
 
 export interface MigrationReport {

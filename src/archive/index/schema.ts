@@ -76,6 +76,10 @@ export interface InstanceTable {
   received_at: string;
   calling_aet: string | null;
   header: string;
+  /** Migration 4: the instance's DICOM JSON for WADO-RS (capture.ts); NULL for rows indexed before. */
+  metadata: string | null;
+  /** Migration 4: the bulk layout (capture.ts BulkLayout) as JSON; NULL for rows indexed before. */
+  bulk: string | null;
 }
 
 export interface SchemaMigrationTable {

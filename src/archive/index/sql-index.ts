@@ -25,13 +25,17 @@ import type {
   InsertOptions,
   InsertResult,
   InstanceFile,
+  InstanceMetadataRow,
   InstanceRecord,
   LevelHeaders,
+  MetadataScope,
+  MetadataVersion,
   PatientAttributes,
   PatientSummary,
   SeriesSummary,
   StudySummary,
 } from './archive-index.js';
+import type { InstanceMetadataDocs } from './capture.js';
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
 import { countSql, findSql, type QueryPlan } from './query.js';
 import {
@@ -55,6 +59,8 @@ export interface SqlIndexOptions {
 }
 
 const PAGE = 1000;
+/** Metadata documents are a few KiB each: pages of 200 keep a page's memory small. */
+const METADATA_PAGE = 200;
 
 export class SqlArchiveIndex implements ArchiveIndex {
   readonly engine: SqlEngine;
@@ -200,6 +206,111 @@ export class SqlArchiveIndex implements ArchiveIndex {
     return countSql(this.db, this.engine, plan, atMost);
   }
 
+  // --- WADO-RS metadata (kept at ingest) ------------------------------------------------------
+
+  async *instanceMetadata(scope: MetadataScope): AsyncIterable<InstanceMetadataRow> {
+    let after = 0;
+    for (;;) {
+      let q = this.db
+        .selectFrom('instance as i')
+        .innerJoin('series as se', 'se.id', 'i.series_fk')
+        .innerJoin('study as st', 'st.id', 'i.study_fk')
+        .select([
+          'i.id',
+          'i.sop_instance_uid',
+          'i.transfer_syntax_uid',
+          'i.path',
+          'i.metadata',
+          'se.series_instance_uid',
+          'st.study_instance_uid',
+        ])
+        .where('st.study_instance_uid', '=', scope.studyInstanceUid)
+        .where('i.id', '>', after)
+        .orderBy('i.id')
+        .limit(METADATA_PAGE);
+      if (scope.seriesInstanceUid !== undefined)
+        q = q.where('se.series_instance_uid', '=', scope.seriesInstanceUid);
+      if (scope.sopInstanceUid !== undefined) q = q.where('i.sop_instance_uid', '=', scope.sopInstanceUid);
+      const rows = await q.execute();
+      for (const r of rows)
+        yield {
+          studyInstanceUid: r.study_instance_uid,
+          seriesInstanceUid: r.series_instance_uid,
+          sopInstanceUid: r.sop_instance_uid,
+          transferSyntaxUid: r.transfer_syntax_uid,
+          path: r.path,
+          metadata: r.metadata,
+          bulk: null,
+        };
+      if (rows.length < METADATA_PAGE) return;
+      after = Number((rows[rows.length - 1] as { id: number }).id);
+    }
+  }
+
+  async instanceBulk(scope: Required<MetadataScope>): Promise<InstanceMetadataRow | undefined> {
+    const r = (await run<BulkRow>(this.db, this.statements.instanceBulk, [scope.sopInstanceUid]))[0];
+    if (
+      !r ||
+      r.study_instance_uid !== scope.studyInstanceUid ||
+      r.series_instance_uid !== scope.seriesInstanceUid
+    )
+      return undefined;
+    return {
+      studyInstanceUid: r.study_instance_uid,
+      seriesInstanceUid: r.series_instance_uid,
+      sopInstanceUid: r.sop_instance_uid,
+      transferSyntaxUid: r.transfer_syntax_uid,
+      path: r.path,
+      metadata: null,
+      bulk: r.bulk,
+    };
+  }
+
+  async storeInstanceMetadata(sopInstanceUid: string, docs: InstanceMetadataDocs): Promise<void> {
+    await this.db
+      .updateTable('instance')
+      .set({ metadata: docs.metadata, bulk: docs.bulk })
+      .where('sop_instance_uid', '=', sopInstanceUid)
+      .where('metadata', 'is', null)
+      .execute();
+  }
+
+  async metadataVersion(scope: MetadataScope): Promise<MetadataVersion | undefined> {
+    if (scope.sopInstanceUid !== undefined) {
+      const r = await this.db
+        .selectFrom('instance as i')
+        .innerJoin('series as se', 'se.id', 'i.series_fk')
+        .innerJoin('study as st', 'st.id', 'i.study_fk')
+        .select(['i.id', 'i.received_at', 'i.path', 'se.series_instance_uid', 'st.study_instance_uid'])
+        .where('i.sop_instance_uid', '=', scope.sopInstanceUid)
+        .executeTakeFirst();
+      if (
+        !r ||
+        r.study_instance_uid !== scope.studyInstanceUid ||
+        (scope.seriesInstanceUid !== undefined && r.series_instance_uid !== scope.seriesInstanceUid)
+      )
+        return undefined;
+      return { instances: 1, changedAt: `${r.received_at}/${r.id}/${r.path}` };
+    }
+    if (scope.seriesInstanceUid !== undefined) {
+      const r = await this.db
+        .selectFrom('series as se')
+        .innerJoin('study as st', 'st.id', 'se.study_fk')
+        .select(['se.id', 'se.number_of_instances', 'se.updated_at', 'st.study_instance_uid'])
+        .where('se.series_instance_uid', '=', scope.seriesInstanceUid)
+        .executeTakeFirst();
+      if (!r || r.study_instance_uid !== scope.studyInstanceUid) return undefined;
+      return { instances: Number(r.number_of_instances), changedAt: `${r.updated_at}/${r.id}` };
+    }
+    const r = await this.db
+      .selectFrom('study')
+      .select(['id', 'number_of_instances', 'updated_at'])
+      .where('study_instance_uid', '=', scope.studyInstanceUid)
+      .executeTakeFirst();
+    if (!r) return undefined;
+    return { instances: Number(r.number_of_instances), changedAt: `${r.updated_at}/${r.id}` };
+  }
+
   close(): Promise<void> {
     this.closing ??= this.commits.close().then(() => this.onClose());
     return this.closing;
@@ -297,6 +408,8 @@ class SqlTransaction implements IndexTransaction {
       instance.receivedAt.toISOString(),
       instance.callingAet,
       JSON.stringify(headers.instance),
+      headers.stored?.metadata ?? null,
+      headers.stored?.bulk ?? null,
     ];
     if (indexedSeries) {
       const rows = await run(conn, q.insertInstanceUnlessIndexed, values);
@@ -516,11 +629,13 @@ interface Statements {
   readonly countInStudy: string;
   readonly setStudyLists: string;
   readonly countInSeries: string;
+  /** WADO-RS frames and bulk data: one instance's file and bulk layout (the hot path of frame requests). */
+  readonly instanceBulk: string;
 }
 
 const INSERT_INSTANCE = `insert into instance (series_fk, study_fk, sop_instance_uid, sop_class_uid,
-  instance_number, transfer_syntax_uid, path, size, received_at, calling_aet, header)
-  values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  instance_number, transfer_syntax_uid, path, size, received_at, calling_aet, header, metadata, bulk)
+  values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const STATEMENTS: Statements = {
   findInstance: `select i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax_uid,
@@ -539,6 +654,10 @@ const STATEMENTS: Statements = {
   sop_classes_in_study = coalesce(?, sop_classes_in_study) where id = ?`,
   countInSeries:
     'update series set number_of_instances = number_of_instances + 1, updated_at = ? where id = ?',
+  instanceBulk: `select i.sop_instance_uid, i.transfer_syntax_uid, i.path, i.bulk,
+  se.series_instance_uid, st.study_instance_uid
+  from instance i inner join series se on se.id = i.series_fk inner join study st on st.id = i.study_fk
+  where i.sop_instance_uid = ?`,
 };
 
 /** PostgreSQL numbers its parameters ($1, $2...); the texts above hold `?` only as placeholders. */
@@ -567,6 +686,10 @@ type StudyCountersRow = Pick<
   StudyTable,
   'modalities_in_study' | 'sop_classes_in_study' | 'study_instance_uid' | keyof PatientColumns
 >;
+
+type BulkRow = Pick<InstanceTable, 'sop_instance_uid' | 'transfer_syntax_uid' | 'path' | 'bulk'> &
+  Pick<SeriesTable, 'series_instance_uid'> &
+  Pick<StudyTable, 'study_instance_uid'>;
 
 type InstanceRow = Pick<
   InstanceTable,

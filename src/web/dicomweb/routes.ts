@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RegisteredRoute } from '../app.js';
 import { registerCapabilities } from './capabilities.js';
 import type { DicomwebContext } from './context.js';
+import { registerMetadata } from './metadata.js';
 
 export type { DicomwebContext } from './context.js';
 
@@ -15,4 +16,5 @@ export async function registerDicomweb(
 ): Promise<void> {
   const context = options.context;
   registerCapabilities(app, context, options.routes);
+  await registerMetadata(app, context);
 }
