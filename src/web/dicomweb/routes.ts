@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { DicomwebContext } from './context.js';
+import { registerStow } from './stow.js';
 
 export type { DicomwebContext } from './context.js';
 
@@ -14,4 +15,5 @@ export async function registerDicomweb(
   const context = options.context;
   void app;
   void context;
+  await registerStow(app, context);
 }
