@@ -334,6 +334,50 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    test('metadata with compressed Pixel Data (image/jpeg part, transfer-syntax parameter): encapsulated, one frame', async () => {
+      const source = await readDicomFile(join(TEST_FILES, 'SC_rgb_jpeg_dcmtk.dcm'));
+      const pixel = source.dataSet.get(TAG.PixelData);
+      assert.ok(pixel && !(pixel.value instanceof Uint8Array) && !Array.isArray(pixel.value));
+      const fragments = (pixel.value as { fragments: Uint8Array[] }).fragments.slice(1);
+      assert.equal(fragments.length, 1, 'a single-frame JPEG in one fragment');
+      const frame = fragments[0] as Uint8Array;
+      const ds = source.dataSet;
+      const sop = generateUid();
+      ds.setString(TAG.SOPInstanceUID, sop);
+      const json = toDicomJson(ds, {
+        bulkDataUri: (tag) => (tag === TAG.PixelData ? 'frames/1' : undefined),
+      });
+      const send = (mediaType: string, frames?: string) => {
+        const j = frames === undefined ? json : { ...json, '00280008': { vr: 'IS', Value: [frames] } };
+        return post(
+          `${web.base}/studies`,
+          'multipart/related; type="application/dicom+json"; boundary=jsonB',
+          multipart('jsonB', [
+            { headers: { 'Content-Type': 'application/dicom+json' }, body: Buffer.from(JSON.stringify([j])) },
+            { headers: { 'Content-Type': mediaType, 'Content-Location': 'frames/1' }, body: frame },
+          ]),
+        );
+      };
+      const r = await send('image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50');
+      assert.equal(r.status, 200, r.text);
+      const found = await web.archive.index.findInstance(sop);
+      assert.ok(found);
+      assert.equal(found.transferSyntaxUid, '1.2.840.10008.1.2.4.50');
+      const stored = await readDicomFile(join(web.dataDir, found.path));
+      const storedPixel = stored.dataSet.get(TAG.PixelData)?.value as { fragments: Uint8Array[] };
+      assert.equal(storedPixel.fragments.length, 2, 'an empty Basic Offset Table and the frame');
+      assert.equal(storedPixel.fragments[0]?.length, 0);
+      assert.deepEqual(
+        Buffer.from(storedPixel.fragments[1] as Uint8Array).subarray(0, frame.length),
+        Buffer.from(frame),
+      );
+      // Several frames in one part cannot be split into fragments: refused with C122.
+      const multi = await send('image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50', '2');
+      assert.equal(multi.status, 409, multi.text);
+      assert.equal(value(items(multi.json, '00081198')[0], '00081197'), 0xc122);
+      assert.deepEqual(files(web.dataDir).tmp, []);
+    });
+
     test('metadata: an unresolved BulkDataURI and a study mismatch fail per instance; XML metadata is 415', async () => {
       const study = generateUid();
       const a = makeCtDataSet({ rows: 4, columns: 4, studyInstanceUid: study });
