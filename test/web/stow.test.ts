@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -295,6 +296,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(after.tmp, []);
       const next = await post(`${web.base}/studies`, DICOM_TYPE, multipart(B, [{ body: ct() }]));
       assert.equal(next.status, 200);
+    });
+
+    test('over HTTP/2 (h2c): the body streams the same way', async () => {
+      const sop = generateUid();
+      const session = http2.connect(web.origin);
+      try {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/dicom-web/studies',
+          'content-type': DICOM_TYPE,
+        });
+        req.end(multipart(B, [{ body: ct({ sop, rows: 256 }) }]));
+        const [headers, text] = await new Promise<[http2.IncomingHttpHeaders, string]>((resolve, reject) => {
+          let h: http2.IncomingHttpHeaders = {};
+          let t = '';
+          req.on('response', (r) => {
+            h = r;
+          });
+          req.on('data', (d: Buffer) => {
+            t += d.toString();
+          });
+          req.on('end', () => resolve([h, t]));
+          req.on('error', reject);
+        });
+        assert.equal(headers[':status'], 200, text);
+        assert.equal(value(items(JSON.parse(text), '00081199')[0], '00081155'), sop);
+        assert.ok(await web.archive.index.findInstance(sop));
+      } finally {
+        session.close();
+      }
     });
 
     test('metadata (DICOM JSON) with bulk data parts: native pixel data in memory and spooled', async () => {
