@@ -409,6 +409,44 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(files(web.dataDir).tmp, []);
     });
 
+    test('metadata: many bulk parts in one request (past the in-memory budget, the rest is spooled)', async () => {
+      const parts: Array<{ headers: Record<string, string>; body: Uint8Array }> = [];
+      const jsons: unknown[] = [];
+      const sops: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const ds = makeCtDataSet({ rows: 700, columns: 700 });
+        const sop = ds.string(TAG.SOPInstanceUID) as string;
+        sops.push(sop);
+        jsons.push(
+          toDicomJson(ds, { bulkDataUri: (tag) => (tag === TAG.PixelData ? `bulk/${i}` : undefined) }),
+        );
+        parts.push({
+          headers: { 'Content-Type': 'application/octet-stream', 'Content-Location': `bulk/${i}` },
+          body: ds.bytes(TAG.PixelData) as Uint8Array,
+        });
+      }
+      const r = await post(
+        `${web.base}/studies`,
+        'multipart/related; type="application/dicom+json"; boundary=jsonB',
+        multipart('jsonB', [
+          { headers: { 'Content-Type': 'application/dicom+json' }, body: Buffer.from(JSON.stringify(jsons)) },
+          ...parts,
+        ]),
+      );
+      assert.equal(r.status, 200, r.text);
+      for (const [i, sop] of sops.entries()) {
+        const found = await web.archive.index.findInstance(sop);
+        assert.ok(found);
+        const stored = await readDicomFile(join(web.dataDir, found.path));
+        assert.ok(
+          Buffer.from(stored.dataSet.bytes(TAG.PixelData) as Uint8Array).equals(
+            Buffer.from(parts[i]?.body ?? []),
+          ),
+        );
+      }
+      assert.deepEqual(files(web.dataDir).tmp, []);
+    });
+
     test('metadata: an unresolved BulkDataURI and a study mismatch fail per instance; XML metadata is 415', async () => {
       const study = generateUid();
       const a = makeCtDataSet({ rows: 4, columns: 4, studyInstanceUid: study });

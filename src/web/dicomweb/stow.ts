@@ -67,8 +67,16 @@ export const STOW_REASON = {
 
 /** Bulk data parts up to this size stay in memory; larger ones are spooled to the archive's tmp folder. */
 const BULK_MEMORY_LIMIT = 1024 * 1024;
+/** Bulk data bytes one request may hold in memory in all; past it every bulk part is spooled. */
+const BULK_MEMORY_BUDGET = 16 * 1024 * 1024;
 /** The largest metadata (JSON) part: metadata is small by nature, bulk data comes in its own parts. */
 const METADATA_LIMIT = 64 * 1024 * 1024;
+
+/** What one request holds in memory (metadata JSON, small bulk parts): bounded whatever the payload. */
+interface MemoryBudget {
+  metadata: number;
+  bulk: number;
+}
 /** Stop reading the header copy past Series Instance UID (0020,000E): all the UIDs STOW checks are before it. */
 const PEEK_STOP = 0x0020_0010;
 
@@ -176,6 +184,7 @@ async function stow(
   const report: StowReport = { stored: [], failed: [] };
   const metadata: Array<{ json: unknown; part: number }> = [];
   const bulk = new Map<string, BulkPart>();
+  const budget: MemoryBudget = { metadata: 0, bulk: 0 };
   const log = context.logger;
   let malformed: MultipartError | undefined;
   let aborted = false;
@@ -190,7 +199,7 @@ async function stow(
         if (type === 'application/dicom') {
           await storePart(context, part, study, source, report);
         } else if (type === 'application/dicom+json' || type === 'application/json') {
-          metadata.push({ json: await readJson(part), part: part.index });
+          metadata.push({ json: await readJson(part, budget), part: part.index });
         } else if (type === 'application/dicom+xml') {
           await drain(part.body);
           report.failed.push({
@@ -198,7 +207,7 @@ async function stow(
             why: `part ${part.index}: application/dicom+xml metadata is not supported`,
           });
         } else if (rootType === 'application/dicom+json' || metadata.length > 0 || !isDicomRoot(rootType)) {
-          const spooled = await spoolBulk(context, part, type);
+          const spooled = await spoolBulk(context, part, type, budget);
           if (spooled === undefined) {
             report.failed.push({
               reason: STOW_REASON.CannotUnderstand,
@@ -466,14 +475,15 @@ function responseBody(base: string, study: string | undefined, report: StowRepor
 
 // --- the metadata (DICOM JSON) and bulk data form -------------------------------------------------
 
-async function readJson(part: MultipartPart): Promise<unknown> {
+async function readJson(part: MultipartPart, budget: MemoryBudget): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of part.body as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > METADATA_LIMIT) {
+    budget.metadata += chunk.length;
+    if (budget.metadata > METADATA_LIMIT) {
       await drain(part.body);
-      return new Error(`metadata part ${part.index} is over ${METADATA_LIMIT} bytes`);
+      return new Error(`the metadata parts of the request are over ${METADATA_LIMIT} bytes`);
     }
     chunks.push(chunk);
   }
@@ -491,6 +501,7 @@ async function spoolBulk(
   context: DicomwebContext,
   part: MultipartPart,
   type: string,
+  budget: MemoryBudget,
 ): Promise<BulkPart | undefined> {
   const location = part.headers['content-location'];
   if (location === undefined || location === '') {
@@ -508,7 +519,7 @@ async function spoolBulk(
       length += chunk.length;
       if (file === undefined) {
         chunks.push(chunk);
-        if (length <= BULK_MEMORY_LIMIT) continue;
+        if (length <= BULK_MEMORY_LIMIT && budget.bulk + length <= BULK_MEMORY_BUDGET) continue;
         path = join(context.archive.store.dataDir, 'tmp', `stow-${randomBytes(8).toString('hex')}.bulk`);
         file = createWriteStream(path, { flags: 'wx' });
         file.on('error', () => undefined);
@@ -524,6 +535,7 @@ async function spoolBulk(
     if (path !== undefined) await unlink(path).catch(() => undefined);
     throw e;
   }
+  if (path === undefined) budget.bulk += length;
   return {
     location,
     mediaType: type,
