@@ -49,6 +49,7 @@ export interface MultipartPart {
   readonly index: number;
 }
 
+/** Limits of a MultipartReader. */
 export interface MultipartReaderOptions {
   /** The longest header block of a part (default 16 KiB). */
   readonly maxHeaderBytes?: number;

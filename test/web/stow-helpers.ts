@@ -28,6 +28,7 @@ export function multipart(
   return Buffer.concat(out);
 }
 
+/** The answer to a POST: status, headers, body text and the body parsed as JSON when it is JSON. */
 export interface PostResult {
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
