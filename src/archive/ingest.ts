@@ -323,7 +323,10 @@ export class IngestStream<T> extends Writable {
       mediaStorageSopClassUid: uids?.sopClassUid ?? '',
       mediaStorageSopInstanceUid: uids?.sopInstanceUid ?? '',
       transferSyntaxUid: this.transferSyntax(),
-      ...(this.request.source ? { sourceApplicationEntityTitle: this.request.source } : {}),
+      // Source AE Title is an AE title: only a C-STORE's calling AE is one (STOW-RS has a user or an address).
+      ...(this.request.via === 'C-STORE' && this.request.source && this.request.source.length <= 16
+        ? { sourceApplicationEntityTitle: this.request.source }
+        : {}),
     });
     this.metaLength = meta.length;
     handle.write(meta);

@@ -33,6 +33,7 @@ import {
   type WebOperation,
   type WebResource,
 } from './policy.js';
+import { type RegisteredRoute, routeTableOf } from './route-table.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -64,21 +65,6 @@ export interface WebAppOptions {
   readonly http2?: boolean;
 }
 
-/** A registered route as the policy and the Capabilities document see it. */
-export interface RegisteredRoute {
-  readonly method: string;
-  /** The full path pattern (`/dicom-web/studies/:study`). */
-  readonly url: string;
-  readonly operation: WebOperation;
-}
-
-const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
-
-/** Every route of an app built by createWebApp, in registration order (HEAD twins included). */
-export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
-  return ROUTES.get(app) ?? [];
-}
-
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Builds the application with all its routes; the caller listens (listen.ts) or injects (tests). */
@@ -103,8 +89,7 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
 
   // Every path and its methods, so that a known path asked with another method answers 405 with Allow.
   const known = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 1024 });
-  const routes: RegisteredRoute[] = [];
-  ROUTES.set(app, routes);
+  const routes: RegisteredRoute[] = routeTableOf(app);
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => undefined);

@@ -12,9 +12,9 @@ import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { registeredRoutes } from '../../src/web/app.js';
 import { startWebServer } from '../../src/web/listen.js';
 import type { AccessPolicy, AccessRequest } from '../../src/web/policy.js';
+import { registeredRoutes } from '../../src/web/route-table.js';
 import { memoryLogger, startTestWeb, type TestWeb } from './helpers.js';
 
 /** A concrete URL for a route pattern: UIDs for UID parameters, a frame list, a bulk path. */

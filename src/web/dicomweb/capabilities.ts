@@ -7,9 +7,9 @@
  * JSON (PS3.18 2014-2017 named it; there is no normative JSON form of WADL).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RegisteredRoute } from '../app.js';
 import { httpError } from '../errors.js';
 import { acceptOf, rangeMatches } from '../media-type.js';
+import type { RegisteredRoute } from '../route-table.js';
 import { DICOMWEB_PREFIX, type DicomwebContext, serviceUrl } from './context.js';
 
 const WADL = 'application/vnd.sun.wadl+xml';

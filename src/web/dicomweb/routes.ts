@@ -3,10 +3,11 @@
  * registers its routes with their `config.operation` (web/policy.ts) and a params schema.
  */
 import type { FastifyInstance } from 'fastify';
-import type { RegisteredRoute } from '../app.js';
+import type { RegisteredRoute } from '../route-table.js';
 import { registerCapabilities } from './capabilities.js';
 import type { DicomwebContext } from './context.js';
 import { registerMetadata } from './metadata.js';
+import { registerStow } from './stow.js';
 
 export type { DicomwebContext } from './context.js';
 
@@ -17,4 +18,5 @@ export async function registerDicomweb(
   const context = options.context;
   registerCapabilities(app, context, options.routes);
   await registerMetadata(app, context);
+  await registerStow(app, context);
 }
