@@ -33,7 +33,7 @@ import type {
   StudySummary,
 } from './archive-index.js';
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
-import { countSql, findSql, type QueryPlan } from './query.js';
+import { countSql, findPageSql, findSql, type QueryPage, type QueryPlan } from './query.js';
 import {
   addToList,
   joinList,
@@ -198,6 +198,10 @@ export class SqlArchiveIndex implements ArchiveIndex {
 
   countMatches(plan: QueryPlan, atMost: number): Promise<number> {
     return countSql(this.db, this.engine, plan, atMost);
+  }
+
+  search<A = DataSet>(plan: QueryPlan<A>, page: QueryPage, signal?: AbortSignal): AsyncIterable<A> {
+    return findPageSql(this.db, this.engine, plan, page, signal);
   }
 
   close(): Promise<void> {
