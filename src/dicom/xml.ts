@@ -2,8 +2,11 @@
  * The Native DICOM Model (PS3.19 A.1) as XML text, from the DICOM JSON Model (PS3.18 F.2) or a
  * DataSet: the `application/dicom+xml` form of QIDO-RS answers and WADO-RS metadata.
  *
- * - Every attribute is a DicomAttribute with its tag, VR and (when the dictionary knows it) keyword;
- *   private attributes carry no privateCreator (the JSON model does not keep it per attribute).
+ * - Every attribute is a DicomAttribute with its tag, VR and (when the dictionary knows it) keyword.
+ *   A private attribute of a reserved block (gggg,xxee) is written as PS3.19 A.1.1 says: tag
+ *   gggg00ee with privateCreator, the value of its Private Creator (gggg,00xx) in the same data set;
+ *   the Private Creator elements are written as they are (DCMTK's dcm2xml does the same). A
+ *   private attribute whose creator is absent keeps its tag.
  * - Values are Value elements numbered from 1; an empty value of a multi-valued attribute (JSON
  *   null) is an empty Value element so the numbering stays the values' positions.
  * - Person names are PersonName elements with Alphabetic, Ideographic and Phonetic groups of
@@ -42,26 +45,44 @@ export function escapeXml(text: string): string {
 const PN_COMPONENTS = ['FamilyName', 'GivenName', 'MiddleName', 'NamePrefix', 'NameSuffix'] as const;
 const PN_GROUPS = ['Alphabetic', 'Ideographic', 'Phonetic'] as const;
 
+/** A PersonName element; '' for a value without any component (written as no element, as dcm2xml does). */
 function personNameXml(pn: DicomJsonPersonName, number: number): string {
-  let s = `<PersonName number="${number}">`;
+  let s = '';
   for (const group of PN_GROUPS) {
     const text = pn[group];
-    if (text === undefined || text === '') continue;
-    s += `<${group}>`;
+    if (text === undefined) continue;
+    let components = '';
     text.split('^').forEach((c, i) => {
       const name = PN_COMPONENTS[Math.min(i, PN_COMPONENTS.length - 1)] as string;
-      if (c !== '') s += `<${name}>${escapeXml(c)}</${name}>`;
+      const t = c.trim();
+      if (t !== '') components += `<${name}>${escapeXml(t)}</${name}>`;
     });
-    s += `</${group}>`;
+    if (components !== '') s += `<${group}>${components}</${group}>`;
   }
-  return `${s}</PersonName>`;
+  return s === '' ? '' : `<PersonName number="${number}">${s}</PersonName>`;
 }
 
-function attributeXml(hex: string, a: DicomJsonAttribute): string {
-  const keyword = keywordOf(Number.parseInt(hex, 16) >>> 0);
-  let s = `<DicomAttribute tag="${escapeXml(hex.toUpperCase())}" vr="${escapeXml(a.vr)}"${
+const PRIVATE_CREATOR = /^[0-9A-F]{3}[13579BDF]00[1-9A-F][0-9A-F]$/;
+const PRIVATE_BLOCK = /^([0-9A-F]{3}[13579BDF])([1-9A-F][0-9A-F])([0-9A-F]{2})$/;
+
+/** The tag text and privateCreator of an attribute (PS3.19 A.1.1). */
+function tagOf(hex: string, doc: DicomJsonObject | undefined): { tag: string; creator?: string } {
+  const h = hex.toUpperCase();
+  if (PRIVATE_CREATOR.test(h)) return { tag: h };
+  const m = PRIVATE_BLOCK.exec(h);
+  if (m === null || doc === undefined) return { tag: h };
+  const creator =
+    doc[`${m[1]}00${m[2]}`]?.Value?.[0] ?? doc[`${m[1]?.toLowerCase()}00${m[2]?.toLowerCase()}`]?.Value?.[0];
+  if (typeof creator !== 'string') return { tag: h };
+  return { tag: `${m[1]}00${m[3]}`, creator: creator.trim() };
+}
+
+function attributeXml(hex: string, a: DicomJsonAttribute, doc?: DicomJsonObject): string {
+  const t = tagOf(hex, doc);
+  const keyword = t.creator === undefined ? keywordOf(Number.parseInt(hex, 16) >>> 0) : '';
+  let s = `<DicomAttribute tag="${escapeXml(t.tag)}" vr="${escapeXml(a.vr)}"${
     keyword !== '' ? ` keyword="${keyword}"` : ''
-  }>`;
+  }${t.creator !== undefined ? ` privateCreator="${escapeXml(t.creator)}"` : ''}>`;
   if (a.BulkDataURI !== undefined) s += `<BulkData uri="${escapeXml(a.BulkDataURI)}"/>`;
   else if (a.InlineBinary !== undefined) s += `<InlineBinary>${escapeXml(a.InlineBinary)}</InlineBinary>`;
   else
@@ -84,7 +105,7 @@ function attributeXml(hex: string, a: DicomJsonAttribute): string {
 function objectXml(doc: DicomJsonObject): string {
   let s = '';
   for (const hex of Object.keys(doc).sort((x, y) => (x.toUpperCase() < y.toUpperCase() ? -1 : 1)))
-    s += attributeXml(hex, doc[hex] as DicomJsonAttribute);
+    s += attributeXml(hex, doc[hex] as DicomJsonAttribute, doc);
   return s;
 }
 
@@ -96,8 +117,11 @@ export function dicomJsonToXml(
   doc: DicomJsonObject | ReadonlyArray<readonly [string, DicomJsonAttribute]>,
 ): string {
   let body = '';
-  if (Array.isArray(doc)) for (const [hex, a] of doc) body += attributeXml(hex, a);
-  else body = objectXml(doc as DicomJsonObject);
+  if (Array.isArray(doc)) {
+    const entries = doc as ReadonlyArray<readonly [string, DicomJsonAttribute]>;
+    const asObject: DicomJsonObject = Object.fromEntries(entries);
+    for (const [hex, a] of entries) body += attributeXml(hex, a, asObject);
+  } else body = objectXml(doc as DicomJsonObject);
   return `${XML_DECLARATION}<NativeDicomModel xmlns="${NATIVE_DICOM_MODEL_NS}" xml:space="preserve">${body}</NativeDicomModel>\n`;
 }
 
