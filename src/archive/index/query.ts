@@ -934,14 +934,15 @@ function orderSql(engine: SqlEngine, level: QueryLevel, orderBy: readonly QueryS
   return sql.join(items);
 }
 
-/** Candidate rows read per page at most when the SQL does not decide alone. */
-const SEARCH_PAGE_MAX = 1000;
+/** Rows read per page at most (a page of big headers stays small; the next one is read as the client takes answers). */
+const SEARCH_PAGE_MAX = QUERY_PAGE_SIZE;
 
 /**
  * The answers of a plan on an SQL index, sorted and paged in SQL (ORDER BY ... LIMIT ... OFFSET).
- * When the SQL conditions decide alone, one statement reads exactly the page; otherwise pages of
- * candidates (as many as the answer still needs, at most SEARCH_PAGE_MAX) are read in order until
- * the matcher has accepted `offset + limit` of them.
+ * When the SQL conditions decide alone, the statements read exactly the page (OFFSET in SQL),
+ * at most SEARCH_PAGE_MAX rows at a time; otherwise pages of candidates (as many as the answer
+ * still needs, at most SEARCH_PAGE_MAX) are read in order until the matcher has accepted
+ * `offset + limit` of them.
  */
 export async function* findPageSql<A>(
   db: Kysely<IndexDatabase>,
@@ -962,20 +963,14 @@ export async function* findPageSql<A>(
         db,
       )
     ).rows;
-  if (exact) {
-    for (const row of await read(page.limit, page.offset)) {
-      if (signal?.aborted) return;
-      const answer = plan.answer(entityRow(row));
-      if (answer !== undefined) yield answer;
-    }
-    return;
-  }
-  let skip = page.offset;
+  // Exact: the SQL skips `offset` itself and every row read is an answer. Otherwise the
+  // matcher skips and decides, on pages of as many candidates as the answer still needs.
+  let skip = exact ? 0 : page.offset;
   let left = page.limit;
-  let at = 0;
+  let at = exact ? page.offset : 0;
   for (;;) {
     if (signal?.aborted) return;
-    const size = Math.min(Math.max(skip + left, 16), SEARCH_PAGE_MAX);
+    const size = Math.min(exact ? left : Math.max(skip + left, 16), SEARCH_PAGE_MAX);
     const rows = await read(size, at);
     at += rows.length;
     for (const row of rows) {
