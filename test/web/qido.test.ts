@@ -457,6 +457,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const any = await get('/studies?PatientID=P2', { accept: '*/*' });
       assert.match(any.headers.get('content-type') ?? '', /^application\/dicom\+json/);
       await any.arrayBuffer();
+      for (const q of ['accept=application/dicom+json', 'accept=application%2Fdicom%2Bjson']) {
+        const viaQuery = await get(`/studies?PatientID=P2&${q}`, { accept: 'image/png' });
+        assert.equal(viaQuery.status, 200, q);
+        assert.match(viaQuery.headers.get('content-type') ?? '', /^application\/dicom\+json/);
+        await viaQuery.arrayBuffer();
+      }
       const no = await get('/studies', { accept: 'image/png' });
       assert.equal(no.status, 406);
       await no.arrayBuffer();

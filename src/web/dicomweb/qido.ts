@@ -15,7 +15,8 @@
  *   number of results exceeded the maximum supported by the server. Additional results can be
  *   requested."` (PS3.18 8.3.4.4, 10.6.3.2); a client's own limit is not a cut and has no Warning.
  * - No match: 200 with `[]` (JSON), or a multipart body with no part (XML), as Orthanc answers; a
- *   viewer then needs no special case for 204.
+ *   viewer then needs no special case for 204. A path naming a study or series the index does not
+ *   have is a search without matches too (200 `[]`), not a 404.
  * - Media types: `application/dicom+json` (default, also for `*\/*`; Content-Type
  *   `application/json` when only that is accepted) and `multipart/related;
  *   type="application/dicom+xml"` (one PS3.19 Native DICOM Model part per answer); other Accept 406.
@@ -36,13 +37,19 @@ import { acceptOf, rangeMatches } from '../media-type.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema } from './params.js';
 import { type AnswerContext, type AnswerEntries, answerEntries, answerJson } from './qido-answer.js';
-import { parseQidoSearch, QIDO_MAX_RESULTS, type QidoScope } from './qido-params.js';
+import { parseQidoSearch, QIDO_MAX_RESULTS, type QidoScope, queryPairs } from './qido-params.js';
 
 type Format = { readonly kind: 'json'; readonly contentType: string } | { readonly kind: 'xml' };
 
-/** The answer's media type from Accept (or the `accept` query parameter), or 406. */
+/**
+ * The answer's media type from Accept (or the `accept` query parameter, read as qido-params.ts
+ * reads the query: `accept=application/dicom+json` keeps its `+`), or 406.
+ */
 function negotiate(request: FastifyRequest): Format {
-  const ranges = acceptOf(request.headers, request.query as Record<string, unknown> | undefined);
+  const accept = queryPairs(request.url)
+    .filter(([name]) => name.toLowerCase() === 'accept')
+    .map(([, value]) => value);
+  const ranges = acceptOf(request.headers, accept.length > 0 ? { accept } : undefined);
   for (const r of ranges) {
     if (r.type === 'multipart/related') {
       const type = r.params['type']?.toLowerCase();
