@@ -490,6 +490,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ['/studies?PatientName=%ZZ', /percent/],
         ['/studies?SOPInstanceUID=1.2', /lower level/],
         ['/studies?AccessionNumber=A&AccessionNumber=B', /twice/],
+        ['/studies?PatientName=A*&00100010=B*', /twice/],
+        ['/studies?ReferencedStudySequence=1.2', /sequence/],
         ['/studies/1.1/series?StudyInstanceUID=1.2', /path/],
         ['/studies/abc/series', /study/],
         ['/studies/1.1/series/1..2/instances', /series/],

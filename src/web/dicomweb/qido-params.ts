@@ -341,8 +341,10 @@ export function parseQidoSearch(scope: QidoScope, url: string): QidoSearch {
       throw bad(
         `${nameOf(top)} is an attribute of a lower level than the ${scope.level.toLowerCase()} level of this search`,
       );
-    if (seen.has(name) && vrOf(path[path.length - 1] as Tag) !== 'UI') throw bad(`${name} is given twice`);
-    seen.add(name);
+    // By tag path: `PatientName` and `00100010` are the same key.
+    const id = path.join('.');
+    if (seen.has(id) && vrOf(path[path.length - 1] as Tag) !== 'UI') throw bad(`${name} is given twice`);
+    seen.add(id);
     if (top === TAG.StudyInstanceUID && scope.study !== undefined)
       throw bad('StudyInstanceUID is given by the path');
     if (top === TAG.SeriesInstanceUID && scope.series !== undefined)
