@@ -121,6 +121,7 @@ function dataSets(): DataSet[] {
         });
         if (s.studyDate === undefined) ds.delete(TAG.StudyDate);
         ds.setString(TAG.StudyTime, s.studyTime);
+        if (s.studyDate !== undefined) ds.setString(TAG.AcquisitionDateTime, `${s.studyDate}${s.studyTime}`);
         if (s.referencedSop !== undefined) {
           const item = new DS();
           item.setString(TAG.ReferencedSOPClassUID, '1.2.840.10008.3.1.2.3.1');
@@ -275,6 +276,29 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
     });
 
+    test('date-time (DT) ranges, and keys of upper levels in lower-level searches', async () => {
+      const acquired = (s: Spec) => `${s.studyDate ?? ''}${s.studyTime}`;
+      const lower = '20240115110000';
+      const upper = '20240301000000';
+      const expected = STUDIES.filter(
+        (s) => s.studyDate !== undefined && acquired(s) >= lower && acquired(s) <= upper,
+      )
+        .flatMap((s) =>
+          s.series.flatMap((se) => [...se.instances].sort((a, b) => a - b).map((n) => `${se.uid}.${n}`)),
+        )
+        .sort();
+      const answers = await json(`/instances?AcquisitionDateTime=${lower}-${upper}`);
+      assert.deepEqual(uidsOf(answers, '00080018').sort(), expected);
+      assert.ok(expected.length > 0);
+      const ctSeries = await json('/series?StudyDate=20240101-20240131&Modality=CT');
+      assert.deepEqual(
+        uidsOf(ctSeries, '0020000E').sort(),
+        STUDIES.filter((s) => s.studyDate?.startsWith('202401'))
+          .flatMap((s) => s.series.filter((se) => se.modality === 'CT').map((se) => se.uid))
+          .sort(),
+      );
+    });
+
     test('UID lists, comma or backslash separated', async () => {
       assert.deepEqual(
         await studies('?StudyInstanceUID=1.1,1.3'),
@@ -320,6 +344,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(a['00101010']?.Value, ['054Y']);
       assert.ok('00100040' in a);
       assert.deepEqual(a['00100021'], { vr: 'LO' });
+      // OHIF asks for Modality (a series attribute) in study searches: not an error, nothing to return.
+      const ohif = (await json('/studies?StudyInstanceUID=1.1&includefield=00081030%2C00080060'))[0] as Json;
+      assert.deepEqual(ohif['00081030']?.Value, ['CT CHEST']);
+      assert.equal('00080060' in ohif, false);
+      const dotted = (
+        await json(
+          '/studies?StudyInstanceUID=1.1&includefield=ReferencedStudySequence.ReferencedSOPInstanceUID',
+        )
+      )[0] as Json;
+      assert.equal((dotted['00081110']?.Value as Json[] | undefined)?.[0]?.['00081155']?.Value?.[0], '9.9.1');
       const all = (await json('/studies?StudyInstanceUID=1.1&includefield=all'))[0] as Json;
       assert.deepEqual(all['00101010']?.Value, ['054Y']);
       assert.ok('00081110' in all, 'study-level sequence');
