@@ -9,9 +9,12 @@
  *      2 studies per patient, one family name in six SMITH, dates over two years); no object files
  *      (QIDO-RS reads the index only);
  *   2. our web server is started in this process on that archive (startWebServer, HTTP/1.1);
- *   3. --warmup requests, then --queries (default 30) OHIF-like searches over ONE keep-alive
- *      connection (a persistent client: connection set-up is not in the figures), each with other
- *      values (family name, month); p50 and p95 are printed with the answers' sizes.
+ *   3. --warmup (default 60) requests, then --queries (default 30) OHIF-like searches over ONE
+ *      keep-alive connection (a persistent client: connection set-up is not in the figures), each
+ *      with other values (family name, month); p50 and p95 are printed with the answers' sizes.
+ *      The figures are those of a warm server (JIT-compiled code, the index pages in the page
+ *      cache), as a PACS that has been answering viewers is: the first requests after the fill
+ *      are several times slower.
  * With Orthanc and its DICOMweb plugin installed (--orthanc, default on when present), the same
  * searches on a smaller same-data set (--orthanc-instances, default 2,000, sent by storescu with
  * TCP_NODELAY=1) against Orthanc and against ours filled with the same studies.
@@ -206,7 +209,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const instances = numberArg(argv, '--instances', 100_000);
   const queries = numberArg(argv, '--queries', 30);
-  const warmup = numberArg(argv, '--warmup', 10);
+  const warmup = numberArg(argv, '--warmup', 60);
   const engines = (arg(argv, '--engines') ?? 'sqlite,postgres').split(',');
   const orthancWanted = (arg(argv, '--orthanc') ?? 'on') !== 'off';
   const orthancInstances = numberArg(argv, '--orthanc-instances', 2000);
