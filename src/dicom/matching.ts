@@ -10,7 +10,8 @@
  * - DA/TM/DT values of reduced precision stand for their first instant, as in DCMTK.
  * - Combined date-time matching when asked for (MatchOptions.combinedDateTime).
  * - PN: per component group, wild cards over a group's text, case-insensitive on request;
- *   normalised as the index's *_norm columns are (normalizePersonName).
+ *   normalised as the index's *_norm columns are (normalizePersonName). Fuzzy on request
+ *   (QIDO-RS fuzzymatching): accents and case folded, plus Soundex per component.
  * - A sequence key's item with only universal keys matches every entity (it asks for a return).
  * - A candidate lacking a non-universal key does not match, unless the key asks for empty values.
  */
@@ -60,10 +61,13 @@ export {
 } from './matching/evaluate.js';
 export type { PersonNameKey } from './matching/person-name.js';
 export {
+  foldPersonName,
   normalizePersonName,
   normalizePersonNameGroup,
   PN_COMPONENTS,
   personNameKey,
+  phoneticGroupTest,
+  soundex,
 } from './matching/person-name.js';
 export { buildResponse, flatResponse, hasSequenceKey } from './matching/response.js';
 export { hasWildcard, SQL_LIKE_ESCAPE, toSqlLike, wildcardRegExp } from './matching/wildcard.js';

@@ -6,7 +6,7 @@
 import type { DataSet } from '../../dicom/dataset.js';
 import type { DicomJsonObject } from '../../dicom/json.js';
 import type { InstanceMetadataDocs } from './capture.js';
-import type { QueryPlan } from './query.js';
+import type { QueryPage, QueryPlan } from './query.js';
 
 export type IndexEngine = 'sqlite' | 'postgres' | 'memory';
 
@@ -207,6 +207,12 @@ export interface ArchiveIndex extends InstanceWrites {
   find<A = DataSet>(plan: QueryPlan<A>, signal?: AbortSignal): AsyncIterable<A>;
   /** How many entities match a planned query, counting no further than `atMost`. */
   countMatches(plan: QueryPlan, atMost: number): Promise<number>;
+  /**
+   * QIDO-RS (query.ts findPageSql): the answers of one page of a planned query, sorted as
+   * `page.orderBy` says (or the level's default order), `page.offset` matches skipped, at most
+   * `page.limit` answered; read in pages, ended early by `signal` or by stopping the iteration.
+   */
+  search<A = DataSet>(plan: QueryPlan<A>, page: QueryPage, signal?: AbortSignal): AsyncIterable<A>;
 
   // --- WADO-RS (ARCHITECTURE.md decision 8: metadata kept at ingest) ---------------------------
 

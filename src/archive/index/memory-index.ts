@@ -27,7 +27,14 @@ import type {
 } from './archive-index.js';
 import type { InstanceMetadataDocs } from './capture.js';
 import type { Level } from './levels.js';
-import { countRows, type EntityRow, findRows, type QueryPlan } from './query.js';
+import {
+  countRows,
+  type EntityRow,
+  findPageRows,
+  findRows,
+  type QueryPage,
+  type QueryPlan,
+} from './query.js';
 import {
   addToList,
   joinList,
@@ -213,6 +220,10 @@ export class MemoryArchiveIndex implements ArchiveIndex {
 
   countMatches(plan: QueryPlan, atMost: number): Promise<number> {
     return countRows(plan, this.entityRows(plan), atMost);
+  }
+
+  search<A = DataSet>(plan: QueryPlan<A>, page: QueryPage, signal?: AbortSignal): AsyncIterable<A> {
+    return findPageRows(plan, this.entityRows(plan), page, signal);
   }
 
   /** The entities of the plan's level, as the SQL index reads them (query.ts decides which match). */

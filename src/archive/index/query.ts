@@ -35,10 +35,12 @@ import {
   hasSequenceKey,
   type MatchCondition,
   type MatchOptions,
+  normalizePersonName,
   type PersonNameKey,
   personNameKey,
   toSqlLike,
   type ValueCondition,
+  valuesOf,
 } from '../../dicom/matching.js';
 import { isGroupLengthTag, type Tag } from '../../dicom/tag.js';
 import { encodeStrings } from '../../dicom/values.js';
@@ -57,6 +59,12 @@ export interface QueryOptions {
   readonly combinedDateTime?: boolean;
   /** The AE title to answer in Retrieve AE Title (0008,0054) when it is asked for. */
   readonly retrieveAeTitle?: string;
+  /**
+   * Fuzzy Person Name matching (QIDO-RS `fuzzymatching=true`, PS3.18 10.6.1.2.1): case and
+   * accents ignored, and a phonetic (Soundex) match per component (dicom/matching/person-name.ts).
+   * The PN columns then do not narrow the SQL: the matcher decides on every candidate of the other keys.
+   */
+  readonly fuzzyPN?: boolean;
 }
 
 /**
@@ -157,6 +165,7 @@ export function planQuery(level: QueryLevel, identifier: DataSet, options: Query
   const matchOptions: MatchOptions = {
     caseInsensitivePN: options.caseInsensitivePN ?? true,
     combinedDateTime: options.combinedDateTime === true,
+    ...(options.fuzzyPN === true ? { fuzzyPN: true } : {}),
   };
   const compiled = compileQuery(matchKeys, matchOptions);
   const plan: QueryPlan = {
@@ -443,6 +452,7 @@ class SqlTranslator {
     private readonly engine: SqlEngine,
     private readonly columns: ReadonlyMap<Tag, Column>,
     private readonly caseInsensitivePN: boolean,
+    private readonly fuzzyPN = false,
   ) {}
 
   /** `col` matches the wild card pattern, case-sensitively. */
@@ -458,6 +468,8 @@ class SqlTranslator {
     if (c.kind === 'sequence') return undefined;
     const column = this.columns.get(c.tag);
     if (column === undefined) return undefined;
+    // Fuzzy names sound alike with other letters: the *_norm column cannot narrow them.
+    if (column.kind === 'pn' && this.fuzzyPN) return undefined;
     const col = sql.ref(column.ref);
     switch (c.kind) {
       case 'dateTimeRange': {
@@ -592,6 +604,7 @@ export function sqlConditions(
     engine,
     COLUMNS[plan.level],
     plan.matchOptions.caseInsensitivePN === true,
+    plan.matchOptions.fuzzyPN === true,
   );
   const conditions: RawBuilder<SqlBool>[] = [];
   let exact = true;
@@ -772,4 +785,263 @@ export async function countRows(
   let n = 0;
   for await (const row of rows) if (rowMatches(plan, row) && ++n >= atMost) break;
   return n;
+}
+
+// --- QIDO-RS: answers built from the stored documents, sorted pages -------------------------------
+
+/** A row that matched, as mappedPlan's builder gets it. */
+export interface MatchedRow {
+  readonly row: EntityRow;
+  /** The row's documents, parsed, in the order of plan.headers (undefined where the row has none). */
+  readonly docs: readonly (DicomJsonObject | undefined)[];
+  /** The C-FIND response Identifier (buildResponse) of the match, when mappedPlan was asked for it. */
+  readonly response: DataSet | undefined;
+}
+
+/** The entity's data set from documents parsed already, with the computed attributes. */
+function candidateOfDocs(
+  plan: QueryPlan,
+  docs: readonly (DicomJsonObject | undefined)[],
+  row: EntityRow,
+): DataSet {
+  const ds = entityDataSet(docs.filter((d): d is DicomJsonObject => d !== undefined));
+  for (const e of computedElements(plan, row)?.values() ?? []) ds.set(e);
+  return ds;
+}
+
+/**
+ * The plan with answers of another form, built by `build` from the matching row's parsed
+ * documents (QIDO-RS builds DICOM JSON straight from them, no DataSet per row). Each row's
+ * headers are parsed once; matching reads the stored JSON where that is exact (json-view.ts),
+ * the DataSet otherwise; a query with only universal keys matches without either.
+ * `options.response`: build the C-FIND response Identifier too (sequence keys need it).
+ */
+export function mappedPlan<A>(
+  plan: QueryPlan<unknown>,
+  build: (matched: MatchedRow) => A,
+  options: { readonly response: boolean },
+): QueryPlan<A> {
+  const base = plan as QueryPlan<unknown> as QueryPlan;
+  const universal = base.compiled.conditions.every((c) => c.kind === 'universal');
+  return {
+    ...base,
+    answer: (row) => {
+      const docs = row.headers.map(parseDoc);
+      let candidate: DataSet | undefined;
+      if (!universal) {
+        let matched: boolean | undefined;
+        if (!base.compiled.hasSequenceConditions) {
+          const view = jsonView(
+            docs.filter((d): d is DicomJsonObject => d !== undefined),
+            computedElements(base, row),
+          );
+          if (view !== undefined) matched = matchView(base, view);
+        }
+        if (matched === undefined) {
+          candidate = candidateOfDocs(base, docs, row);
+          matched = base.compiled.matches(candidate);
+        }
+        if (!matched) return undefined;
+      }
+      let response: DataSet | undefined;
+      if (options.response) {
+        candidate ??= candidateOfDocs(base, docs, row);
+        response = buildResponse(base.identifier, candidate, base.matchOptions);
+      }
+      return build({ row, docs, response });
+    },
+  };
+}
+
+/** One sort key of a search: an attribute with a column at the query level. */
+export interface QuerySort {
+  readonly tag: Tag;
+  readonly descending: boolean;
+}
+
+/** Which answers of a search, in which order (QIDO-RS orderby, offset, limit). */
+export interface QueryPage {
+  /** Empty: the level's default order (defaultOrder). */
+  readonly orderBy: readonly QuerySort[];
+  /** Matches skipped first. */
+  readonly offset: number;
+  /** Matches answered at most. */
+  readonly limit: number;
+}
+
+const COUNTER_COLUMNS: Readonly<Record<QueryLevel, readonly [Tag, Column][]>> = {
+  PATIENT: [[TAG.NumberOfPatientRelatedStudies, { ref: 'p.number_of_studies', kind: 'int' }]],
+  STUDY: [
+    [TAG.NumberOfStudyRelatedSeries, { ref: 'st.number_of_series', kind: 'int' }],
+    [TAG.NumberOfStudyRelatedInstances, { ref: 'st.number_of_instances', kind: 'int' }],
+  ],
+  SERIES: [
+    [TAG.NumberOfStudyRelatedSeries, { ref: 'st.number_of_series', kind: 'int' }],
+    [TAG.NumberOfStudyRelatedInstances, { ref: 'st.number_of_instances', kind: 'int' }],
+    [TAG.NumberOfSeriesRelatedInstances, { ref: 'se.number_of_instances', kind: 'int' }],
+  ],
+  IMAGE: [
+    [TAG.NumberOfStudyRelatedSeries, { ref: 'st.number_of_series', kind: 'int' }],
+    [TAG.NumberOfStudyRelatedInstances, { ref: 'st.number_of_instances', kind: 'int' }],
+    [TAG.NumberOfSeriesRelatedInstances, { ref: 'se.number_of_instances', kind: 'int' }],
+  ],
+};
+
+const SORT_COLUMNS: Readonly<Record<QueryLevel, ReadonlyMap<Tag, Column>>> = Object.fromEntries(
+  (['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] as const).map((level) => [
+    level,
+    new Map<Tag, Column>([
+      ...[...COLUMNS[level]].filter(([, c]) => c.kind !== 'list'),
+      ...COUNTER_COLUMNS[level],
+    ]),
+  ]),
+) as unknown as Record<QueryLevel, ReadonlyMap<Tag, Column>>;
+
+/** The attributes a search at `level` can be sorted by: those with a column (person names sort by their normalised form). */
+export function sortableTags(level: QueryLevel): readonly Tag[] {
+  return [...SORT_COLUMNS[level].keys()];
+}
+
+/**
+ * The default order: studies most recent first (Study Date, then Study Time, descending, then
+ * the newest indexed first), series by Series Number, instances by Instance Number (then in the
+ * order they were indexed). Absent values sort last, in either direction.
+ */
+export function defaultOrder(level: QueryLevel): readonly QuerySort[] {
+  if (level === 'STUDY')
+    return [
+      { tag: TAG.StudyDate, descending: true },
+      { tag: TAG.StudyTime, descending: true },
+    ];
+  if (level === 'SERIES') return [{ tag: TAG.SeriesNumber, descending: false }];
+  if (level === 'IMAGE') return [{ tag: TAG.InstanceNumber, descending: false }];
+  return [];
+}
+
+function orderSql(engine: SqlEngine, level: QueryLevel, orderBy: readonly QuerySort[]): RawBuilder<unknown> {
+  const sorts = orderBy.length > 0 ? orderBy : defaultOrder(level);
+  const items: RawBuilder<unknown>[] = [];
+  for (const s of sorts) {
+    const column = SORT_COLUMNS[level].get(s.tag);
+    if (column === undefined) throw new Error(`no column to sort ${level} by ${s.tag.toString(16)}`);
+    const ref = sql.ref(column.ref);
+    // Byte order on both engines (the key columns collate "C" on PostgreSQL, the others do not).
+    const col = engine === 'postgres' && column.kind === 'text' ? sql`${ref} collate "C"` : ref;
+    items.push(s.descending ? sql`${col} desc nulls last` : sql`${col} asc nulls last`);
+  }
+  const id = sql.ref(FROM[level].id);
+  items.push(level === 'STUDY' ? sql`${id} desc` : sql`${id} asc`);
+  return sql.join(items);
+}
+
+/** Rows read per page at most (a page of big headers stays small; the next one is read as the client takes answers). */
+const SEARCH_PAGE_MAX = QUERY_PAGE_SIZE;
+
+/**
+ * The answers of a plan on an SQL index, sorted and paged in SQL (ORDER BY ... LIMIT ... OFFSET).
+ * When the SQL conditions decide alone, the statements read exactly the page (OFFSET in SQL),
+ * at most SEARCH_PAGE_MAX rows at a time; otherwise pages of candidates (as many as the answer
+ * still needs, at most SEARCH_PAGE_MAX) are read in order until the matcher has accepted
+ * `offset + limit` of them.
+ */
+export async function* findPageSql<A>(
+  db: Kysely<IndexDatabase>,
+  engine: SqlEngine,
+  plan: QueryPlan<A>,
+  page: QueryPage,
+  signal?: AbortSignal,
+): AsyncGenerator<A, void, undefined> {
+  if (page.limit <= 0) return;
+  const { from } = FROM[plan.level];
+  const { conditions, exact } = sqlConditions(engine, plan);
+  const select = selectList(plan);
+  const order = orderSql(engine, plan.level, page.orderBy);
+  const where = conditions.length > 0 ? sql`where ${and(conditions)}` : sql``;
+  const read = async (limit: number, offset: number): Promise<readonly SqlRow[]> =>
+    (
+      await sql<SqlRow>`select ${select} from ${from} ${where} order by ${order} limit ${limit} offset ${offset}`.execute(
+        db,
+      )
+    ).rows;
+  // Exact: the SQL skips `offset` itself and every row read is an answer. Otherwise the
+  // matcher skips and decides, on pages of as many candidates as the answer still needs.
+  let skip = exact ? 0 : page.offset;
+  let left = page.limit;
+  let at = exact ? page.offset : 0;
+  for (;;) {
+    if (signal?.aborted) return;
+    const size = Math.min(exact ? left : Math.max(skip + left, 16), SEARCH_PAGE_MAX);
+    const rows = await read(size, at);
+    at += rows.length;
+    for (const row of rows) {
+      if (signal?.aborted) return;
+      const answer = plan.answer(entityRow(row));
+      if (answer === undefined) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      yield answer;
+      if (--left === 0) return;
+    }
+    if (rows.length < size) return;
+  }
+}
+
+/** The value a row sorts by, from its candidate data set (the in-memory index). */
+function sortValue(candidate: DataSet, tag: Tag, kind: ColumnKind): string | number | undefined {
+  const v = valuesOfCandidate(candidate, tag);
+  if (v === undefined || v === '') return undefined;
+  if (kind === 'int') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return kind === 'pn' ? (normalizePersonName(v) ?? undefined) : v;
+}
+
+function valuesOfCandidate(candidate: DataSet, tag: Tag): string | undefined {
+  return valuesOf(candidate, tag)[0];
+}
+
+/**
+ * findPageSql over rows an index produced otherwise (the in-memory index): every match is
+ * collected and sorted. The sort attributes must be keys of the plan's Identifier (so that the
+ * rows carry their level's header); QIDO-RS adds them.
+ */
+export async function* findPageRows<A>(
+  plan: QueryPlan<A>,
+  rows: Iterable<EntityRow> | AsyncIterable<EntityRow>,
+  page: QueryPage,
+  signal?: AbortSignal,
+): AsyncGenerator<A, void, undefined> {
+  const sorts = page.orderBy.length > 0 ? page.orderBy : defaultOrder(plan.level);
+  const columns = SORT_COLUMNS[plan.level];
+  const matched: { answer: A; keys: (string | number | undefined)[]; n: number }[] = [];
+  let n = 0;
+  for await (const row of rows) {
+    if (signal?.aborted) return;
+    n++;
+    const answer = plan.answer(row);
+    if (answer === undefined) continue;
+    const candidate = candidateOf(plan as QueryPlan<unknown> as QueryPlan, row);
+    const keys = sorts.map((s) => sortValue(candidate, s.tag, columns.get(s.tag)?.kind ?? 'text'));
+    matched.push({ answer, keys, n });
+  }
+  const compare = (a: string | number | undefined, b: string | number | undefined): number => {
+    if (a === b) return 0;
+    if (a === undefined) return 1;
+    if (b === undefined) return -1;
+    return a < b ? -1 : 1;
+  };
+  matched.sort((x, y) => {
+    for (let i = 0; i < sorts.length; i++) {
+      const c = compare(x.keys[i], y.keys[i]);
+      if (c === 0) continue;
+      // Absent values last in either direction.
+      const absent = x.keys[i] === undefined || y.keys[i] === undefined;
+      return sorts[i]?.descending === true && !absent ? -c : c;
+    }
+    return plan.level === 'STUDY' ? y.n - x.n : x.n - y.n;
+  });
+  for (const m of matched.slice(page.offset, page.offset + page.limit)) yield m.answer;
 }

@@ -37,7 +37,7 @@ import type {
 } from './archive-index.js';
 import type { InstanceMetadataDocs } from './capture.js';
 import { GroupCommit, type GroupCommitOptions, type GroupCommitStats } from './group-commit.js';
-import { countSql, findSql, type QueryPlan } from './query.js';
+import { countSql, findPageSql, findSql, type QueryPage, type QueryPlan } from './query.js';
 import {
   addToList,
   joinList,
@@ -309,6 +309,10 @@ export class SqlArchiveIndex implements ArchiveIndex {
       .executeTakeFirst();
     if (!r) return undefined;
     return { instances: Number(r.number_of_instances), changedAt: `${r.updated_at}/${r.id}` };
+  }
+
+  search<A = DataSet>(plan: QueryPlan<A>, page: QueryPage, signal?: AbortSignal): AsyncIterable<A> {
+    return findPageSql(this.db, this.engine, plan, page, signal);
   }
 
   close(): Promise<void> {

@@ -21,6 +21,12 @@ export interface MatchOptions {
   /** Match PN values ignoring case (C.2.2.2.1 allows it); the index's *_norm columns are uppercase. */
   readonly caseInsensitivePN?: boolean;
   /**
+   * Fuzzy PN matching (PS3.18 10.6.1.2.1 `fuzzymatching=true`): case and accents ignored
+   * (person-name.ts foldPersonName) and, for a key group without wild cards, a phonetic match
+   * too: each component of the key has the Soundex of the candidate's (person-name.ts soundex).
+   */
+  readonly fuzzyPN?: boolean;
+  /**
    * Match a date key and its time key together as one date-time range (C.2.2.2.5: after Extended
    * Negotiation of combined date-time matching in Query/Retrieve; wlmscpfs always does it for the
    * worklist's Scheduled Procedure Step Start Date and Time).
@@ -279,7 +285,7 @@ function parseValue(tag: Tag, vr: VR, text: string, options: MatchOptions): Valu
       return { kind: 'single', tag, vr, value: text, number };
     }
     case 'PN': {
-      const personName = personNameKey(text, options.caseInsensitivePN === true);
+      const personName = personNameKey(text, options.caseInsensitivePN === true, options.fuzzyPN === true);
       if (personName.groups.every((g) => g === undefined || isOnlyStars(g)))
         return { kind: 'universal', tag, vr };
       return hasWildcard(text)

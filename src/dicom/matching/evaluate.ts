@@ -27,7 +27,7 @@ import {
   instantOf,
   joinDateTime,
 } from './date-time.js';
-import { candidateGroups, type PersonNameKey } from './person-name.js';
+import { candidateGroups, type PersonNameKey, phoneticGroupTest } from './person-name.js';
 import { wildcardRegExp } from './wildcard.js';
 
 /**
@@ -96,14 +96,18 @@ function instantTest(vr: DateTimeVR, test: (instant: Instant) => boolean): Value
 }
 
 function personNameTest(key: PersonNameKey, wildcard: boolean): ValueTest {
-  const groups = key.groups.map((g) => {
+  const fuzzy = key.fuzzy === true;
+  const groups = key.groups.map((g, i) => {
     if (g === undefined) return undefined;
-    if (!wildcard) return (text: string) => text === g;
+    // Fuzzy: the alphabetic group may also match by sound (the other scripts have no Soundex).
+    const phonetic = fuzzy && i === 0 ? phoneticGroupTest(g) : undefined;
+    if (!wildcard)
+      return phonetic ? (text: string) => text === g || phonetic(text) : (text: string) => text === g;
     const re = wildcardRegExp(g);
     return (text: string) => re.test(text);
   });
   return (v) => {
-    const candidate = candidateGroups(v, key.caseInsensitive);
+    const candidate = candidateGroups(v, key.caseInsensitive, fuzzy);
     for (let i = 0; i < groups.length; i++) {
       const test = groups[i];
       if (test !== undefined && !test(candidate[i] ?? '')) return false;
@@ -277,6 +281,7 @@ function sameOptions(a: MatchOptions, b: MatchOptions): boolean {
   return (
     a.caseInsensitivePN === b.caseInsensitivePN &&
     a.combinedDateTime === b.combinedDateTime &&
+    a.fuzzyPN === b.fuzzyPN &&
     a.multipleValueMatching === b.multipleValueMatching &&
     a.skip === b.skip
   );

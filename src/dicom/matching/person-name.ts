@@ -66,6 +66,8 @@ function padComponents(components: readonly string[]): string {
 export interface PersonNameKey {
   readonly groups: readonly (string | undefined)[];
   readonly caseInsensitive: boolean;
+  /** Fuzzy matching (PS3.18 10.6.1.2.1 fuzzymatching=true): folded text (foldPersonName), and Soundex per component. */
+  readonly fuzzy?: boolean;
 }
 
 /**
@@ -73,9 +75,11 @@ export interface PersonNameKey {
  * not padded, so that the star also covers the components after it ("DOE*" and "DOE^J*" match
  * "DOE^JOHN^MICHAEL^^"); every other group is padded to five components like the candidate.
  */
-export function personNameKey(value: string, caseInsensitive: boolean): PersonNameKey {
-  const groups = value.split('=').map((group): string | undefined => {
-    const components = splitComponents(group, caseInsensitive);
+export function personNameKey(value: string, caseInsensitive: boolean, fuzzy = false): PersonNameKey {
+  const text = fuzzy ? foldPersonName(value) : value;
+  const upper = caseInsensitive || fuzzy;
+  const groups = text.split('=').map((group): string | undefined => {
+    const components = splitComponents(group, upper);
     while (components.length > 0 && components[components.length - 1] === '') components.pop();
     if (components.length === 0) return undefined;
     const last = components[components.length - 1] as string;
@@ -83,10 +87,105 @@ export function personNameKey(value: string, caseInsensitive: boolean): PersonNa
       ? components.join('^')
       : padComponents(components);
   });
-  return { groups, caseInsensitive };
+  return fuzzy ? { groups, caseInsensitive: true, fuzzy } : { groups, caseInsensitive };
 }
 
-/** The component groups of a candidate PN value, normalised (uppercase when `upper`). */
-export function candidateGroups(value: string, upper: boolean): string[] {
-  return value.split('=').map((g) => normalizePersonNameGroup(g, upper));
+/** The component groups of a candidate PN value, normalised (uppercase when `upper`; folded when `fuzzy`). */
+export function candidateGroups(value: string, upper: boolean, fuzzy = false): string[] {
+  const text = fuzzy ? foldPersonName(value) : value;
+  return text.split('=').map((g) => normalizePersonNameGroup(g, upper || fuzzy));
+}
+
+/** Letters without a canonical decomposition, as their usual Latin transliteration. */
+const FOLD_LETTERS: Readonly<Record<string, string>> = {
+  Ø: 'O',
+  ø: 'o',
+  Æ: 'AE',
+  æ: 'ae',
+  Œ: 'OE',
+  œ: 'oe',
+  Ł: 'L',
+  ł: 'l',
+  Đ: 'D',
+  đ: 'd',
+  Þ: 'TH',
+  þ: 'th',
+  ß: 'ss',
+};
+
+/**
+ * A PN value folded for fuzzy matching: compatibility-decomposed (NFKD), combining marks dropped,
+ * the letters of FOLD_LETTERS transliterated, uppercase. "Müller" and "MULLER" fold alike, and
+ * "Ødegård" is "ODEGARD". Text of other scripts is only uppercased where it has case.
+ */
+export function foldPersonName(value: string): string {
+  return value
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .replace(/[ØøÆæŒœŁłĐđÞþß]/g, (c) => FOLD_LETTERS[c] ?? c)
+    .toUpperCase();
+}
+
+const SOUNDEX_CODES: Readonly<Record<string, string>> = {
+  B: '1',
+  F: '1',
+  P: '1',
+  V: '1',
+  C: '2',
+  G: '2',
+  J: '2',
+  K: '2',
+  Q: '2',
+  S: '2',
+  X: '2',
+  Z: '2',
+  D: '3',
+  T: '3',
+  L: '4',
+  M: '5',
+  N: '5',
+  R: '6',
+};
+
+/**
+ * American Soundex (the algorithm of the US National Archives) of one name component, on its
+ * folded letters A-Z (others ignored): the first letter and three digits, "ROBERT" and "RUPERT"
+ * are R163, "SMITH" and "SMYTH" S530. H and W do not separate letters of the same code; vowels do.
+ * '' when the component has no letter A-Z.
+ */
+export function soundex(component: string): string {
+  const letters = foldPersonName(component).replace(/[^A-Z]/g, '');
+  if (letters === '') return '';
+  let out = letters[0] as string;
+  let previous = SOUNDEX_CODES[out] ?? '';
+  for (let i = 1; i < letters.length && out.length < 4; i++) {
+    const c = letters[i] as string;
+    const code = SOUNDEX_CODES[c];
+    if (code === undefined) {
+      if (c !== 'H' && c !== 'W') previous = '';
+      continue;
+    }
+    if (code !== previous) out += code;
+    previous = code;
+  }
+  return out.padEnd(4, '0');
+}
+
+/**
+ * The phonetic test of fuzzy matching on one normalised group: every component the key gives
+ * (non-empty, no wild card) sounds like (same Soundex as) the candidate's component at that
+ * place. undefined when the key group has no component Soundex can code.
+ */
+export function phoneticGroupTest(keyGroup: string): ((candidateGroup: string) => boolean) | undefined {
+  const codes = keyGroup.split('^').map((c) => (c.includes('*') || c.includes('?') ? undefined : soundex(c)));
+  if (codes.every((c) => c === undefined || c === '')) return undefined;
+  return (candidate) => {
+    const parts = candidate.split('^');
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i];
+      if (code === undefined || code === '') continue;
+      if (soundex(parts[i] ?? '') !== code) return false;
+    }
+    return true;
+  };
 }

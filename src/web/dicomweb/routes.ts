@@ -7,6 +7,7 @@ import type { RegisteredRoute } from '../route-table.js';
 import { registerCapabilities } from './capabilities.js';
 import type { DicomwebContext } from './context.js';
 import { registerMetadata } from './metadata.js';
+import { registerQido } from './qido.js';
 import { registerStow } from './stow.js';
 
 export type { DicomwebContext } from './context.js';
@@ -19,4 +20,5 @@ export async function registerDicomweb(
   registerCapabilities(app, context, options.routes);
   await registerMetadata(app, context);
   await registerStow(app, context);
+  registerQido(app, context);
 }
