@@ -59,8 +59,11 @@ export interface MultipartReaderOptions {
   readonly highWaterMark?: number;
 }
 
-/** RFC 2046 5.1.1: 1 to 70 characters of bchars, not ending with a space. */
-const BOUNDARY_RE = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+/**
+ * RFC 2046 5.1.1: bchars, not ending with a space, at most 70 characters. Longer ones are
+ * accepted up to 256: Orthanc's DICOMweb client sends two UUIDs joined (73 characters).
+ */
+const BOUNDARY_RE = /^[0-9A-Za-z'()+_,\-./:=? ]{0,255}[0-9A-Za-z'()+_,\-./:=?]$/;
 
 /** The boundary of a multipart Content-Type (quoted or not); MultipartError 'no-boundary' when there is none. */
 export function boundaryOf(contentType: string | undefined): string {
@@ -73,7 +76,7 @@ export function boundaryOf(contentType: string | undefined): string {
   if (!BOUNDARY_RE.test(boundary))
     throw new MultipartError(
       'no-boundary',
-      'the boundary is not 1 to 70 characters of those RFC 2046 5.1.1 allows',
+      'the boundary is not 1 to 256 characters of those RFC 2046 5.1.1 allows',
     );
   return boundary;
 }

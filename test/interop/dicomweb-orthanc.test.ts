@@ -60,6 +60,18 @@ describe('interop: Orthanc (DICOMweb plugin) as a client of our DICOMweb server'
     );
     orthanc = await startOrthancPeer(join(work.path, 'orthanc'), { dicomweb: { pacs: `${web.base}/` } });
   });
+  /** On failure, what our server logged and what Orthanc said, so the cause is in the test output. */
+  const diagnosed = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      const ours = web.logLines
+        .slice(-6)
+        .map((l) => JSON.stringify(l))
+        .join('\n');
+      throw new Error(`${String(e)}\nour log:\n${ours}\nOrthanc:\n${orthanc.child.stderr.slice(-1500)}`);
+    }
+  };
   after(async () => {
     await orthanc?.stop();
     await web?.close();
@@ -114,7 +126,7 @@ describe('interop: Orthanc (DICOMweb plugin) as a client of our DICOMweb server'
     const uploaded = await orthanc.call<{ ID: string }>('POST', '/instances', new Uint8Array(file));
     const uid = parseDicom(file).dataSet.string(TAG.SOPInstanceUID) ?? '';
     assert.equal(await web.archive.index.findInstance(uid), undefined);
-    await orthanc.call('POST', '/dicom-web/servers/pacs/stow', { Resources: [uploaded.ID] });
+    await diagnosed(() => orthanc.call('POST', '/dicom-web/servers/pacs/stow', { Resources: [uploaded.ID] }));
     const indexed = await web.archive.index.findInstance(uid);
     assert.ok(indexed !== undefined, 'stored by STOW-RS');
     const ours = parseDicom(readFileSync(web.archive.store.absolutePath(indexed.path))).dataSet;

@@ -179,12 +179,15 @@ describe('multipart reader: rules and errors', () => {
     assert.equal(boundaryOf('multipart/related; type="application/dicom"; boundary="a b:c"'), 'a b:c');
     assert.equal(boundaryOf('multipart/related; type=application/dicom; boundary=XyZ'), 'XyZ');
     assert.equal(boundaryOf('Multipart/Related;Boundary=XyZ'), 'XyZ');
+    // Orthanc's DICOMweb client: two UUIDs joined, 73 characters (over RFC 2046's 70).
+    const orthanc = '8b2a7c6e-6d3a-4f0e-9a53-1c2d3e4f5a6b-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+    assert.equal(boundaryOf(`multipart/related; boundary=${orthanc}`), orthanc);
     for (const bad of [
       undefined,
       'application/dicom',
       'multipart/related; type="application/dicom"',
       'multipart/related; boundary=""',
-      `multipart/related; boundary=${'x'.repeat(71)}`,
+      `multipart/related; boundary=${'x'.repeat(257)}`,
       'multipart/related; boundary="ends with space "',
     ])
       assert.throws(
