@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { DicomwebContext } from './context.js';
+import { registerRendered } from './rendered.js';
 
 export type { DicomwebContext } from './context.js';
 
@@ -12,6 +13,5 @@ export async function registerDicomweb(
   options: { readonly context: DicomwebContext },
 ): Promise<void> {
   const context = options.context;
-  void app;
-  void context;
+  await registerRendered(app, context);
 }
