@@ -13,6 +13,7 @@ import { PacsError } from './errors.js';
 /** A task failed in its worker, the worker died, or the pool was closed (code ERR_WORKER_*, or the task's own). */
 export class WorkerTaskError extends PacsError {}
 
+/** How a pool is made: its worker module, its size, the data each worker starts with. */
 export interface WorkerPoolOptions {
   /** The worker module (an ES module URL or path). */
   readonly script: URL | string;
@@ -65,7 +66,10 @@ export class WorkerPool<T = unknown, R = unknown> {
       slot.current = undefined;
       worker.unref();
       if (reply.ok) job.resolve(reply.result);
-      else job.reject(new WorkerTaskError(reply.error?.code ?? 'ERR_WORKER_TASK', reply.error?.message ?? 'task failed'));
+      else
+        job.reject(
+          new WorkerTaskError(reply.error?.code ?? 'ERR_WORKER_TASK', reply.error?.message ?? 'task failed'),
+        );
       this.pump();
     });
     const died = (why: string) => {
@@ -102,7 +106,8 @@ export class WorkerPool<T = unknown, R = unknown> {
 
   /** Runs a task on the next free worker; `transfer` lists ArrayBuffers to move rather than copy. */
   run(task: T, transfer: readonly TransferListItem[] = []): Promise<R> {
-    if (this.closed) return Promise.reject(new WorkerTaskError('ERR_WORKER_CLOSED', 'the worker pool is closed'));
+    if (this.closed)
+      return Promise.reject(new WorkerTaskError('ERR_WORKER_CLOSED', 'the worker pool is closed'));
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ task, transfer, resolve: resolve as (v: unknown) => void, reject });
       this.pump();
@@ -118,7 +123,8 @@ export class WorkerPool<T = unknown, R = unknown> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.queue.splice(0)) p.reject(new WorkerTaskError('ERR_WORKER_CLOSED', 'the worker pool is closed'));
+    for (const p of this.queue.splice(0))
+      p.reject(new WorkerTaskError('ERR_WORKER_CLOSED', 'the worker pool is closed'));
     await Promise.all(
       this.slots.map(async (slot) => {
         const job = slot.current;
@@ -133,7 +139,9 @@ export class WorkerPool<T = unknown, R = unknown> {
 
 /** In a worker module: answers the pool's tasks with `handler` (its result and the buffers to transfer). */
 export function serveWorkerTasks<T, R>(
-  handler: (task: T) => Promise<{ result: R; transfer?: TransferListItem[] }> | { result: R; transfer?: TransferListItem[] },
+  handler: (
+    task: T,
+  ) => Promise<{ result: R; transfer?: TransferListItem[] }> | { result: R; transfer?: TransferListItem[] },
 ): void {
   if (isMainThread || parentPort === null) throw new Error('serveWorkerTasks runs in a worker thread only');
   const port = parentPort;
@@ -146,7 +154,10 @@ export function serveWorkerTasks<T, R>(
       port.postMessage({
         id: message.id,
         ok: false,
-        error: { code: typeof err.code === 'string' ? err.code : 'ERR_WORKER_TASK', message: String(err.message ?? e) },
+        error: {
+          code: typeof err.code === 'string' ? err.code : 'ERR_WORKER_TASK',
+          message: String(err.message ?? e),
+        },
       });
     }
   });

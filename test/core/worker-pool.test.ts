@@ -10,11 +10,18 @@ describe('WorkerPool', () => {
   test('runs tasks on its threads and spreads concurrent ones', async () => {
     const pool = new WorkerPool<FixtureTask, unknown>({ script, size: 2 });
     try {
-      const r = (await pool.run({ op: 'echo', value: { a: [1, 2] } })) as { value: unknown; threadId: number };
+      const r = (await pool.run({ op: 'echo', value: { a: [1, 2] } })) as {
+        value: unknown;
+        threadId: number;
+      };
       assert.deepEqual(r.value, { a: [1, 2] });
       assert.notEqual(r.threadId, 0);
       // Two waiting tasks at once occupy both threads; a third queues.
-      const runs = [pool.run({ op: 'wait', ms: 50 }), pool.run({ op: 'wait', ms: 50 }), pool.run({ op: 'wait', ms: 1 })];
+      const runs = [
+        pool.run({ op: 'wait', ms: 50 }),
+        pool.run({ op: 'wait', ms: 50 }),
+        pool.run({ op: 'wait', ms: 1 }),
+      ];
       assert.equal(pool.queued, 1);
       const ids = (await Promise.all(runs)) as number[];
       assert.equal(new Set(ids.slice(0, 2)).size, 2);
@@ -38,9 +45,15 @@ describe('WorkerPool', () => {
   test('a task error carries its code; a crash fails its task only and the worker is replaced', async () => {
     const pool = new WorkerPool<FixtureTask, unknown>({ script, size: 1 });
     try {
-      await assert.rejects(pool.run({ op: 'throw' }), (e: unknown) => e instanceof WorkerTaskError && e.code === 'ERR_FIXTURE');
+      await assert.rejects(
+        pool.run({ op: 'throw' }),
+        (e: unknown) => e instanceof WorkerTaskError && e.code === 'ERR_FIXTURE',
+      );
       const queuedBehind = pool.run({ op: 'echo', value: 'after' });
-      await assert.rejects(pool.run({ op: 'crash' }), { code: 'ERR_WORKER_CRASHED', message: /exited with code 3/ });
+      await assert.rejects(pool.run({ op: 'crash' }), {
+        code: 'ERR_WORKER_CRASHED',
+        message: /exited with code 3/,
+      });
       // The echo was queued before the crash task but runs first (FIFO); a later one runs on the new worker.
       assert.equal(((await queuedBehind) as { value: string }).value, 'after');
       const crashNow = pool.run({ op: 'crash' });

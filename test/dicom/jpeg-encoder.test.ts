@@ -8,7 +8,15 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
-import { AC_CHROMA, AC_LUMA, DC_CHROMA, DC_LUMA, encodeJpeg, scaledTable, ZIGZAG } from '../../src/dicom/pixel/jpeg.js';
+import {
+  AC_CHROMA,
+  AC_LUMA,
+  DC_CHROMA,
+  DC_LUMA,
+  encodeJpeg,
+  scaledTable,
+  ZIGZAG,
+} from '../../src/dicom/pixel/jpeg.js';
 import { encodePng } from '../../src/dicom/pixel/png.js';
 import type { Image } from '../../src/dicom/pixel/render.js';
 
@@ -53,7 +61,8 @@ function picture(width: number, height: number, channels: 1 | 3): Image {
     for (let x = 0; x < width; x++)
       for (let c = 0; c < channels; c++) {
         const r = Math.hypot(x - width / 2, y - height / 2);
-        const v = 128 + 100 * Math.sin(r / (6 + 3 * c)) * Math.cos((x + c * 7) / 17) + (x > width * 0.7 ? 20 : 0);
+        const v =
+          128 + 100 * Math.sin(r / (6 + 3 * c)) * Math.cos((x + c * 7) / 17) + (x > width * 0.7 ? 20 : 0);
         data[(y * width + x) * channels + c] = Math.max(0, Math.min(255, Math.round(v)));
       }
   return { width, height, channels, data };
@@ -64,13 +73,24 @@ describe('JPEG baseline encoder', () => {
 
   test('the Annex K Huffman tables hold each symbol once', () => {
     const acSymbols = new Set([0x00, 0xf0]);
-    for (let run = 0; run < 16; run++) for (let size = 1; size <= 10; size++) acSymbols.add((run << 4) | size);
+    for (let run = 0; run < 16; run++)
+      for (let size = 1; size <= 10; size++) acSymbols.add((run << 4) | size);
     for (const spec of [AC_LUMA, AC_CHROMA]) {
-      assert.equal(spec.bits.reduce((a, b) => a + b, 0), spec.values.length);
+      assert.equal(
+        spec.bits.reduce((a, b) => a + b, 0),
+        spec.values.length,
+      );
       assert.deepEqual(new Set(spec.values), acSymbols);
     }
-    for (const spec of [DC_LUMA, DC_CHROMA]) assert.equal(spec.bits.reduce((a, b) => a + b, 0), 12);
-    assert.deepEqual([...new Set(ZIGZAG)].sort((a, b) => a - b), Array.from({ length: 64 }, (_, i) => i));
+    for (const spec of [DC_LUMA, DC_CHROMA])
+      assert.equal(
+        spec.bits.reduce((a, b) => a + b, 0),
+        12,
+      );
+    assert.deepEqual(
+      [...new Set(ZIGZAG)].sort((a, b) => a - b),
+      Array.from({ length: 64 }, (_, i) => i),
+    );
     assert.equal(scaledTable([16, 255], 50)[0], 16);
     assert.deepEqual([...scaledTable([16, 255], 100)], [1, 1]);
     assert.deepEqual([...scaledTable([16, 255], 1)], [255, 255]);
@@ -113,7 +133,12 @@ describe('JPEG baseline encoder', () => {
       const back = djpeg(encodeJpeg(img, { quality: 100 }));
       assert.ok(back.data.every((b) => Math.abs(b - v) <= 1));
     }
-    const noise: Image = { width: 40, height: 40, channels: 3, data: Uint8Array.from({ length: 4800 }, (_, i) => (i * 7919) % 256) };
+    const noise: Image = {
+      width: 40,
+      height: 40,
+      channels: 3,
+      data: Uint8Array.from({ length: 4800 }, (_, i) => (i * 7919) % 256),
+    };
     assert.equal(djpeg(encodeJpeg(noise, { quality: 100 })).data.length, 4800);
     const one: Image = { width: 1, height: 1, channels: 3, data: new Uint8Array([200, 30, 90]) };
     const back = djpeg(encodeJpeg(one, { quality: 100, subsampling: '444' }));

@@ -63,7 +63,9 @@ function render(ds: DataSet, bytes: Uint8Array, window?: Parameters<typeof rende
 
 describe('frame description', () => {
   test('a consistent module is described, with frame byte ranges', () => {
-    const info = describeFrames(dataSet({ rows: 2, columns: 3, bitsAllocated: 16, bitsStored: 12, frames: 4 }));
+    const info = describeFrames(
+      dataSet({ rows: 2, columns: 3, bitsAllocated: 16, bitsStored: 12, frames: 4 }),
+    );
     assert.equal(info.frameBits, 2 * 3 * 16);
     assert.deepEqual(frameRange(info, 2, 48), { start: 24, end: 36, bitOffset: 0 });
     assert.throws(() => frameRange(info, 4, 48), { code: 'ERR_PIXEL_FRAME' });
@@ -89,7 +91,10 @@ describe('frame description', () => {
       [{ frames: 0 }, /Number of Frames/],
     ];
     for (const [m, reason] of cases)
-      assert.throws(() => describeFrames(dataSet(m)), (e: unknown) => e instanceof PixelDataError && reason.test(e.message));
+      assert.throws(
+        () => describeFrames(dataSet(m)),
+        (e: unknown) => e instanceof PixelDataError && reason.test(e.message),
+      );
     assert.throws(() => describeFrames(dataSet({ photometric: 'HSV' })), { code: 'ERR_PIXEL_UNSUPPORTED' });
     const noRows = dataSet({});
     noRows.delete(TAG.Rows);
@@ -104,11 +109,17 @@ describe('stored values', () => {
     assert.deepEqual([...storedValues(info, u16([0xaffb, 0x07ff, 0xf800]), 0, 3)], [-5, 2047, -2048]);
     // 12 bits with high bit 13: the value sits 2 bits up.
     const shifted = describeFrames(dataSet({ bitsAllocated: 16, bitsStored: 12, highBit: 13, columns: 2 }));
-    assert.deepEqual([...storedValues(shifted, u16([(0xabc << 2) | 3, 0xc000 | (5 << 2)]), 0, 2)], [0xabc, 5]);
+    assert.deepEqual(
+      [...storedValues(shifted, u16([(0xabc << 2) | 3, 0xc000 | (5 << 2)]), 0, 2)],
+      [0xabc, 5],
+    );
     const u8 = describeFrames(dataSet({ bitsStored: 7, pr: 1, columns: 2 }));
     assert.deepEqual([...storedValues(u8, new Uint8Array([0x7f, 0x81]), 0, 2)], [-1, 1]);
     const u32 = describeFrames(dataSet({ bitsAllocated: 32, pr: 1, columns: 2 }));
-    assert.deepEqual([...storedValues(u32, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0x80]), 0, 2)], [-1, -(2 ** 31)]);
+    assert.deepEqual(
+      [...storedValues(u32, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0x80]), 0, 2)],
+      [-1, -(2 ** 31)],
+    );
     const bits = describeFrames(dataSet({ bitsAllocated: 1, columns: 3 }));
     assert.deepEqual([...storedValues(bits, new Uint8Array([0b1011_0000]), 4, 3)], [1, 1, 0]);
   });
@@ -204,7 +215,10 @@ describe('colour', () => {
   test('YBR_FULL and YBR_FULL_422 to RGB (PS3.3 C.7.6.3.1.2)', () => {
     const ybr = dataSet({ spp: 3, photometric: 'YBR_FULL', columns: 2 });
     // grey stays grey; (76, 85, 255) is red.
-    assert.deepEqual([...render(ybr, new Uint8Array([128, 128, 128, 76, 85, 255])).data], [128, 128, 128, 254, 0, 0]);
+    assert.deepEqual(
+      [...render(ybr, new Uint8Array([128, 128, 128, 76, 85, 255])).data],
+      [128, 128, 128, 254, 0, 0],
+    );
     const s422 = dataSet({ spp: 3, photometric: 'YBR_FULL_422', columns: 2 });
     // Y1 Y2 Cb Cr: two pixels sharing chroma (Cr 228: 1.402*100 = 140.2 on red).
     assert.deepEqual([...render(s422, new Uint8Array([50, 100, 128, 228])).data], [190, 0, 50, 240, 29, 100]);
@@ -221,7 +235,10 @@ describe('colour', () => {
       ds.setBytes(data, u16([0, 0x8080, 0xffff]), 'OW');
     }
     // stored 5, 6, 7 -> entries 0, 1, 2
-    assert.deepEqual([...render(ds, new Uint8Array([5, 6, 9])).data], [0, 0, 0, 128, 128, 128, 255, 255, 255]);
+    assert.deepEqual(
+      [...render(ds, new Uint8Array([5, 6, 9])).data],
+      [0, 0, 0, 128, 128, 128, 255, 255, 255],
+    );
     ds.setNumbers(TAG.RedPaletteColorLookupTableDescriptor, [3, 5, 8], 'US');
     ds.setBytes(TAG.RedPaletteColorLookupTableData, u16([10, 20, 30]), 'OW');
     ds.setNumbers(TAG.GreenPaletteColorLookupTableDescriptor, [4, 5, 8], 'US');
@@ -241,7 +258,10 @@ describe('viewport', () => {
   });
 
   test('fits keeping the aspect ratio, shrinking by area averages', () => {
-    assert.deepEqual(fittedSize({ width: 128, height: 128 }, { width: 512, height: 256 }), { width: 128, height: 64 });
+    assert.deepEqual(fittedSize({ width: 128, height: 128 }, { width: 512, height: 256 }), {
+      width: 128,
+      height: 64,
+    });
     const img = grey(4, 2, (x) => (x % 2 === 0 ? 0 : 200));
     const out = applyViewport(img, { width: 2, height: 2 });
     assert.equal(out.width, 2);
@@ -251,13 +271,25 @@ describe('viewport', () => {
 
   test('a source region crops, a negative width flips, enlarging is bilinear', () => {
     const img = grey(4, 1, (x) => x * 10);
-    assert.deepEqual([...applyViewport(img, { width: 2, height: 1, source: { x: 2, y: 0, width: 2, height: 1 } }).data], [20, 30]);
-    assert.deepEqual([...applyViewport(img, { width: 4, height: 1, source: { x: 4, y: 0, width: -4, height: 1 } }).data], [30, 20, 10, 0]);
-    const up = applyViewport(grey(2, 1, (x) => x * 100), { width: 4, height: 2 });
+    assert.deepEqual(
+      [...applyViewport(img, { width: 2, height: 1, source: { x: 2, y: 0, width: 2, height: 1 } }).data],
+      [20, 30],
+    );
+    assert.deepEqual(
+      [...applyViewport(img, { width: 4, height: 1, source: { x: 4, y: 0, width: -4, height: 1 } }).data],
+      [30, 20, 10, 0],
+    );
+    const up = applyViewport(
+      grey(2, 1, (x) => x * 100),
+      { width: 4, height: 2 },
+    );
     assert.deepEqual([...up.data], [0, 25, 75, 100, 0, 25, 75, 100]);
-    assert.throws(() => applyViewport(img, { width: 2, height: 2, source: { x: 3, y: 0, width: 2, height: 1 } }), {
-      code: 'ERR_PIXEL_VIEWPORT',
-    });
+    assert.throws(
+      () => applyViewport(img, { width: 2, height: 2, source: { x: 3, y: 0, width: 2, height: 1 } }),
+      {
+        code: 'ERR_PIXEL_VIEWPORT',
+      },
+    );
   });
 });
 
@@ -281,7 +313,8 @@ describe('the pydicom corpus', () => {
     const out = render(ds, pixels);
     const view = new DataView(pixels.buffer, pixels.byteOffset, pixels.byteLength);
     assert.equal(out.width, 64);
-    for (let i = 0; i < 64 * 64; i++) assert.equal(out.data[i], expectedLinear(view.getInt16(2 * i, true), 600, 1600), `pixel ${i}`);
+    for (let i = 0; i < 64 * 64; i++)
+      assert.equal(out.data[i], expectedLinear(view.getInt16(2 * i, true), 600, 1600), `pixel ${i}`);
   });
 
   test('MR_small_bigendian.dcm renders as MR_small.dcm', async () => {
@@ -297,7 +330,8 @@ describe('the pydicom corpus', () => {
     const min = Math.min(...hu);
     const max = Math.max(...hu);
     const out = render(ds, pixels);
-    for (let i = 0; i < hu.length; i++) assert.equal(out.data[i], Math.round((((hu[i] as number) - min) / (max - min)) * 255));
+    for (let i = 0; i < hu.length; i++)
+      assert.equal(out.data[i], Math.round((((hu[i] as number) - min) / (max - min)) * 255));
   });
 
   test('SC_rgb_small_odd.dcm and ExplVR_BigEnd.dcm (planar 1) render their RGB values', async () => {
@@ -308,7 +342,10 @@ describe('the pydicom corpus', () => {
     const out = render(be.ds, be.pixels);
     const n = 60 * 80;
     for (const i of [0, 1234, n - 1])
-      assert.deepEqual([...out.data.subarray(3 * i, 3 * i + 3)], [be.pixels[i], be.pixels[n + i], be.pixels[2 * n + i]]);
+      assert.deepEqual(
+        [...out.data.subarray(3 * i, 3 * i + 3)],
+        [be.pixels[i], be.pixels[n + i], be.pixels[2 * n + i]],
+      );
   });
 
   test('liver_1frame.dcm (1 bit) and rtdose_1frame.dcm (32 bit)', async () => {
@@ -324,7 +361,8 @@ describe('the pydicom corpus', () => {
     const out2 = render(dose.ds, dose.pixels);
     const lo = Math.min(...v);
     const hi = Math.max(...v);
-    for (let i = 0; i < 100; i++) assert.equal(out2.data[i], Math.round((((v[i] as number) - lo) / (hi - lo)) * 255));
+    for (let i = 0; i < 100; i++)
+      assert.equal(out2.data[i], Math.round((((v[i] as number) - lo) / (hi - lo)) * 255));
   });
 
   test('MR_small.dcm agrees with DCMTK dcm2pnm (first window) within 1', async () => {
@@ -342,7 +380,8 @@ describe('the pydicom corpus', () => {
       const { ds, pixels } = await corpus('MR_small.dcm');
       const ours = render(ds, pixels).data;
       let worst = 0;
-      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs((ours[i] as number) - (theirs[i] as number)));
+      for (let i = 0; i < ours.length; i++)
+        worst = Math.max(worst, Math.abs((ours[i] as number) - (theirs[i] as number)));
       assert.ok(worst <= 1, `largest difference ${worst}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,13 @@ import { TAG } from '../dictionary.js';
 export class PixelDataError extends PacsError {}
 
 /** The photometric interpretations rendered from native data (PS3.3 C.7.6.3.1.2). */
-export type Photometric = 'MONOCHROME1' | 'MONOCHROME2' | 'PALETTE COLOR' | 'RGB' | 'YBR_FULL' | 'YBR_FULL_422';
+export type Photometric =
+  | 'MONOCHROME1'
+  | 'MONOCHROME2'
+  | 'PALETTE COLOR'
+  | 'RGB'
+  | 'YBR_FULL'
+  | 'YBR_FULL_422';
 
 const PHOTOMETRICS: readonly Photometric[] = [
   'MONOCHROME1',
@@ -94,7 +100,8 @@ export function describeFrames(ds: DataSet): FrameInfo {
   if (colour && bitsAllocated === 1) bad('colour pixel data cannot have Bits Allocated 1');
   const framesText = ds.string(TAG.NumberOfFrames);
   const frames = framesText === undefined ? 1 : Number(framesText);
-  if (!Number.isInteger(frames) || frames < 1) bad(`Number of Frames ${framesText} is not a positive integer`);
+  if (!Number.isInteger(frames) || frames < 1)
+    bad(`Number of Frames ${framesText} is not a positive integer`);
   const pixels = rows * columns;
   // PS3.3 C.7.6.3.1.2: YBR_FULL_422 keeps Y per pixel and one Cb, Cr pair per two pixels of a row.
   const samples = photometric === 'YBR_FULL_422' ? rows * (2 * Math.ceil(columns / 2)) * 2 : pixels * spp;

@@ -46,7 +46,12 @@ function filterRows(image: Image): Uint8Array {
   const bpp = image.channels;
   const stride = image.width * bpp;
   const out = new Uint8Array((stride + 1) * image.height);
-  const candidate = [new Uint8Array(stride), new Uint8Array(stride), new Uint8Array(stride), new Uint8Array(stride)];
+  const candidate = [
+    new Uint8Array(stride),
+    new Uint8Array(stride),
+    new Uint8Array(stride),
+    new Uint8Array(stride),
+  ];
   const d = image.data;
   for (let y = 0; y < image.height; y++) {
     const row = y * stride;

@@ -54,7 +54,12 @@ function bad(reason: string): never {
 }
 
 /** A LUT of a descriptor (US or SS, 3 values) and data (OW, or 8-bit entries packed in OB/OW). */
-function lutOf(descriptor: readonly number[], data: Uint8Array | undefined, what: string, signedFirst: boolean): Lut {
+function lutOf(
+  descriptor: readonly number[],
+  data: Uint8Array | undefined,
+  what: string,
+  signedFirst: boolean,
+): Lut {
   if (descriptor.length !== 3 || data === undefined) bad(`${what}: descriptor or data missing`);
   const [n0, first0, bits] = descriptor as [number, number, number];
   // PS3.3 C.11.1.1.1: 0 entries means 2^16; the first mapped value is SS when pixels are signed.
@@ -66,7 +71,8 @@ function lutOf(descriptor: readonly number[], data: Uint8Array | undefined, what
   else {
     if (data.length < entries * 2) bad(`${what}: ${entries} entries declared, ${data.length} bytes of data`);
     values = new Uint16Array(entries);
-    for (let i = 0; i < entries; i++) values[i] = (data[2 * i] as number) | ((data[2 * i + 1] as number) << 8);
+    for (let i = 0; i < entries; i++)
+      values[i] = (data[2 * i] as number) | ((data[2 * i + 1] as number) << 8);
     if (bits <= 8) for (let i = 0; i < entries; i++) values[i] = (values[i] as number) & 0xff;
   }
   return { firstMapped: first, bits, data: values };
@@ -101,7 +107,12 @@ export function renderParameters(ds: DataSet, info: FrameInfo): RenderParameters
   const center = centers[0];
   const width = widths[0];
   const fn = functionOf(ds.string(TAG.VOILUTFunction));
-  if (center !== undefined && width !== undefined && Number.isFinite(center) && width >= (fn === 'LINEAR' ? 1 : Number.MIN_VALUE))
+  if (
+    center !== undefined &&
+    width !== undefined &&
+    Number.isFinite(center) &&
+    width >= (fn === 'LINEAR' ? 1 : Number.MIN_VALUE)
+  )
     voi = { window: { center, width, function: fn } };
   else if (vlut !== undefined) {
     // The LUT input is the modality output: signed when the modality LUT does not make it positive.
@@ -112,7 +123,10 @@ export function renderParameters(ds: DataSet, info: FrameInfo): RenderParameters
   let palette: RenderParameters['palette'];
   if (info.photometric === 'PALETTE COLOR') {
     if (ds.has(TAG.SegmentedRedPaletteColorLookupTableData))
-      throw new PixelDataError('ERR_PIXEL_UNSUPPORTED', 'segmented palette colour lookup tables are not rendered');
+      throw new PixelDataError(
+        'ERR_PIXEL_UNSUPPORTED',
+        'segmented palette colour lookup tables are not rendered',
+      );
     palette = {
       red: lutOf(
         ds.numbers(TAG.RedPaletteColorLookupTableDescriptor),
@@ -162,7 +176,12 @@ function lutLookup(lut: Lut, x: number): number {
 }
 
 /** Reads the stored values of `count` samples (masked, sign extended) from little-endian bytes. */
-export function storedValues(info: FrameInfo, bytes: Uint8Array, bitOffset: number, count: number): Float64Array | Int32Array {
+export function storedValues(
+  info: FrameInfo,
+  bytes: Uint8Array,
+  bitOffset: number,
+  count: number,
+): Float64Array | Int32Array {
   const shift = info.highBit + 1 - info.bitsStored;
   const pow = 2 ** info.bitsStored;
   const signed = info.pixelRepresentation === 1;
@@ -217,7 +236,11 @@ function clampByte(v: number): number {
   return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
 }
 
-function renderGrey(p: RenderParameters, stored: Float64Array | Int32Array, override: Window | undefined): Uint8Array {
+function renderGrey(
+  p: RenderParameters,
+  stored: Float64Array | Int32Array,
+  override: Window | undefined,
+): Uint8Array {
   const modality = modalityOf(p);
   const out = new Uint8Array(stored.length);
   const n = stored.length;

@@ -11,7 +11,12 @@ import type { Image } from './render.js';
 export interface Viewport {
   readonly width: number;
   readonly height: number;
-  readonly source?: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
+  readonly source?: {
+    readonly x: number;
+    readonly y: number;
+    readonly width: number;
+    readonly height: number;
+  };
 }
 
 /** One axis: for each output index, the source taps and their weights. */
@@ -61,7 +66,10 @@ function axis(outSize: number, srcStart: number, srcSize: number, srcLimit: numb
 }
 
 /** The output size of a viewport for an image (fit inside, aspect kept, at least 1x1). */
-export function fittedSize(viewport: Viewport, image: { width: number; height: number }): { width: number; height: number } {
+export function fittedSize(
+  viewport: Viewport,
+  image: { width: number; height: number },
+): { width: number; height: number } {
   const sw = Math.abs(viewport.source?.width ?? image.width);
   const sh = Math.abs(viewport.source?.height ?? image.height);
   const f = Math.min(viewport.width / sw, viewport.height / sh);
@@ -101,7 +109,8 @@ export function applyViewport(image: Image, viewport: Viewport): Image {
         let acc = 0;
         for (let t = 0; t < ax.taps; t++) {
           const w = ax.weight[x * ax.taps + t] as number;
-          if (w !== 0) acc += w * (image.data[(row + (ax.index[x * ax.taps + t] as number)) * ch + c] as number);
+          if (w !== 0)
+            acc += w * (image.data[(row + (ax.index[x * ax.taps + t] as number)) * ch + c] as number);
         }
         mid[(y * width + x) * ch + c] = acc;
       }
@@ -113,7 +122,8 @@ export function applyViewport(image: Image, viewport: Viewport): Image {
         let acc = 0;
         for (let t = 0; t < ay.taps; t++) {
           const w = ay.weight[y * ay.taps + t] as number;
-          if (w !== 0) acc += w * (mid[((ay.index[y * ay.taps + t] as number) * width + x) * ch + c] as number);
+          if (w !== 0)
+            acc += w * (mid[((ay.index[y * ay.taps + t] as number) * width + x) * ch + c] as number);
         }
         out[(y * width + x) * ch + c] = acc <= 0 ? 0 : acc >= 255 ? 255 : Math.round(acc);
       }

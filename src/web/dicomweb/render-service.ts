@@ -9,7 +9,7 @@
  *   instances, a series its middle instance;
  * - an instance renders its first frame (JPEG and PNG hold one frame); /frames/{n}/rendered one
  *   frame, and a list of several frames is 406 (no single-image media type holds them);
- * - a thumbnail is the rendered image fitted in 128x128 unless a viewport is given;
+ * - a thumbnail is the rendered image shrunk to fit 128x128 (never enlarged) unless a viewport is given;
  * - without a window the data set's first window (or VOI LUT) is used, else the frame's range.
  * Compressed (encapsulated) pixel data answers 406 until the codecs land; an object without Pixel
  * Data answers 406 (nothing of it can be rendered as an image).
@@ -88,7 +88,8 @@ export async function closeRenderPool(): Promise<void> {
 /** The format chosen from the Accept ranges, or 406. */
 export function chooseFormat(accept: readonly MediaRange[]): RenderFormat {
   for (const range of accept)
-    for (const type of RENDERED_TYPES) if (rangeMatches(range, type)) return type === 'image/png' ? 'png' : 'jpeg';
+    for (const type of RENDERED_TYPES)
+      if (rangeMatches(range, type)) return type === 'image/png' ? 'png' : 'jpeg';
   throw httpError(
     406,
     'ERR_HTTP_NOT_ACCEPTABLE',
@@ -102,7 +103,11 @@ export function parseQuality(value: unknown): number | undefined {
   const text = String(value);
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > 100)
-    throw httpError(400, 'ERR_HTTP_BAD_QUERY', `quality must be an integer from 1 to 100 (got ${JSON.stringify(text)})`);
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_QUERY',
+      `quality must be an integer from 1 to 100 (got ${JSON.stringify(text)})`,
+    );
   return n;
 }
 
@@ -114,13 +119,32 @@ export function parseWindow(value: unknown): Window | undefined {
   const center = Number(parts[0]);
   const width = Number(parts[1]);
   const fnText = (parts[2] ?? 'linear').toUpperCase().replace(/-/g, '_');
-  if (parts.length < 2 || parts.length > 3 || parts[0] === '' || parts[1] === '' || !Number.isFinite(center) || !Number.isFinite(width))
-    throw httpError(400, 'ERR_HTTP_BAD_QUERY', `window must be center,width,function (got ${JSON.stringify(text)})`);
+  if (
+    parts.length < 2 ||
+    parts.length > 3 ||
+    parts[0] === '' ||
+    parts[1] === '' ||
+    !Number.isFinite(center) ||
+    !Number.isFinite(width)
+  )
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_QUERY',
+      `window must be center,width,function (got ${JSON.stringify(text)})`,
+    );
   if (fnText !== 'LINEAR' && fnText !== 'LINEAR_EXACT' && fnText !== 'SIGMOID')
-    throw httpError(400, 'ERR_HTTP_BAD_QUERY', `window function must be linear, linear-exact or sigmoid (got ${JSON.stringify(parts[2])})`);
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_QUERY',
+      `window function must be linear, linear-exact or sigmoid (got ${JSON.stringify(parts[2])})`,
+    );
   const fn = fnText as VoiFunction;
   if (fn === 'LINEAR' ? width < 1 : width <= 0)
-    throw httpError(400, 'ERR_HTTP_BAD_QUERY', `window width ${width} is too small for ${fn.toLowerCase()} (PS3.3 C.11.2.1.2)`);
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_QUERY',
+      `window width ${width} is too small for ${fn.toLowerCase()} (PS3.3 C.11.2.1.2)`,
+    );
   return { center, width, function: fn };
 }
 
@@ -155,7 +179,11 @@ interface Located {
   readonly transferSyntaxUid: string;
 }
 
-async function instanceUids(context: DicomwebContext, study: string, series?: string): Promise<Array<{ series: string; instance: string; number: number }>> {
+async function instanceUids(
+  context: DicomwebContext,
+  study: string,
+  series?: string,
+): Promise<Array<{ series: string; instance: string; number: number }>> {
   const identifier = new DataSet();
   identifier.setString(TAG.QueryRetrieveLevel, 'IMAGE');
   identifier.setString(TAG.StudyInstanceUID, study);
@@ -167,7 +195,11 @@ async function instanceUids(context: DicomwebContext, study: string, series?: st
     const uid = answer.string(TAG.SOPInstanceUID);
     const se = answer.string(TAG.SeriesInstanceUID);
     if (uid === undefined || se === undefined) continue;
-    out.push({ series: se, instance: uid, number: answer.number(TAG.InstanceNumber) ?? Number.MAX_SAFE_INTEGER });
+    out.push({
+      series: se,
+      instance: uid,
+      number: answer.number(TAG.InstanceNumber) ?? Number.MAX_SAFE_INTEGER,
+    });
   }
   return out;
 }
@@ -178,7 +210,11 @@ async function locate(context: DicomwebContext, request: RenderRequest): Promise
   if (instance === undefined) {
     const all = await instanceUids(context, request.study, request.series);
     if (all.length === 0)
-      throw httpError(404, 'ERR_HTTP_NOT_FOUND', request.series === undefined ? 'no such study' : 'no such series');
+      throw httpError(
+        404,
+        'ERR_HTTP_NOT_FOUND',
+        request.series === undefined ? 'no such study' : 'no such series',
+      );
     let chosen = all;
     if (request.series === undefined) {
       const counts = new Map<string, number>();
@@ -202,7 +238,9 @@ async function locate(context: DicomwebContext, request: RenderRequest): Promise
 const NATIVE = new Set([IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE]);
 
 /** The header (up to Pixel Data) of a file and where the Pixel Data element starts. */
-async function readHeader(fh: FileHandle): Promise<{ dataSet: DataSet; transferSyntax: string; pixelAt: number | undefined }> {
+async function readHeader(
+  fh: FileHandle,
+): Promise<{ dataSet: DataSet; transferSyntax: string; pixelAt: number | undefined }> {
   const builder = new DataSetBuilder();
   const parser = new DicomParser(builder, { stopAtTag: TAG.PixelData });
   for await (const chunk of readChunks(fh, 0, 16 * 1024)) {
@@ -212,7 +250,11 @@ async function readHeader(fh: FileHandle): Promise<{ dataSet: DataSet; transferS
   const stopped = parser.stopped;
   const at = parser.offset;
   parser.end();
-  return { dataSet: builder.root, transferSyntax: parser.transferSyntaxUid, pixelAt: stopped ? at : undefined };
+  return {
+    dataSet: builder.root,
+    transferSyntax: parser.transferSyntaxUid,
+    pixelAt: stopped ? at : undefined,
+  };
 }
 
 interface PixelValue {
@@ -253,8 +295,12 @@ function pixelFailure(e: PixelDataError): never {
 }
 
 /** The frame's bytes (little endian) and what is needed to render it. */
-async function loadFrame(located: Located, frame: number): Promise<{ info: FrameInfo; dataSet: DataSet; bytes: Uint8Array; bitOffset: number }> {
-  if (!NATIVE.has(located.transferSyntaxUid)) throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
+async function loadFrame(
+  located: Located,
+  frame: number,
+): Promise<{ info: FrameInfo; dataSet: DataSet; bytes: Uint8Array; bitOffset: number }> {
+  if (!NATIVE.has(located.transferSyntaxUid))
+    throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
   const fh = await open(located.path, 'r');
   try {
     let dataSet: DataSet;
@@ -265,23 +311,33 @@ async function loadFrame(located: Located, frame: number): Promise<{ info: Frame
       const object = await readDicomChunks(readChunks(fh, 0, 256 * 1024));
       dataSet = object.dataSet;
       const pixel = dataSet.get(TAG.PixelData);
-      if (pixel === undefined) throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', 'the object has no Pixel Data (it is not an image)');
-      if (!(pixel.value instanceof Uint8Array)) throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
+      if (pixel === undefined)
+        throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', 'the object has no Pixel Data (it is not an image)');
+      if (!(pixel.value instanceof Uint8Array))
+        throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
       info = describeOrFail(dataSet);
       const r = rangeOrFail(info, frame, pixel.value.length);
       value = { bytes: pixel.value.slice(r.start, r.end), bitOffset: r.bitOffset };
     } else {
       const head = await readHeader(fh);
       dataSet = head.dataSet;
-      const element = head.pixelAt === undefined ? undefined : await pixelElement(fh, head.pixelAt, located.transferSyntaxUid);
-      if (element === undefined) throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', 'the object has no Pixel Data (it is not an image)');
+      const element =
+        head.pixelAt === undefined
+          ? undefined
+          : await pixelElement(fh, head.pixelAt, located.transferSyntaxUid);
+      if (element === undefined)
+        throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', 'the object has no Pixel Data (it is not an image)');
       if (element.length === 0xffffffff) throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
       info = describeOrFail(dataSet);
       const r = rangeOrFail(info, frame, element.length);
       const bytes = new Uint8Array(r.end - r.start);
       const { bytesRead } = await fh.read(bytes, 0, bytes.length, element.offset + r.start);
       if (bytesRead < bytes.length)
-        throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', 'cannot render this object: its file ends inside the pixel data');
+        throw httpError(
+          406,
+          'ERR_HTTP_NOT_RENDERABLE',
+          'cannot render this object: its file ends inside the pixel data',
+        );
       // Big endian OW: words were swapped on writing (PS3.5 7.3); the renderer reads little endian.
       if (located.transferSyntaxUid === EXPLICIT_VR_BE && element.vr !== 'OB' && info.bitsAllocated > 8)
         swapInPlace(bytes, info.bitsAllocated / 8);
@@ -297,7 +353,10 @@ function describeOrFail(ds: DataSet): FrameInfo {
   try {
     const info = describeFrames(ds);
     if (info.rows * info.columns > MAX_PIXELS)
-      throw new PixelDataError('ERR_PIXEL_UNSUPPORTED', `${info.columns}x${info.rows} is larger than the renderer takes`);
+      throw new PixelDataError(
+        'ERR_PIXEL_UNSUPPORTED',
+        `${info.columns}x${info.rows} is larger than the renderer takes`,
+      );
     return info;
   } catch (e) {
     if (e instanceof PixelDataError) pixelFailure(e);
@@ -318,7 +377,10 @@ function rangeOrFail(info: FrameInfo, frame: number, length: number) {
  * Renders a study, series, instance or frame (see the choices above) as the Accept ranges allow.
  * Throws HttpError: 404 nothing there, 406 not renderable or no acceptable type, 400 bad viewport.
  */
-export async function renderInstance(context: DicomwebContext, request: RenderRequest): Promise<RenderedImage> {
+export async function renderInstance(
+  context: DicomwebContext,
+  request: RenderRequest,
+): Promise<RenderedImage> {
   const format = chooseFormat(request.accept);
   const located = await locate(context, request);
   const frame = await loadFrame(located, request.frame ?? 1);
@@ -329,8 +391,11 @@ export async function renderInstance(context: DicomwebContext, request: RenderRe
     if (e instanceof PixelDataError) pixelFailure(e);
     throw e;
   }
+  // A thumbnail shrinks a large frame to THUMBNAIL_SIZE; a small one is left as it is.
+  const small = Math.max(frame.info.rows, frame.info.columns) <= THUMBNAIL_SIZE;
   const viewport =
-    request.viewport ?? (request.thumbnail === true ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
+    request.viewport ??
+    (request.thumbnail === true && !small ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
   const task: RenderTask = {
     parameters,
     bytes: frame.bytes,
@@ -351,5 +416,10 @@ export async function renderInstance(context: DicomwebContext, request: RenderRe
     throw e;
   }
   const body = Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength);
-  return { contentType: format === 'png' ? 'image/png' : 'image/jpeg', body, width: result.width, height: result.height };
+  return {
+    contentType: format === 'png' ? 'image/png' : 'image/jpeg',
+    body,
+    width: result.width,
+    height: result.height,
+  };
 }

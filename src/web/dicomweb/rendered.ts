@@ -27,13 +27,21 @@ function single(query: Query, name: string): string | undefined {
 function checkQuery(query: Query): void {
   const unknown = Object.keys(query).filter((k) => !KNOWN_QUERY.has(k));
   if (unknown.length > 0)
-    throw httpError(400, 'ERR_HTTP_BAD_QUERY', `unknown query parameter ${unknown.join(', ')} for a rendered resource`);
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_QUERY',
+      `unknown query parameter ${unknown.join(', ')} for a rendered resource`,
+    );
   const annotation = single(query, 'annotation');
   if (annotation !== undefined) {
     // PS3.18 8.3.5.1.1: patient and/or technique; we accept them and burn nothing in.
     const bad = annotation.split(',').filter((a) => a.trim() !== 'patient' && a.trim() !== 'technique');
     if (bad.length > 0)
-      throw httpError(400, 'ERR_HTTP_BAD_QUERY', `annotation must be patient and/or technique (got ${JSON.stringify(annotation)})`);
+      throw httpError(
+        400,
+        'ERR_HTTP_BAD_QUERY',
+        `annotation must be patient and/or technique (got ${JSON.stringify(annotation)})`,
+      );
   }
 }
 
@@ -42,7 +50,11 @@ function parseFrames(text: string): number[] {
   const parts = text.split(',');
   const frames = parts.map((p) => Number(p.trim()));
   if (parts.some((p) => !/^\s*\d+\s*$/.test(p)) || frames.some((f) => f < 1 || !Number.isSafeInteger(f)))
-    throw httpError(400, 'ERR_HTTP_BAD_FRAMES', `frames must be a comma-separated list of frame numbers from 1 (got ${JSON.stringify(text)})`);
+    throw httpError(
+      400,
+      'ERR_HTTP_BAD_FRAMES',
+      `frames must be a comma-separated list of frame numbers from 1 (got ${JSON.stringify(text)})`,
+    );
   return frames;
 }
 
@@ -62,7 +74,11 @@ async function answer(
   if (params.frames !== undefined) {
     const frames = parseFrames(params.frames);
     if (frames.length > 1)
-      throw httpError(406, 'ERR_HTTP_NOT_ACCEPTABLE', 'image/jpeg and image/png hold one frame: ask for one frame at a time');
+      throw httpError(
+        406,
+        'ERR_HTTP_NOT_ACCEPTABLE',
+        'image/jpeg and image/png hold one frame: ask for one frame at a time',
+      );
     frame = frames[0];
   }
   const image = await renderInstance(context, {
@@ -88,7 +104,10 @@ export async function registerRendered(app: FastifyInstance, context: DicomwebCo
   const levels: Array<{ path: string; params: ReturnType<typeof paramsSchema> | Record<string, unknown> }> = [
     { path: '/studies/:study', params: paramsSchema('study') },
     { path: '/studies/:study/series/:series', params: paramsSchema('study', 'series') },
-    { path: '/studies/:study/series/:series/instances/:instance', params: paramsSchema('study', 'series', 'instance') },
+    {
+      path: '/studies/:study/series/:series/instances/:instance',
+      params: paramsSchema('study', 'series', 'instance'),
+    },
   ];
   const instanceParams = paramsSchema('study', 'series', 'instance');
   levels.push({
