@@ -4,8 +4,6 @@
  * and we are root) and pngjs. JPEG output must be close to its input (PSNR), PNG exact.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import {
@@ -19,32 +17,7 @@ import {
 } from '../../src/dicom/pixel/jpeg.js';
 import { encodePng } from '../../src/dicom/pixel/png.js';
 import type { Image } from '../../src/dicom/pixel/render.js';
-
-const DJPEG = '/usr/bin/djpeg';
-
-function ensureDjpeg(): void {
-  if (existsSync(DJPEG)) return;
-  if (process.getuid?.() === 0) {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    spawnSync('apt-get', ['install', '-y', '-qq', 'libjpeg-turbo-progs'], { stdio: 'ignore', env });
-  }
-  if (!existsSync(DJPEG)) throw new Error("djpeg is missing: run 'apt-get install -y libjpeg-turbo-progs'");
-}
-
-/** Decodes a JPEG with djpeg into a PNM: width, height, channels and samples. */
-export function djpeg(jpeg: Uint8Array): Image {
-  const r = spawnSync(DJPEG, ['-pnm'], { input: jpeg, maxBuffer: 1 << 28 });
-  assert.equal(r.status, 0, `djpeg failed: ${r.stderr.toString()}`);
-  const out = r.stdout;
-  const m = out.toString('latin1', 0, 40).match(/^P([56])\s+(\d+)\s+(\d+)\s+255\s/);
-  assert.ok(m, 'djpeg wrote a PGM or PPM');
-  return {
-    width: Number(m[2]),
-    height: Number(m[3]),
-    channels: m[1] === '5' ? 1 : 3,
-    data: new Uint8Array(out.subarray(m[0].length)),
-  };
-}
+import { djpeg, ensureDjpeg } from './jpeg-decode.js';
 
 function psnr(a: Uint8Array, b: Uint8Array): number {
   assert.equal(a.length, b.length);

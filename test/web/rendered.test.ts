@@ -13,7 +13,7 @@ import { describeFrames } from '../../src/dicom/pixel/frame.js';
 import { type Image, renderFrame, renderParameters, type Window } from '../../src/dicom/pixel/render.js';
 import { readDicomFile } from '../../src/io/dicom-file.js';
 import { closeRenderPool } from '../../src/web/dicomweb/render-service.js';
-import { djpeg } from '../dicom/jpeg-encoder.test.js';
+import { djpeg } from '../dicom/jpeg-decode.js';
 import { TEST_FILES } from '../helpers/corpus.js';
 import { ingestDataSets, ingestFiles, startTestWeb, type TestWeb } from './helpers.js';
 

@@ -244,13 +244,20 @@ function renderGrey(
   const modality = modalityOf(p);
   const out = new Uint8Array(stored.length);
   const n = stored.length;
-  // Stored values of at most 16 bits go through one table: each distinct value computed once.
-  const small = p.info.bitsStored <= 16;
-  let lo = 0;
+  // The stored range of this frame: the tables below cover only it (a CT frame uses ~2000 of 65536 values).
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const v = stored[i] as number;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (n === 0) return out;
+  // Stored values spanning at most 2^20 go through one table: each distinct value computed once.
+  const tabled = hi - lo < 1 << 20;
   let tableMod: Float64Array | undefined;
-  if (small) {
-    lo = p.info.pixelRepresentation === 1 ? -(2 ** (p.info.bitsStored - 1)) : 0;
-    tableMod = new Float64Array(2 ** p.info.bitsStored);
+  if (tabled) {
+    tableMod = new Float64Array(hi - lo + 1);
     for (let i = 0; i < tableMod.length; i++) tableMod[i] = modality(i + lo);
   }
   const mod = (v: number): number => (tableMod ? (tableMod[v - lo] as number) : modality(v));
@@ -279,8 +286,8 @@ function renderGrey(
     const y = clampByte(voi(mod(v)));
     return p.invert ? 255 - y : y;
   };
-  if (small) {
-    const table = new Uint8Array(2 ** p.info.bitsStored);
+  if (tabled) {
+    const table = new Uint8Array(hi - lo + 1);
     for (let i = 0; i < table.length; i++) table[i] = final(i + lo);
     for (let i = 0; i < n; i++) out[i] = table[(stored[i] as number) - lo] as number;
   } else for (let i = 0; i < n; i++) out[i] = final(stored[i] as number);
