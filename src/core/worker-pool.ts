@@ -3,7 +3,8 @@
  * work leaves the event loop). Tasks are posted as `{ id, task }` and a worker answers
  * `{ id, ok: true, result }` or `{ id, ok: false, error: { code, message } }`; buffers listed in
  * `transfer` move without a copy. A worker that crashes or exits fails only the task it was running
- * and is replaced; close() terminates the workers and fails what is still queued.
+ * and is replaced; close() terminates the workers and fails what is still queued. Queued tasks
+ * wait by priority, then in order.
  * The worker side is one call: `serveWorkerTasks(handler)`.
  */
 import { availableParallelism } from 'node:os';
@@ -25,6 +26,7 @@ export interface WorkerPoolOptions {
 
 interface Pending {
   readonly task: unknown;
+  readonly priority: number;
   readonly transfer: readonly TransferListItem[];
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: Error) => void;
@@ -104,12 +106,19 @@ export class WorkerPool<T = unknown, R = unknown> {
     }
   }
 
-  /** Runs a task on the next free worker; `transfer` lists ArrayBuffers to move rather than copy. */
-  run(task: T, transfer: readonly TransferListItem[] = []): Promise<R> {
+  /**
+   * Runs a task on the next free worker; `transfer` lists ArrayBuffers to move rather than copy.
+   * A higher `priority` goes before queued tasks of a lower one (a viewer's frame before a
+   * background job); equal priorities run in order.
+   */
+  run(task: T, transfer: readonly TransferListItem[] = [], priority = 0): Promise<R> {
     if (this.closed)
       return Promise.reject(new WorkerTaskError('ERR_WORKER_CLOSED', 'the worker pool is closed'));
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ task, transfer, resolve: resolve as (v: unknown) => void, reject });
+      const pending: Pending = { task, priority, transfer, resolve: resolve as (v: unknown) => void, reject };
+      let at = this.queue.length;
+      while (at > 0 && (this.queue[at - 1] as Pending).priority < priority) at--;
+      this.queue.splice(at, 0, pending);
       this.pump();
     });
   }

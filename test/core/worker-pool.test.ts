@@ -30,6 +30,25 @@ describe('WorkerPool', () => {
     }
   });
 
+  test('queued tasks run by priority, then in order', async () => {
+    const pool = new WorkerPool<FixtureTask, unknown>({ script, size: 1 });
+    try {
+      const order: string[] = [];
+      const track = (name: string, p: Promise<unknown>) => p.then(() => order.push(name));
+      const busy = track('busy', pool.run({ op: 'wait', ms: 100 }));
+      const runs = [
+        track('low-1', pool.run({ op: 'echo', value: 1 })),
+        track('low-2', pool.run({ op: 'echo', value: 2 })),
+        track('high', pool.run({ op: 'echo', value: 3 }, [], 10)),
+        track('mid', pool.run({ op: 'echo', value: 4 }, [], 5)),
+      ];
+      await Promise.all([busy, ...runs]);
+      assert.deepEqual(order, ['busy', 'high', 'mid', 'low-1', 'low-2']);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('buffers are transferred both ways', async () => {
     const pool = new WorkerPool<FixtureTask, unknown>({ script, size: 1 });
     try {

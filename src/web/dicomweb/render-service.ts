@@ -407,7 +407,8 @@ export async function renderInstance(
   };
   let result: RenderResult;
   try {
-    result = await renderPool().run(task, [frame.bytes.buffer as ArrayBuffer]);
+    // Interactive requests go before background work that may share the pool later.
+    result = await renderPool().run(task, [frame.bytes.buffer as ArrayBuffer], 10);
   } catch (e) {
     if (e instanceof WorkerTaskError && e.code.startsWith('ERR_PIXEL_'))
       pixelFailure(new PixelDataError(e.code, e.message));
