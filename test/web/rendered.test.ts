@@ -12,10 +12,11 @@ import { TAG } from '../../src/dicom/dictionary.js';
 import { describeFrames } from '../../src/dicom/pixel/frame.js';
 import { type Image, renderFrame, renderParameters, type Window } from '../../src/dicom/pixel/render.js';
 import { readDicomFile } from '../../src/io/dicom-file.js';
-import { closeRenderPool } from '../../src/web/dicomweb/render-service.js';
+import { closeRenderPool, renderInstance } from '../../src/web/dicomweb/render-service.js';
+import { parseAccept } from '../../src/web/media-type.js';
 import { djpeg } from '../dicom/jpeg-decode.js';
 import { TEST_FILES } from '../helpers/corpus.js';
-import { ingestDataSets, ingestFiles, startTestWeb, type TestWeb } from './helpers.js';
+import { ingestDataSets, ingestFiles, memoryLogger, startTestWeb, type TestWeb } from './helpers.js';
 
 const MR = join(TEST_FILES, 'MR_small.dcm');
 const CT = join(TEST_FILES, 'CT_small.dcm');
@@ -210,6 +211,42 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(await reason(web, `${base}/frames/1,2/rendered`, 406), /one frame/);
       assert.match(await reason(web, `${base}/frames/0/rendered`, 400), /frame numbers/);
       assert.match(await reason(web, `${base}/frames/x/rendered`, 400), /frame numbers/);
+    });
+
+    test('renderInstance (for WADO-URI): a region with or without a size', async () => {
+      const context = { archive: web.archive, logger: memoryLogger([]), aeTitle: 'PACS' };
+      const [, , study, , series, , instance] = ctPath.split('/');
+      const request = {
+        study: study as string,
+        series: series as string,
+        instance: instance as string,
+        accept: parseAccept('image/png'),
+      };
+      const ct = await expected(CT);
+      const quarter = await renderInstance(context, {
+        ...request,
+        region: { left: 0.5, top: 0, right: 1, bottom: 0.5 },
+      });
+      assert.equal(quarter.contentType, 'image/png');
+      const d = decodePng(quarter.body);
+      assert.deepEqual([d.width, d.height], [64, 64]);
+      assert.deepEqual(d.grey.slice(0, 64), [...ct.data.subarray(64, 128)]);
+      const scaled = await renderInstance(context, {
+        ...request,
+        viewport: { width: 32, height: 32 },
+        region: { left: 0, top: 0, right: 0.5, bottom: 1 },
+      });
+      assert.deepEqual([scaled.width, scaled.height], [16, 32]);
+      await assert.rejects(
+        renderInstance(context, { ...request, region: { left: 0.6, top: 0, right: 0.5, bottom: 1 } }),
+        {
+          status: 400,
+        },
+      );
+      await assert.rejects(
+        renderInstance(context, { ...request, accept: parseAccept('application/dicom') }),
+        { status: 406 },
+      );
     });
 
     test('deflated objects render', async () => {

@@ -46,6 +46,17 @@ export interface RenderRequest {
   readonly viewport?: Viewport;
   /** A thumbnail: fitted in 128x128 when no viewport is given. */
   readonly thumbnail?: boolean;
+  /**
+   * A region of the frame as fractions of its size (WADO-URI `region`, PS3.18 9.1.2.4.4): left,
+   * top, right, bottom in 0..1. Applied with `viewport` (its source region is replaced), or alone
+   * at the region's own size.
+   */
+  readonly region?: {
+    readonly left: number;
+    readonly top: number;
+    readonly right: number;
+    readonly bottom: number;
+  };
 }
 
 /** A rendered image ready to send. */
@@ -66,6 +77,10 @@ export const THUMBNAIL_SIZE = 128;
 const MAX_PIXELS = 1 << 26;
 
 const COMPRESSED_REASON = 'rendering compressed pixel data needs a codec (not available yet)';
+
+/** Frame bytes queued or rendering at most (one frame larger than this still runs alone). */
+const MAX_IN_FLIGHT_BYTES = 512 * 1024 * 1024;
+let inFlightBytes = 0;
 
 let pool: WorkerPool<RenderTask, RenderResult> | undefined;
 
@@ -393,9 +408,35 @@ export async function renderInstance(
   }
   // A thumbnail shrinks a large frame to THUMBNAIL_SIZE; a small one is left as it is.
   const small = Math.max(frame.info.rows, frame.info.columns) <= THUMBNAIL_SIZE;
-  const viewport =
+  let viewport =
     request.viewport ??
     (request.thumbnail === true && !small ? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE } : undefined);
+  if (request.region !== undefined) {
+    const { left, top, right, bottom } = request.region;
+    const { columns, rows } = frame.info;
+    if (!(left >= 0 && top >= 0 && right <= 1 && bottom <= 1 && left < right && top < bottom))
+      throw httpError(
+        400,
+        'ERR_HTTP_BAD_QUERY',
+        'region must be left,top,right,bottom with 0 <= left < right <= 1 and 0 <= top < bottom <= 1',
+      );
+    const x = Math.floor(left * columns);
+    const y = Math.floor(top * rows);
+    const source = {
+      x,
+      y,
+      width: Math.max(1, Math.ceil(right * columns) - x),
+      height: Math.max(1, Math.ceil(bottom * rows) - y),
+    };
+    viewport = { width: viewport?.width ?? source.width, height: viewport?.height ?? source.height, source };
+  }
+  // Bounded memory: frames waiting for or in the workers are limited in bytes (a flood gets 503).
+  const size = frame.bytes.byteLength;
+  if (inFlightBytes > 0 && inFlightBytes + size > MAX_IN_FLIGHT_BYTES)
+    throw httpError(503, 'ERR_HTTP_BUSY', 'the renderer is busy; try again shortly', {
+      headers: { 'retry-after': '1' },
+    });
+  inFlightBytes += size;
   const task: RenderTask = {
     parameters,
     bytes: frame.bytes,
@@ -410,12 +451,14 @@ export async function renderInstance(
     // Interactive requests go before background work that may share the pool later.
     result = await renderPool().run(task, [frame.bytes.buffer as ArrayBuffer], 10);
   } catch (e) {
+    inFlightBytes -= size;
     if (e instanceof WorkerTaskError && e.code.startsWith('ERR_PIXEL_'))
       pixelFailure(new PixelDataError(e.code, e.message));
     if (e instanceof WorkerTaskError)
       throw httpError(503, 'ERR_HTTP_RENDER_FAILED', `rendering failed: ${e.message}`, { cause: e });
     throw e;
   }
+  inFlightBytes -= size;
   const body = Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength);
   return {
     contentType: format === 'png' ? 'image/png' : 'image/jpeg',
