@@ -15,7 +15,8 @@ export function ensureDjpeg(): void {
   if (process.getuid?.() === 0) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const install = () =>
-      spawnSync('apt-get', ['install', '-y', '-qq', 'libjpeg-turbo-progs'], { stdio: 'ignore', env }).status === 0;
+      spawnSync('apt-get', ['install', '-y', '-qq', 'libjpeg-turbo-progs'], { stdio: 'ignore', env })
+        .status === 0;
     if (!install()) {
       spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
       install();
