@@ -365,26 +365,38 @@ describe('the pydicom corpus', () => {
       assert.equal(out2.data[i], Math.round((((v[i] as number) - lo) / (hi - lo)) * 255));
   });
 
-  test('MR_small.dcm agrees with DCMTK dcm2pnm (first window) within 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pacs-render-'));
-    try {
-      const pgm = join(dir, 'mr.pgm');
-      const r = spawnSync(dcmtkTool('dcm2pnm'), ['+Wi', '1', '+op', join(TEST_FILES, 'MR_small.dcm'), pgm], {
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
-      const file = readFileSync(pgm);
-      const header = file.toString('latin1', 0, 20).match(/^P5\s+(\d+)\s+(\d+)\s+(\d+)\s/);
-      assert.ok(header, 'a binary PGM');
-      const theirs = file.subarray(header[0].length);
-      const { ds, pixels } = await corpus('MR_small.dcm');
-      const ours = render(ds, pixels).data;
-      let worst = 0;
-      for (let i = 0; i < ours.length; i++)
-        worst = Math.max(worst, Math.abs((ours[i] as number) - (theirs[i] as number)));
-      assert.ok(worst <= 1, `largest difference ${worst}`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  // PS3.4 N.2 through another implementation: DCMTK's dcm2pnm, first window (+Wi 1) or min-max (+Wm).
+  for (const [name, options, tolerance] of [
+    ['MR_small.dcm', ['+Wi', '1'], 1],
+    ['CT_small.dcm', ['+Wm'], 1],
+    ['liver_1frame.dcm', ['+Wm'], 0],
+    ['rtdose_1frame.dcm', ['+Wm'], 1],
+    ['SC_rgb_small_odd.dcm', [], 0],
+    ['ExplVR_BigEnd.dcm', [], 0],
+    ['SC_ybr_full_422_uncompressed.dcm', [], 2],
+  ] as const)
+    test(`${name} agrees with DCMTK dcm2pnm ${options.join(' ')} within ${tolerance}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pacs-render-'));
+      try {
+        const pnm = join(dir, 'out.pnm');
+        const r = spawnSync(dcmtkTool('dcm2pnm'), [...options, '+op', join(TEST_FILES, name), pnm], {
+          encoding: 'utf8',
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const file = readFileSync(pnm);
+        const header = file.toString('latin1', 0, 20).match(/^P([56])\s+(\d+)\s+(\d+)\s+(\d+)\s/);
+        assert.ok(header, 'a binary PGM or PPM');
+        const theirs = file.subarray(header[0].length);
+        const { ds, pixels } = await corpus(name);
+        const ours = render(ds, pixels);
+        assert.equal(ours.channels, header[1] === '5' ? 1 : 3);
+        assert.equal(theirs.length, ours.data.length);
+        let worst = 0;
+        for (let i = 0; i < ours.data.length; i++)
+          worst = Math.max(worst, Math.abs((ours.data[i] as number) - (theirs[i] as number)));
+        assert.ok(worst <= tolerance, `largest difference ${worst}`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
 });
