@@ -12,6 +12,8 @@ const PACKAGES = {
   // DICOMweb interop: Orthanc with its DICOMweb plugin as a client of our server.
   orthanc: '/usr/sbin/Orthanc',
   'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so',
+  // djpeg: the JPEG decoder the rendering tests check our JPEG output with.
+  'libjpeg-turbo-progs': '/usr/bin/djpeg',
 };
 
 const missing = Object.entries(PACKAGES)

@@ -8,6 +8,7 @@ import { registerCapabilities } from './capabilities.js';
 import type { DicomwebContext } from './context.js';
 import { registerMetadata } from './metadata.js';
 import { registerQido } from './qido.js';
+import { registerRendered } from './rendered.js';
 import { registerStow } from './stow.js';
 
 export type { DicomwebContext } from './context.js';
@@ -21,4 +22,5 @@ export async function registerDicomweb(
   await registerMetadata(app, context);
   await registerStow(app, context);
   registerQido(app, context);
+  await registerRendered(app, context);
 }
