@@ -24,6 +24,7 @@ import type { Logger } from '../core/logger.js';
 import { applyCors, type CorsOptions, NO_CORS } from './cors.js';
 import { DICOMWEB_PREFIX } from './dicomweb/context.js';
 import { type DicomwebContext, registerDicomweb } from './dicomweb/routes.js';
+import { registerWadoUri } from './dicomweb/wado-uri.js';
 import { type ErrorBody, HttpError } from './errors.js';
 import {
   type AccessPolicy,
@@ -157,8 +158,12 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     handler: async (_request, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(await options.metrics()),
   });
 
-  if (options.dicomweb !== undefined)
-    await app.register(registerDicomweb, { context: options.dicomweb, prefix: DICOMWEB_PREFIX });
+  if (options.dicomweb !== undefined) {
+    const dicomweb = options.dicomweb;
+    await app.register(registerDicomweb, { context: dicomweb, prefix: DICOMWEB_PREFIX });
+    // WADO-URI also at /wado, where older viewers look (PS3.18 9 names no path).
+    await app.register(async (root) => registerWadoUri(root, dicomweb));
+  }
   await app.ready();
   return app;
 }

@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { DicomwebContext } from './context.js';
+import { registerRetrieve } from './retrieve.js';
+import { registerWadoUri } from './wado-uri.js';
 
 export type { DicomwebContext } from './context.js';
 
@@ -12,6 +14,6 @@ export async function registerDicomweb(
   options: { readonly context: DicomwebContext },
 ): Promise<void> {
   const context = options.context;
-  void app;
-  void context;
+  await registerRetrieve(app, context);
+  await registerWadoUri(app, context);
 }
