@@ -11,8 +11,10 @@ import { TAG } from '../../src/dicom/dictionary.js';
 import { EXPLICIT_VR_LE, generateUid, UID } from '../../src/dicom/uid.js';
 import { encodePart10 } from '../../src/dicom/writer.js';
 
+/** The pydicom corpus (python3-pydicom). */
 export const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 
+/** One part of a parsed multipart body: its headers (names in lower case) and its bytes. */
 export interface ParsedPart {
   readonly headers: Record<string, string>;
   readonly body: Buffer;

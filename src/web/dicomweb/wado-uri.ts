@@ -4,7 +4,7 @@
  * single Part-10 body streamed from its file; `image/jpeg` and `image/png` are rendered by a
  * RenderFn given by the rendering module (until one is given they answer 406). Without
  * contentType the standard's default applies: image/jpeg for an image object, application/dicom
- * for any other (PS3.18 9.4.1.2 / 9.4.2.1).
+ * for any other (PS3.18 9.4, contentType).
  *
  * Checked, each with a 400 naming the parameter: requestType (must be WADO), the three UIDs
  * (PS3.5 9.1), the rendering parameters' values, a transferSyntax with a rendered type (PS3.18
@@ -31,7 +31,7 @@ export interface RenderRequest {
   /** Its object file. */
   readonly absolutePath: string;
   readonly mediaType: 'image/jpeg' | 'image/png';
-  /** 1-based (PS3.18 9.4.1.?: frameNumber); default the first frame. */
+  /** `frameNumber`, 1-based; default the first frame. */
   readonly frameNumber?: number;
   /** Output size in pixels (`rows`, `columns`). */
   readonly rows?: number;
@@ -150,7 +150,7 @@ function isImageClass(sopClassUid: string): boolean {
 
 type WadoContentType = 'application/dicom' | 'image/jpeg' | 'image/png';
 
-/** The content type to answer (PS3.18 9.4.1.2: a list with q values is allowed). */
+/** The content type to answer (PS3.18 9.4, contentType: a list with q values is allowed). */
 function chooseContentType(value: string | undefined, image: boolean): WadoContentType {
   if (value === undefined || value.trim() === '') return image ? 'image/jpeg' : 'application/dicom';
   const ranges = parseAccept(value);
