@@ -24,7 +24,8 @@ import FindMyWay from 'find-my-way';
 import type { Logger } from '../core/logger.js';
 import { applyCors, type CorsOptions, NO_CORS } from './cors.js';
 import { DICOMWEB_PREFIX } from './dicomweb/context.js';
-import { type DicomwebContext, registerDicomweb } from './dicomweb/routes.js';
+import { type DicomwebContext, registerDicomweb, wadoUriRender } from './dicomweb/routes.js';
+import { registerWadoUri } from './dicomweb/wado-uri.js';
 import { type ErrorBody, HttpError } from './errors.js';
 import {
   type AccessPolicy,
@@ -181,12 +182,16 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     handler: async (_request, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(await options.metrics()),
   });
 
-  if (options.dicomweb !== undefined)
+  if (options.dicomweb !== undefined) {
+    const dicomweb = options.dicomweb;
     await app.register(registerDicomweb, {
-      context: options.dicomweb,
+      context: dicomweb,
       prefix: DICOMWEB_PREFIX,
       routes: () => routes,
     });
+    // WADO-URI also at /wado, where older viewers look (PS3.18 9 names no path).
+    await app.register(async (root) => registerWadoUri(root, dicomweb, { render: wadoUriRender(dicomweb) }));
+  }
   await app.ready();
   return app;
 }

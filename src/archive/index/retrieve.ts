@@ -39,6 +39,9 @@ export interface RetrieveInstance {
   /** The object file, relative to the data folder (ObjectStore.absolutePath). */
   readonly path: string;
   readonly size: number;
+  /** The instance's study and series (for URLs and archive entry names: WADO-RS). */
+  readonly studyInstanceUid?: string;
+  readonly seriesInstanceUid?: string;
 }
 
 /** What a retrieve covers, counted before anything is sent. */
@@ -135,6 +138,8 @@ class SqlRetrieveSource implements RetrieveSource {
           'i.transfer_syntax_uid',
           'i.path',
           'i.size',
+          'st.study_instance_uid',
+          'se.series_instance_uid',
         ])
         .where('i.id', '>', after)
         .orderBy('i.id')
@@ -149,6 +154,8 @@ class SqlRetrieveSource implements RetrieveSource {
           transferSyntaxUid: r.transfer_syntax_uid,
           path: r.path,
           size: Number(r.size),
+          studyInstanceUid: r.study_instance_uid,
+          seriesInstanceUid: r.series_instance_uid,
         };
       if (rows.length < PAGE) return;
       after = Number(rows[rows.length - 1]?.id);
@@ -198,6 +205,8 @@ class PortRetrieveSource implements RetrieveSource {
         transferSyntaxUid: found.transferSyntaxUid,
         path: found.path,
         size: found.size,
+        studyInstanceUid: found.studyInstanceUid,
+        seriesInstanceUid: found.seriesInstanceUid,
       };
     }
   }
