@@ -121,7 +121,9 @@ export class UpperLayer {
   private releaseRequested = false;
 
   // Send side.
-  private congested = false;
+  private isCongested = false;
+  /** The socket is corked until the next tick: P-DATA-TFs written in this tick go out in one writev. */
+  private corkedForTick = false;
   private drainWaiters: Array<() => void> = [];
   private pendingSenders = 0;
 
@@ -330,7 +332,7 @@ export class UpperLayer {
         if (output.pdu.type === 'A-RELEASE-RP') this.setEnd({ kind: 'released' });
         return;
       case 'send-pdata':
-        this.write(encodePDataTfChunks(output.pdvs));
+        this.write(encodePDataTfChunks(output.pdvs), true);
         return;
       case 'artim-start':
         clearTimeout(this.artimTimer);
@@ -513,7 +515,7 @@ export class UpperLayer {
     }
     this.pendingSenders++;
     try {
-      while (this.congested && this.socket !== undefined) {
+      while (this.isCongested && this.socket !== undefined) {
         await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
       }
       const state = this.fsm.state;
@@ -530,18 +532,39 @@ export class UpperLayer {
     }
   }
 
-  private write(chunks: readonly Uint8Array[]): void {
-    const socket = this.socket;
-    if (socket === undefined || socket.destroyed) return;
-    socket.cork();
-    let ok = true;
-    for (const chunk of chunks) ok = socket.write(chunk);
-    socket.uncork();
-    if (!ok) this.congested = true;
+  /** True while the socket holds more than its high-water mark: the next sendPData waits for 'drain'. */
+  get congested(): boolean {
+    return this.isCongested;
   }
 
+  /**
+   * Writes one PDU. P-DATA-TFs (`batch`) are gathered until the end of the tick: the PDUs of every
+   * message sent in one turn of the event loop (a page of C-FIND answers, a C-STORE response)
+   * leave in one writev, not one system call each. Any other PDU flushes at once, after what is
+   * gathered (an A-ABORT or A-RELEASE is never stuck behind the cork, nor sent ahead of P-DATA).
+   */
+  private write(chunks: readonly Uint8Array[], batch = false): void {
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed) return;
+    if (!this.corkedForTick) {
+      socket.cork();
+      this.corkedForTick = true;
+      if (batch) process.nextTick(this.uncorkTick);
+    }
+    let ok = true;
+    for (const chunk of chunks) ok = socket.write(chunk);
+    if (!batch) this.uncorkTick();
+    if (!ok) this.isCongested = true;
+  }
+
+  private readonly uncorkTick = (): void => {
+    if (!this.corkedForTick) return;
+    this.corkedForTick = false;
+    this.socket?.uncork();
+  };
+
   private wakeSenders(): void {
-    this.congested = false;
+    this.isCongested = false;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
