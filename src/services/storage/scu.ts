@@ -29,6 +29,7 @@ import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
 import { Status } from '../../network/dimse-status.js';
+import { SEND_HIGH_WATER_MARK } from '../../network/transport.js';
 
 /** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
 export const MAX_PRESENTATION_CONTEXTS = 128;
@@ -576,11 +577,12 @@ export const sendBuffers = new BufferPool(CHUNK, 32);
 
 /**
  * Headroom before a buffer handed to the association may be read into again: more than the
- * socket's high-water mark (16 KiB on Node 20). Once that many more bytes were written after a
- * buffer's last byte, the socket either flushed it or reported congestion, and the next P-DATA
- * waited for 'drain', i.e. for everything before it to be written (net.Socket semantics).
+ * socket's high-water mark (network/transport.ts SEND_HIGH_WATER_MARK, Node's 16 KiB on a TLS
+ * socket). Once that many more bytes were written after a buffer's last byte, the socket either
+ * flushed it or reported congestion, and the next P-DATA waited for 'drain', i.e. for everything
+ * before it to be written (net.Socket semantics).
  */
-const SOCKET_SLACK = 64 * 1024;
+const SOCKET_SLACK = SEND_HIGH_WATER_MARK + 64 * 1024;
 
 /**
  * A data set's bytes read into pooled buffers, the next chunk read while the current one is sent
