@@ -46,9 +46,16 @@ function writeCalls(pid: number): number {
   return Number(/syscw:\s*(\d+)/.exec(io)?.[1] ?? 0);
 }
 
+/** Read system calls a process made so far (read, pread... of files and sockets). */
+function readCalls(pid: number): number {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return Number(/syscr:\s*(\d+)/.exec(io)?.[1] ?? 0);
+}
+
 interface Sample {
   readonly cpuMs: number;
   readonly writes: number;
+  readonly reads: number;
   readonly wallMs: number;
 }
 
@@ -57,9 +64,15 @@ async function measured(server: Peer, batch: () => Promise<void>): Promise<Sampl
   const pid = server.process.pid ?? 0;
   const cpu0 = cpuMs(pid);
   const w0 = writeCalls(pid);
+  const r0 = readCalls(pid);
   const t = performance.now();
   await batch();
-  return { cpuMs: cpuMs(pid) - cpu0, writes: writeCalls(pid) - w0, wallMs: performance.now() - t };
+  return {
+    cpuMs: cpuMs(pid) - cpu0,
+    writes: writeCalls(pid) - w0,
+    reads: readCalls(pid) - r0,
+    wallMs: performance.now() - t,
+  };
 }
 
 async function main(): Promise<void> {
@@ -105,11 +118,12 @@ async function main(): Promise<void> {
       `\n${objects} CT objects per retrieve, ${retrieves} retrieves per round, medians of ${rounds} rounds`,
     );
     printTable(
-      ['scenario', 'server CPU ms/object', 'write calls/object', 'wall ms/retrieve'],
+      ['scenario', 'server CPU ms/object', 'write calls/object', 'read calls/object', 'wall ms/retrieve'],
       values.map((v, i) => [
         scenarios[i]?.name ?? '',
         fmt(median(v.map((x) => x.cpuMs / (retrieves * objects)))),
         fmt(median(v.map((x) => x.writes / (retrieves * objects)))),
+        fmt(median(v.map((x) => x.reads / (retrieves * objects)))),
         fmt(median(v.map((x) => x.wallMs / retrieves))),
       ]),
     );

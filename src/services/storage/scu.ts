@@ -399,7 +399,14 @@ export async function storeFile(
     const counter = { bytes: 0 };
     const reader = reencode
       ? undefined
-      : new ChunkReader(fh, file.dataSetOffset, head, assoc.association.maxPdvDataLength);
+      : new ChunkReader(
+          fh,
+          file.dataSetOffset,
+          head,
+          assoc.association.maxPdvDataLength,
+          sendBuffers,
+          file.size,
+        );
     const data = reader
       ? asStored(reader, file, options.verify ?? true, options.onBytes, fileError, counter)
       : reencoded(fh, head, transferSyntaxUid, options.onBytes, fileError, counter);
@@ -608,6 +615,8 @@ export class ChunkReader implements AsyncIterable<Uint8Array> {
     private readonly head: Uint8Array | undefined,
     maxPdv: number,
     private readonly pool: BufferPool = sendBuffers,
+    /** The file's size when known (its header was read): no read is spent to find the end. */
+    private readonly size = Number.POSITIVE_INFINITY,
   ) {
     this.margin = 2 * maxPdv + SOCKET_SLACK;
     this.step = maxPdv > 0 && maxPdv <= pool.size ? maxPdv : pool.size;
@@ -639,6 +648,7 @@ export class ChunkReader implements AsyncIterable<Uint8Array> {
 
   /** Reads the chunk at `position`, `handed` bytes of the data set being before it. */
   private async read(position: number, handed: number): Promise<Uint8Array | undefined> {
+    if (position >= this.size) return undefined;
     const buf = this.pool.take();
     // End the read on a PDV boundary of the data set, so that PDVs do not straddle two buffers.
     const length = Math.floor((handed + buf.length) / this.step) * this.step - handed;
