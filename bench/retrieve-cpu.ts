@@ -8,6 +8,7 @@
  * (/proc/PID/io syscw) around each batch.
  *
  * Run: node dist/bench/retrieve-cpu.js [--objects 100] [--retrieves 3] [--rounds 5] [--bin A --bin B]
+ *   [--dcmqrscp] (DCMTK's dcmqrscp beside them, for reference)
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -25,6 +26,7 @@ import {
   printTable,
   runMain,
   runOk,
+  startDcmqrscp,
   startPacsServer,
   startStorescp,
 } from './common.js';
@@ -32,12 +34,13 @@ import {
 const STUDY = '1.2.826.0.1.3680043.8.498.4243';
 const KEYS = ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${STUDY}`];
 
-/** User + system CPU time of a process (ms). */
+/** User + system CPU time of a process and its reaped children (ms). */
 function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat (utime, stime) in clock ticks (100 Hz on Linux).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  // Fields 14 to 17 of stat (utime, stime, and those of children reaped: dcmqrscp forks one per
+  // association) in clock ticks (100 Hz on Linux).
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10;
 }
 
 /** Write system calls a process made so far (write, writev...). */
@@ -99,6 +102,15 @@ async function main(): Promise<void> {
       servers.push(s);
       await runOk('storescu', ['-aec', s.aet, HOST, String(s.port), ...files]);
     }
+    const names = [...bins];
+    // --dcmqrscp: DCMTK's dcmqrscp (one process, no fsync) as a reference for the CPU per object.
+    if (argv.includes('--dcmqrscp')) {
+      const qr = await startDcmqrscp(join(work, 'dcmqrscp'), { hosts: [['DEST', dest.port]] });
+      peers.push(qr);
+      servers.push(qr);
+      names.push('dcmqrscp');
+      await runOk('storescu', ['-aec', qr.aet, HOST, String(qr.port), ...files]);
+    }
     const getscu = (s: Peer) => async () => {
       for (let i = 0; i < retrieves; i++)
         await runOk('getscu', ['-S', '--ignore', '-aec', s.aet, ...KEYS, HOST, String(s.port)]);
@@ -110,8 +122,8 @@ async function main(): Promise<void> {
     const per = (v: Sample) =>
       `${fmt(v.cpuMs / (retrieves * objects))} ms CPU/object, ${fmt(v.writes / (retrieves * objects))} writes/object`;
     const scenarios = servers.flatMap((s, i) => [
-      { name: `C-GET ${bins[i]}`, measure: () => measured(s, getscu(s)) },
-      { name: `C-MOVE ${bins[i]}`, measure: () => measured(s, movescu(s)) },
+      { name: `C-GET ${names[i]}`, measure: () => measured(s, getscu(s)) },
+      { name: `C-MOVE ${names[i]}`, measure: () => measured(s, movescu(s)) },
     ]);
     const values = await inRounds(rounds, scenarios, per);
     console.log(
