@@ -49,6 +49,19 @@ function mutable(pem: Pem | undefined): string | Buffer | Array<string | Buffer>
   return [...(pem as ReadonlyArray<string | Buffer>)];
 }
 
+/**
+ * Sets an accepted socket's write high-water mark. Node has no public setter, and the server's
+ * `highWaterMark` option raises the read mark too, which lets a peer that floods us get further
+ * ahead before the socket is paused (test/network/bad-peers.test.ts). If a Node version keeps the
+ * state elsewhere, the socket keeps Node's 16 KiB, which is only slower (test/network/transport.test.ts
+ * checks that the mark is set).
+ */
+function raiseWriteMark(socket: net.Socket): void {
+  const state = (socket as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState;
+  if (state !== undefined && typeof state.highWaterMark === 'number')
+    state.highWaterMark = SEND_HIGH_WATER_MARK;
+}
+
 /** A listening server handing each connected (and, for TLS, handshaken) socket to `onSocket`. */
 export function createTransportServer(
   onSocket: (socket: net.Socket) => void,
@@ -57,10 +70,10 @@ export function createTransportServer(
 ): net.Server {
   const accept = (socket: net.Socket): void => {
     socket.setNoDelay(true);
+    if (!(socket instanceof tls.TLSSocket)) raiseWriteMark(socket);
     onSocket(socket);
   };
-  if (tlsOptions === undefined)
-    return net.createServer({ noDelay: true, highWaterMark: SEND_HIGH_WATER_MARK }, accept);
+  if (tlsOptions === undefined) return net.createServer({ noDelay: true }, accept);
   const requireCert = tlsOptions.requireClientCertificate ?? tlsOptions.ca !== undefined;
   const server = tls.createServer(
     {
