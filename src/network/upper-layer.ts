@@ -109,6 +109,8 @@ export class UpperLayer {
   private artimTimer: NodeJS.Timeout | undefined;
   private acseTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last PDU sent or received (the idle timer's reference). */
+  private lastActive = 0;
   private dimseTimer: NodeJS.Timeout | undefined;
   dimseTimeoutMs: number | undefined;
 
@@ -606,11 +608,26 @@ export class UpperLayer {
   // ------------------------------------------------------------------------------------------
   // Timers and the end
 
+  /**
+   * Notes activity for the idle timer. This runs for every PDU sent and received: it only records
+   * the time, and the one timer, when it fires, waits on for what is left of the idle time.
+   */
   private touchIdle(): void {
     const ms = this.timeouts.idleMs;
     if (ms === undefined) return;
-    clearTimeout(this.idleTimer);
+    this.lastActive = performance.now();
+    if (this.idleTimer === undefined) this.armIdleTimer(ms);
+  }
+
+  private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const ms = this.timeouts.idleMs ?? 0;
+      const left = this.lastActive + ms - performance.now();
+      if (left >= 1) {
+        this.armIdleTimer(left);
+        return;
+      }
       if (this.fsm.state === 'Sta6') {
         this.abortLocally(
           AbortSource.ServiceUser,
@@ -619,7 +636,7 @@ export class UpperLayer {
           'ERR_TIMEOUT',
         );
       }
-    }, ms);
+    }, delay);
   }
 
   private startDimseTimer(): void {
