@@ -400,6 +400,8 @@ export interface PacsServerOptions {
   readonly aet?: string;
   /** How long its start may take (default 60 s; the start-up reconcile walks every object file). */
   readonly startTimeoutMs?: number;
+  /** The `pacs` executable (default bin/pacs of this checkout; an A/B bench passes another build's). */
+  readonly bin?: string;
 }
 
 /** `node bin/pacs server` with a config file of its own, log level warn. */
@@ -416,7 +418,7 @@ export async function startPacsServer(o: PacsServerOptions): Promise<Peer> {
       spawnPeer(
         process.execPath,
         [
-          PACS_BIN,
+          o.bin ?? PACS_BIN,
           'server',
           '--config',
           config,

@@ -12,14 +12,8 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import pino from 'pino';
-import {
-  type Archive,
-  openArchive,
-  PacsError,
-  type ReconcileProgress,
-  type ReconcileReport,
-} from '../index.js';
+import { PacsError } from '../client.js';
+import type { Archive, ReconcileProgress, ReconcileReport } from '../index.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { Progress } from './progress.js';
 
@@ -66,7 +60,7 @@ export function registerArchiveCommand(program: Command): void {
 
 async function reindex(flags: ReindexFlags): Promise<void> {
   const graceSeconds = integerFlag('--grace', flags.grace, 0, 10 * 365 * 86400);
-  if (flags.db !== undefined) indexUrlFlag(flags.db);
+  if (flags.db !== undefined) await indexUrlFlag(flags.db);
   const dataDir = flags.data ?? './data';
   // Reindexing must not create an empty archive where there is none (a mistyped --data).
   if (!isDirectory(dataDir)) throw new PacsError('ERR_ARCHIVE', `no data folder at ${dataDir}`);
@@ -83,11 +77,14 @@ async function reindex(flags: ReindexFlags): Promise<void> {
     },
     undefined,
   );
+  const { default: pino } = await import('pino');
   const logger = pino(
     { level: flags.verbose ? 'info' : 'warn', base: null, timestamp: false },
     { write: (line: string) => bar.print(describeLogLine(line)) },
   );
   let archive: Archive;
+  // The archive (index engines, kysely) loads only now (src/client.ts says why).
+  const { openArchive } = await import('../index.js');
   try {
     archive = await openArchive({
       dataDir,

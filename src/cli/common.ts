@@ -8,35 +8,35 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   ApplicationEntity,
-  type DataSet,
-  type DimseAssociation,
   describeAbort,
   describeReject,
   describeStatus,
   err,
-  type FindQuery,
   formatTag,
-  INDEX_URL_EXPECTED,
-  type InformationModel,
   isAeTitle,
   isHost,
-  isIndexUrl,
-  type KeyAssignment,
   keywordOf,
-  type NetworkError,
   PATIENT_ROOT,
-  type PacsError,
-  type ProposedPresentationContext,
   parseKeyAssignment,
   parseLevel,
-  type QueryRetrieveLevel,
-  type Result,
   STUDY_ROOT,
   TAG,
-  type Tag,
-  type TlsClientOptions,
   toDicomJson,
   UsageError,
+} from '../client.js';
+import type {
+  DataSet,
+  DimseAssociation,
+  FindQuery,
+  InformationModel,
+  KeyAssignment,
+  NetworkError,
+  PacsError,
+  ProposedPresentationContext,
+  QueryRetrieveLevel,
+  Result,
+  Tag,
+  TlsClientOptions,
 } from '../index.js';
 
 /** The flags addConnectionOptions() declares, as commander hands them over. */
@@ -88,7 +88,9 @@ export function integerFlag(name: string, text: string, min: number, max: number
 }
 
 /** `--db URL` of every command: the config's one check of an index URL, in the config's words. */
-export function indexUrlFlag(url: string): string {
+export async function indexUrlFlag(url: string): Promise<string> {
+  // The index layer (kysely, the engines' drivers) loads only for the commands that open an index.
+  const { INDEX_URL_EXPECTED, isIndexUrl } = await import('../index.js');
   if (!isIndexUrl(url))
     throw new UsageError(`--db: expected ${INDEX_URL_EXPECTED}, got ${JSON.stringify(url)}`);
   return url;

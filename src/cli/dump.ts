@@ -2,9 +2,8 @@
  * `pacs dump`: a readable listing like DCMTK's dcmdump (tag, VR, value, length, VM, keyword),
  * sequences indented, long binary values abbreviated; or the data set as DICOM JSON.
  */
+
 import {
-  type DataElement,
-  type DataSet,
   decodeNumbers,
   decodeTags,
   formatTag,
@@ -13,7 +12,8 @@ import {
   lookupTag,
   lookupUid,
   readDicomFile,
-} from '../index.js';
+} from '../client.js';
+import type { DataElement, DataSet } from '../index.js';
 
 const MAX_TEXT = 64;
 const MAX_NUMBERS = 8;

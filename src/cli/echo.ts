@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { describeStatus, echo, PacsError, statusCategory, VERIFICATION_CONTEXT } from '../index.js';
+import { describeStatus, echo, PacsError, statusCategory, VERIFICATION_CONTEXT } from '../client.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,

@@ -14,16 +14,14 @@ import {
   find,
   findContexts,
   formatTag,
-  type InformationModel,
   keywordOf,
   PacsError,
-  type QueryRetrieveLevel,
   STUDY_ROOT,
   Status,
   statusCategory,
   TAG,
-  type Tag,
-} from '../index.js';
+} from '../client.js';
+import type { InformationModel, QueryRetrieveLevel, Tag } from '../index.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,

@@ -8,14 +8,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Command } from 'commander';
-import {
-  describeStatus,
-  folderReceiver,
-  get,
-  getContexts,
-  PacsError,
-  type ReceivedObject,
-} from '../index.js';
+import { describeStatus, folderReceiver, get, getContexts, PacsError } from '../client.js';
+import type { ReceivedObject } from '../index.js';
 import { addConnectionOptions, parseConnection } from './common.js';
 import {
   addRetrieveOptions,

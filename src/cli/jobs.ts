@@ -7,15 +7,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import {
-  JOB_STATES,
-  type Job,
-  type JobState,
-  jobStoreFor,
-  openIndex,
-  PacsError,
-  UsageError,
-} from '../index.js';
+import { JOB_STATES, PacsError, UsageError } from '../client.js';
+import type { Job, JobState } from '../index.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 
 interface JobsLsFlags {
@@ -48,7 +41,7 @@ export function registerJobsCommand(program: Command): void {
     });
 }
 
-function indexUrl(flags: JobsLsFlags): string {
+async function indexUrl(flags: JobsLsFlags): Promise<string> {
   if (flags.db !== undefined && flags.data !== undefined) throw new UsageError('--data and --db go alone');
   if (flags.db !== undefined) return indexUrlFlag(flags.db);
   const file = join(flags.data ?? './data', 'index.sqlite');
@@ -62,7 +55,9 @@ async function listJobs(flags: JobsLsFlags): Promise<void> {
     if (!JOB_STATES.includes(s as JobState))
       throw new UsageError(`--state: expected one of ${JOB_STATES.join(', ')}, got ${JSON.stringify(s)}`);
   const limit = integerFlag('--limit', flags.limit, 1, 100_000);
-  const url = indexUrl(flags);
+  const url = await indexUrl(flags);
+  // The index layer loads only now (src/client.ts says why).
+  const { jobStoreFor, openIndex } = await import('../index.js');
   let opened: Awaited<ReturnType<typeof openIndex>>;
   try {
     opened = await openIndex(url);

@@ -3,7 +3,7 @@
  * when it fails (ARCHITECTURE.md "Interfaces users and tests rely on").
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../index.js';
+import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../client.js';
 import { registerArchiveCommand } from './archive.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';

@@ -4,25 +4,8 @@
  * running ones get `server.shutdownTimeoutSeconds` to finish. A second signal aborts them at once.
  */
 import type { Command } from 'commander';
-import {
-  answerPrimary,
-  type Config,
-  ConfigError,
-  closeLogger,
-  createLogger,
-  type DeepPartial,
-  isClusterWorker,
-  type Logger,
-  loadConfig,
-  onPrimaryMessage,
-  PacsError,
-  type Peer,
-  parsePeer,
-  reportListening,
-  runClusterPrimary,
-  type ServerHandle,
-  startServer,
-} from '../index.js';
+import { ConfigError, PacsError, parsePeer } from '../client.js';
+import type { Config, DeepPartial, Logger, Peer, ServerHandle } from '../index.js';
 
 interface ServerFlags {
   config?: string;
@@ -164,6 +147,17 @@ function withFlagNames(issue: string, flags: ServerFlags): string {
 }
 
 async function runServer(flags: ServerFlags): Promise<void> {
+  // The server side (the archive, kysely, the engines' drivers, metrics) loads only now (src/client.ts).
+  const {
+    answerPrimary,
+    closeLogger,
+    createLogger,
+    isClusterWorker,
+    loadConfig,
+    onPrimaryMessage,
+    reportListening,
+    startServer,
+  } = await import('../index.js');
   const problems: string[] = [];
   const peers: Peer[] = [];
   for (const text of flags.peer) {
@@ -259,6 +253,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
 
 /** `--workers N`: this process supervises N workers on one port (server/cluster.ts). */
 async function runPrimary(config: Config, logger: Logger): Promise<void> {
+  const { closeLogger, runClusterPrimary } = await import('../index.js');
   const workers = config.server.workers;
   let handle: { shutdown(signal: NodeJS.Signals): void } | undefined;
   const pending: NodeJS.Signals[] = [];

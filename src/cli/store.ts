@@ -11,17 +11,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import {
-  type AssociationPlan,
-  type DimseAssociation,
   describeStatus,
-  type FileInfo,
   PacsError,
   planAssociations,
   readFileInfo,
-  type StoreError,
   statusCategory,
   storeFile,
-} from '../index.js';
+} from '../client.js';
+import type { AssociationPlan, DimseAssociation, FileInfo, StoreError } from '../index.js';
 import {
   addConnectionOptions,
   type Connection,

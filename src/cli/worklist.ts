@@ -19,20 +19,17 @@ import {
   buildIdentifier,
   DataSet,
   describeStatus,
-  type ItemSelector,
-  openWorklistStore,
   PacsError,
   queryWorklist,
   readWorklistFiles,
   Status,
   statusCategory,
   TAG,
-  type Tag,
   UsageError,
   WORKLIST_FIND_CONTEXT,
-  type WorklistItem,
   withModalityReturnKeys,
-} from '../index.js';
+} from '../client.js';
+import type { ItemSelector, Tag, WorklistItem } from '../index.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
@@ -145,13 +142,19 @@ function jsonOfParent(command: Command): boolean | undefined {
 
 // --- the index -----------------------------------------------------------------------------------
 
-function indexUrl(flags: IndexFlags): string {
+async function indexUrl(flags: IndexFlags): Promise<string> {
   if (flags.db !== undefined && flags.data !== undefined)
     throw new UsageError('give --data or --db, not both');
   if (flags.db !== undefined) {
     return indexUrlFlag(flags.db);
   }
   return `sqlite:${join(flags.data ?? './data', 'index.sqlite')}`;
+}
+
+/** The worklist store of the index: the index layer loads only now (src/client.ts says why). */
+async function openStore(url: string): ReturnType<typeof import('../index.js').openWorklistStore> {
+  const { openWorklistStore } = await import('../index.js');
+  return openWorklistStore(url);
 }
 
 function selectorOf(flags: SelectFlags, ids: readonly string[] = []): ItemSelector {
@@ -170,7 +173,7 @@ function selectorOf(flags: SelectFlags, ids: readonly string[] = []): ItemSelect
 }
 
 async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }): Promise<void> {
-  const url = indexUrl(flags);
+  const url = await indexUrl(flags);
   const read = await readWorklistFiles(paths);
   if (read.errors.length > 0) {
     for (const line of read.errors) process.stderr.write(`pacs: ${line}\n`);
@@ -181,7 +184,7 @@ async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }
   }
   if (read.items.length === 0)
     throw new PacsError('ERR_WORKLIST_IMPORT', `no worklist items in ${paths.join(', ')}`);
-  const { store, close } = await openWorklistStore(url);
+  const { store, close } = await openStore(url);
   try {
     const report = await store.putItems(read.items.map((i) => i.item));
     if (flags.json)
@@ -198,7 +201,7 @@ async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }
 }
 
 async function runList(flags: SelectFlags): Promise<void> {
-  const { store, close } = await openWorklistStore(indexUrl(flags));
+  const { store, close } = await openStore(await indexUrl(flags));
   try {
     const selector = selectorOf(flags);
     const items: WorklistItem[] = [];
@@ -250,7 +253,7 @@ async function runRemove(ids: string[], flags: SelectFlags): Promise<void> {
     throw new UsageError(
       'rm: give item ids, a filter (--accession, --patient-id, --study, --status) or --all',
     );
-  const { store, close } = await openWorklistStore(indexUrl(flags));
+  const { store, close } = await openStore(await indexUrl(flags));
   try {
     const n = await store.removeItems(selector);
     process.stdout.write(`removed ${n} worklist item${n === 1 ? '' : 's'}\n`);

@@ -138,6 +138,11 @@ export class Association extends EventEmitter<AssociationEventMap> {
     return maxPdvValueLength(this.peerMaxPduLength, this.maxSendPdu);
   }
 
+  /** True while the socket holds more than its high-water mark: the next sendPData waits for 'drain'. */
+  get congested(): boolean {
+    return this.ul.congested;
+  }
+
   /**
    * Sends one P-DATA-TF with these PDVs (P-DATA request, Evt9). Resolves once written to the socket;
    * waits for 'drain' first when the socket is congested. The PDVs must fit the peer's maximum
@@ -154,7 +159,7 @@ export class Association extends EventEmitter<AssociationEventMap> {
    * it. If it errors mid-message, abort the association.
    */
   createPdvWriter(contextId: number, kind: 'command' | 'data'): Writable {
-    const writer = new PDataWriter((pdv) => this.sendPData([pdv]), this.maxPdvDataLength).begin(
+    const writer = new PDataWriter((pdvs) => this.sendPData(pdvs), this.maxPdvDataLength).begin(
       contextId,
       kind === 'command',
     );

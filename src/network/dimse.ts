@@ -744,8 +744,12 @@ export class DimseAssociation implements RequestSender {
         if (!this.association.canSend)
           throw this.closedError ?? new PacsError('ERR_ASSOCIATION_CLOSED', 'the association is over');
         const writer = this.writer();
-        await writer.writeAll(contextId, true, encodeCommand(command, messageId));
-        if (data === undefined) return;
+        // The command rides in the P-DATA-TF of the data set's first PDV (pdata-writer.ts).
+        await writer.holdCommand(contextId, encodeCommand(command, messageId));
+        if (data === undefined) {
+          await writer.sendHeld();
+          return;
+        }
         if (data instanceof DataSet) {
           const ts = this.association.context(contextId)?.transferSyntax ?? '';
           await writer.writeAll(contextId, false, encodeDataSet(data, ts));
@@ -756,6 +760,10 @@ export class DimseAssociation implements RequestSender {
           for await (const chunk of data) await writer.write(chunk);
           await writer.end();
         }
+      } catch (e) {
+        // A message given up part-way (a file that fails, an abort) leaves nothing for the next one.
+        this.pdataWriter?.discard();
+        throw e;
       } finally {
         this.queuedSends--;
       }
@@ -768,7 +776,7 @@ export class DimseAssociation implements RequestSender {
 
   /** The association's one P-DATA writer (messages never interleave), made on the first send. */
   private writer(): PDataWriter {
-    this.pdataWriter ??= new PDataWriter((pdv) => this.sendPdv(pdv), this.association.maxPdvDataLength);
+    this.pdataWriter ??= new PDataWriter((pdvs) => this.sendPdv(pdvs), this.association.maxPdvDataLength);
     return this.pdataWriter;
   }
 
@@ -776,10 +784,12 @@ export class DimseAssociation implements RequestSender {
    * One P-DATA-TF. It waits while the socket is congested; a peer that reads nothing for the DIMSE
    * timeout gets the association aborted, so a peer that stops reading cannot hold it for ever.
    */
-  private sendPdv(pdv: OutgoingPdv): Promise<void> {
-    const sending = this.association.sendPData([pdv]);
+  private sendPdv(pdvs: readonly OutgoingPdv[]): Promise<void> {
+    // Not congested, the P-DATA-TF is written before sendPData returns: no timer to arm.
+    const waits = this.association.congested;
+    const sending = this.association.sendPData(pdvs);
     const ms = this.dimseMs;
-    if (ms === undefined) return sending;
+    if (ms === undefined || !waits) return sending;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const detail = `the peer read nothing for ${ms} ms (DIMSE timeout)`;

@@ -1,9 +1,14 @@
 /**
  * The one P-DATA writer (the dicom-rs way): one command or data set is written to it as a byte
  * stream, and it cuts what is written into PDVs that fit the peer's maximum length (PS3.8 9.3.5,
- * annex E: one message control header per PDV, the last fragment flagged), one PDV per P-DATA-TF.
- * Nothing is copied: each PDV's value is a list of views of the written buffers. Every sender uses
- * it: DIMSE messages (dimse.ts) and the stream of Association.createPdvWriter.
+ * annex E: one message control header per PDV, the last fragment flagged). Nothing is copied: each
+ * PDV's value is a list of views of the written buffers. Every sender uses it: DIMSE messages
+ * (dimse.ts) and the stream of Association.createPdvWriter.
+ *
+ * A command that fits one PDV can be held (`holdCommand`) and go out in the same P-DATA-TF as the
+ * first PDV of its data set (PS3.8 9.3.5: a P-DATA-TF carries one or more PDVs; annex E.2: a PDV
+ * holds command or data, never both): one PDU and one socket write per C-FIND answer instead of
+ * two, and a C-STORE's command travels with the first bytes of its data set.
  *
  * Backpressure: `write` resolves once every full PDV it produced was handed to the transport
  * (which waits for 'drain' when the socket is congested), so a source piped into it is read only
@@ -11,8 +16,8 @@
  */
 import { type OutgoingPdv, PDV_HEADER_LENGTH } from './pdu.js';
 
-/** Sends one PDV in a P-DATA-TF; resolves when the transport took it. */
-export type PdvSink = (pdv: OutgoingPdv) => Promise<void>;
+/** Sends these PDVs in one P-DATA-TF; resolves when the transport took it. */
+export type PdvSink = (pdvs: readonly OutgoingPdv[]) => Promise<void>;
 
 /**
  * Largest PDV value that fits a P-DATA-TF of `maxPduLength` (PS3.8 9.3.5: the maximum length
@@ -30,6 +35,10 @@ export class PDataWriter {
   private pending = 0;
   private contextId = 0;
   private isCommand = false;
+  /** A whole command waiting to share the P-DATA-TF of the first data PDV. */
+  private held: OutgoingPdv | undefined;
+  /** Its size in that PDU (PDV header included), 0 when nothing is held. */
+  private heldSize = 0;
 
   /** @param maxValueLength largest PDV value (maxPdvValueLength of the peer's maximum). */
   constructor(
@@ -37,7 +46,10 @@ export class PDataWriter {
     readonly maxValueLength: number,
   ) {}
 
-  /** Starts a message part (a command or a data set) on a presentation context; drops what was left. */
+  /**
+   * Starts a message part (a command or a data set) on a presentation context; drops what was
+   * left of the previous part, but keeps a held command (it goes out with this part's first PDV).
+   */
   begin(contextId: number, isCommand: boolean): this {
     this.contextId = contextId;
     this.isCommand = isCommand;
@@ -56,7 +68,9 @@ export class PDataWriter {
     if (chunk.length === 0) return;
     this.parts.push(chunk);
     this.pending += chunk.length;
-    while (this.pending > this.maxValueLength) await this.flush(false, this.maxValueLength);
+    // The first PDV shares its P-DATA-TF with a held command: it has that much less room.
+    while (this.pending > this.maxValueLength - this.heldSize)
+      await this.flush(false, this.maxValueLength - this.heldSize);
   }
 
   /** Sends what is left as the last fragment (an empty one if nothing was written). */
@@ -64,22 +78,63 @@ export class PDataWriter {
     return this.flush(true, this.pending);
   }
 
+  /**
+   * A whole command (one message part in memory) that is sent with the first PDV of what follows
+   * (`writeAll`, `write`/`end` of the data set, or `sendHeld` when there is no data set). One that
+   * leaves no even room for data in one PDU is sent at once, cut as writeAll cuts it.
+   */
+  holdCommand(contextId: number, bytes: Uint8Array): Promise<void> {
+    this.held = undefined;
+    this.heldSize = 0;
+    if (bytes.length % 2 !== 0 || bytes.length + PDV_HEADER_LENGTH + 2 > this.maxValueLength)
+      return this.writeAll(contextId, true, bytes);
+    this.held = { contextId, isCommand: true, isLast: true, data: bytes };
+    this.heldSize = PDV_HEADER_LENGTH + bytes.length;
+    return Promise.resolve();
+  }
+
+  /** Sends a held command alone (a message without a data set); nothing when none is held. */
+  sendHeld(): Promise<void> {
+    const held = this.held;
+    if (held === undefined) return Promise.resolve();
+    this.held = undefined;
+    this.heldSize = 0;
+    return this.sink([held]);
+  }
+
   /** Writes a whole message part held in memory: its PDVs are views of `bytes`. */
   async writeAll(contextId: number, isCommand: boolean, bytes: Uint8Array): Promise<void> {
     this.begin(contextId, isCommand);
     const max = this.maxValueLength;
     let at = 0;
-    while (bytes.length - at > max) {
-      await this.sink({ contextId, isCommand, isLast: false, data: bytes.subarray(at, at + max) });
-      at += max;
+    // The first PDV, with the held command when there is one (it then has less room).
+    const first = max - this.heldSize;
+    if (bytes.length > first) {
+      await this.send({ contextId, isCommand, isLast: false, data: bytes.subarray(0, first) });
+      at = first;
+      while (bytes.length - at > max) {
+        await this.sink([{ contextId, isCommand, isLast: false, data: bytes.subarray(at, at + max) }]);
+        at += max;
+      }
     }
-    await this.sink({ contextId, isCommand, isLast: true, data: at === 0 ? bytes : bytes.subarray(at) });
+    await this.send({ contextId, isCommand, isLast: true, data: at === 0 ? bytes : bytes.subarray(at) });
   }
 
-  /** Forgets what was written and not sent (a message given up). */
+  /** Forgets what was written and not sent (a message given up), a held command included. */
   discard(): void {
     this.parts = [];
     this.pending = 0;
+    this.held = undefined;
+    this.heldSize = 0;
+  }
+
+  /** One PDV in a P-DATA-TF, after the held command if there is one. */
+  private send(pdv: OutgoingPdv): Promise<void> {
+    const held = this.held;
+    if (held === undefined) return this.sink([pdv]);
+    this.held = undefined;
+    this.heldSize = 0;
+    return this.sink([held, pdv]);
   }
 
   /** Sends the first `n` pending bytes as one PDV. */
@@ -110,6 +165,6 @@ export class PDataWriter {
       data = out;
     }
     this.pending -= n;
-    return this.sink({ contextId: this.contextId, isCommand: this.isCommand, isLast, data });
+    return this.send({ contextId: this.contextId, isCommand: this.isCommand, isLast, data });
   }
 }

@@ -10,6 +10,15 @@ import { NetworkError } from './errors.js';
 
 type Pem = string | Buffer | ReadonlyArray<string | Buffer>;
 
+/**
+ * The write high-water mark of our TCP sockets (Node's default is 16 KiB). P-DATA-TFs written in
+ * one tick leave in one writev (upper-layer.ts); a socket that reports congestion after 16 KiB
+ * cuts a 256 KiB read of a file into 16 system calls of one PDU each, and the loopback and NIC
+ * paths cost per call. Senders that reuse buffers (storage/scu.ts ChunkReader) count on no socket
+ * holding more than this (plus one PDU) unwritten.
+ */
+export const SEND_HIGH_WATER_MARK = 256 * 1024;
+
 export interface TlsServerOptions {
   readonly cert: Pem;
   readonly key: Pem;
@@ -40,6 +49,19 @@ function mutable(pem: Pem | undefined): string | Buffer | Array<string | Buffer>
   return [...(pem as ReadonlyArray<string | Buffer>)];
 }
 
+/**
+ * Sets an accepted socket's write high-water mark. Node has no public setter, and the server's
+ * `highWaterMark` option raises the read mark too, which lets a peer that floods us get further
+ * ahead before the socket is paused (test/network/bad-peers.test.ts). If a Node version keeps the
+ * state elsewhere, the socket keeps Node's 16 KiB, which is only slower (test/network/transport.test.ts
+ * checks that the mark is set).
+ */
+function raiseWriteMark(socket: net.Socket): void {
+  const state = (socket as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState;
+  if (state !== undefined && typeof state.highWaterMark === 'number')
+    state.highWaterMark = SEND_HIGH_WATER_MARK;
+}
+
 /** A listening server handing each connected (and, for TLS, handshaken) socket to `onSocket`. */
 export function createTransportServer(
   onSocket: (socket: net.Socket) => void,
@@ -48,6 +70,7 @@ export function createTransportServer(
 ): net.Server {
   const accept = (socket: net.Socket): void => {
     socket.setNoDelay(true);
+    if (!(socket instanceof tls.TLSSocket)) raiseWriteMark(socket);
     onSocket(socket);
   };
   if (tlsOptions === undefined) return net.createServer({ noDelay: true }, accept);
@@ -85,7 +108,13 @@ export function openTransport(options: ConnectOptions): Promise<Result<net.Socke
     const t = options.tls;
     const socket =
       t === undefined
-        ? net.connect({ host: options.host, port: options.port, noDelay: true })
+        ? net.connect({
+            host: options.host,
+            port: options.port,
+            noDelay: true,
+            // A net.Socket is a Duplex and takes the stream option; @types/node leaves it out.
+            writableHighWaterMark: SEND_HIGH_WATER_MARK,
+          } as net.NetConnectOpts)
         : tls.connect({
             host: options.host,
             port: options.port,

@@ -109,6 +109,8 @@ export class UpperLayer {
   private artimTimer: NodeJS.Timeout | undefined;
   private acseTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last PDU sent or received (the idle timer's reference). */
+  private lastActive = 0;
   private dimseTimer: NodeJS.Timeout | undefined;
   dimseTimeoutMs: number | undefined;
 
@@ -121,7 +123,9 @@ export class UpperLayer {
   private releaseRequested = false;
 
   // Send side.
-  private congested = false;
+  private isCongested = false;
+  /** The socket is corked until the next tick: P-DATA-TFs written in this tick go out in one writev. */
+  private corkedForTick = false;
   private drainWaiters: Array<() => void> = [];
   private pendingSenders = 0;
 
@@ -330,7 +334,7 @@ export class UpperLayer {
         if (output.pdu.type === 'A-RELEASE-RP') this.setEnd({ kind: 'released' });
         return;
       case 'send-pdata':
-        this.write(encodePDataTfChunks(output.pdvs));
+        this.write(encodePDataTfChunks(output.pdvs), true);
         return;
       case 'artim-start':
         clearTimeout(this.artimTimer);
@@ -513,7 +517,7 @@ export class UpperLayer {
     }
     this.pendingSenders++;
     try {
-      while (this.congested && this.socket !== undefined) {
+      while (this.isCongested && this.socket !== undefined) {
         await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
       }
       const state = this.fsm.state;
@@ -530,18 +534,39 @@ export class UpperLayer {
     }
   }
 
-  private write(chunks: readonly Uint8Array[]): void {
-    const socket = this.socket;
-    if (socket === undefined || socket.destroyed) return;
-    socket.cork();
-    let ok = true;
-    for (const chunk of chunks) ok = socket.write(chunk);
-    socket.uncork();
-    if (!ok) this.congested = true;
+  /** True while the socket holds more than its high-water mark: the next sendPData waits for 'drain'. */
+  get congested(): boolean {
+    return this.isCongested;
   }
 
+  /**
+   * Writes one PDU. P-DATA-TFs (`batch`) are gathered until the end of the tick: the PDUs of every
+   * message sent in one turn of the event loop (a page of C-FIND answers, a C-STORE response)
+   * leave in one writev, not one system call each. Any other PDU flushes at once, after what is
+   * gathered (an A-ABORT or A-RELEASE is never stuck behind the cork, nor sent ahead of P-DATA).
+   */
+  private write(chunks: readonly Uint8Array[], batch = false): void {
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed) return;
+    if (!this.corkedForTick) {
+      socket.cork();
+      this.corkedForTick = true;
+      if (batch) process.nextTick(this.uncorkTick);
+    }
+    let ok = true;
+    for (const chunk of chunks) ok = socket.write(chunk);
+    if (!batch) this.uncorkTick();
+    if (!ok) this.isCongested = true;
+  }
+
+  private readonly uncorkTick = (): void => {
+    if (!this.corkedForTick) return;
+    this.corkedForTick = false;
+    this.socket?.uncork();
+  };
+
   private wakeSenders(): void {
-    this.congested = false;
+    this.isCongested = false;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
@@ -583,11 +608,26 @@ export class UpperLayer {
   // ------------------------------------------------------------------------------------------
   // Timers and the end
 
+  /**
+   * Notes activity for the idle timer. This runs for every PDU sent and received: it only records
+   * the time, and the one timer, when it fires, waits on for what is left of the idle time.
+   */
   private touchIdle(): void {
     const ms = this.timeouts.idleMs;
     if (ms === undefined) return;
-    clearTimeout(this.idleTimer);
+    this.lastActive = performance.now();
+    if (this.idleTimer === undefined) this.armIdleTimer(ms);
+  }
+
+  private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const ms = this.timeouts.idleMs ?? 0;
+      const left = this.lastActive + ms - performance.now();
+      if (left >= 1) {
+        this.armIdleTimer(left);
+        return;
+      }
       if (this.fsm.state === 'Sta6') {
         this.abortLocally(
           AbortSource.ServiceUser,
@@ -596,7 +636,7 @@ export class UpperLayer {
           'ERR_TIMEOUT',
         );
       }
-    }, ms);
+    }, delay);
   }
 
   private startDimseTimer(): void {

@@ -250,6 +250,65 @@ describe('DIMSE data sets cut into PDVs and reassembled', () => {
     });
   }
 
+  it('sends a command and a data set that fit one PDU in one P-DATA-TF of two PDVs (PS3.8 9.3.5)', async () => {
+    const s = await setup({ maxPduLength: 4096 });
+    let serverPdus: OutgoingPdv[][] = [];
+    const small = bigDataSet(100);
+    const large = bigDataSet(5000);
+    let wrapped = false;
+    s.hooks.nGet = (ctx) => {
+      const assoc = (ctx.association as DimseAssociation).association;
+      if (!wrapped) {
+        wrapped = true;
+        const original = assoc.sendPData.bind(assoc);
+        assoc.sendPData = (pdvs: readonly OutgoingPdv[]) => {
+          serverPdus.push([...pdvs]);
+          return original(pdvs);
+        };
+      }
+      return {
+        status: Status.Success,
+        dataSet: ctx.command.requestedSopInstanceUid === INSTANCE ? small : large,
+      };
+    };
+    const client = await s.connect({ maxPduLength: 4096 });
+    const nGet = (uid: string) =>
+      client.requestOne(contextFor(client, MPPS), {
+        commandField: CommandField.N_GET_RQ,
+        requestedSopClassUid: MPPS,
+        requestedSopInstanceUid: uid,
+        hasDataSet: false,
+      });
+    const got = await nGet(INSTANCE);
+    assert.ok(Buffer.from(got.dataSet?.bytes(0x00091010) ?? []).equals(pattern(100)));
+    assert.deepEqual(
+      serverPdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast])),
+      [
+        [
+          [true, true],
+          [false, true],
+        ],
+      ],
+      'one PDU: the whole command, then the whole data set',
+    );
+    // Larger than one PDU: the command shares the first with the data set's first fragment.
+    serverPdus = [];
+    const big = await nGet('1.2.3.4');
+    assert.ok(Buffer.from(big.dataSet?.bytes(0x00091010) ?? []).equals(pattern(5000)));
+    assert.deepEqual(
+      serverPdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast])),
+      [
+        [
+          [true, true],
+          [false, false],
+        ],
+        [[false, true]],
+      ],
+    );
+    assert.ok(serverPdus.every((pdu) => pDataTfLength(pdu) - 6 <= 4096));
+    await client.release();
+  });
+
   it('streams a data set from an async source of odd-sized chunks', async () => {
     const s = await setup();
     let total = 0;

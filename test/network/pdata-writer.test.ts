@@ -39,7 +39,7 @@ describe('maxPdvValueLength', () => {
 describe('PDataWriter', () => {
   it("cuts a stream of odd-sized writes into PDVs of the peer's maximum, the last one flagged", async () => {
     const sent: OutgoingPdv[] = [];
-    const writer = new PDataWriter(async (pdv) => void sent.push(pdv), 100).begin(3, false);
+    const writer = new PDataWriter(async (pdvs) => void sent.push(...pdvs), 100).begin(3, false);
     const source = counting(1000);
     for (const [from, to] of [
       [0, 7],
@@ -64,7 +64,7 @@ describe('PDataWriter', () => {
 
   it('copies nothing: PDV values are views of the written buffers', async () => {
     const sent: OutgoingPdv[] = [];
-    const writer = new PDataWriter(async (pdv) => void sent.push(pdv), 64);
+    const writer = new PDataWriter(async (pdvs) => void sent.push(...pdvs), 64);
     const big = counting(200);
     await writer.writeAll(1, true, big);
     assert.deepEqual(
@@ -88,7 +88,7 @@ describe('PDataWriter', () => {
 
   it('sends one empty last PDV for an empty message part', async () => {
     const sent: OutgoingPdv[] = [];
-    const writer = new PDataWriter(async (pdv) => void sent.push(pdv), 64).begin(5, false);
+    const writer = new PDataWriter(async (pdvs) => void sent.push(...pdvs), 64).begin(5, false);
     await writer.end();
     assert.equal(sent.length, 1);
     assert.equal(lengthOf(sent[0] as OutgoingPdv), 0);
@@ -99,9 +99,9 @@ describe('PDataWriter', () => {
     const sent: OutgoingPdv[] = [];
     const releases: Array<() => void> = [];
     const writer = new PDataWriter(
-      (pdv) =>
+      (pdvs) =>
         new Promise<void>((resolve) => {
-          sent.push(pdv);
+          sent.push(...pdvs);
           releases.push(resolve);
         }),
       10,
@@ -132,6 +132,89 @@ describe('PDataWriter', () => {
         [10, false],
         [5, true],
       ],
+    );
+  });
+
+  it('sends a held command in the P-DATA-TF of the first data PDV, which has that much less room', async () => {
+    const pdus: OutgoingPdv[][] = [];
+    const writer = new PDataWriter(async (pdvs) => void pdus.push([...pdvs]), 100);
+    const command = counting(20);
+    // A data set in memory that fits with the command: one PDU of two PDVs.
+    await writer.holdCommand(1, command);
+    assert.equal(pdus.length, 0, 'held until its data set');
+    await writer.writeAll(1, false, counting(74));
+    assert.deepEqual(
+      pdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast, lengthOf(p)])),
+      [
+        [
+          [true, true, 20],
+          [false, true, 74],
+        ],
+      ],
+      'PS3.8 9.3.5: 6 + 20 + 6 + 74 = 106 = the PDU room of a 100-byte PDV value plus its header',
+    );
+    // Larger: the first data PDV takes what the command leaves (100 - 26 = 74), the rest full PDVs.
+    pdus.length = 0;
+    await writer.holdCommand(1, command);
+    const data = counting(250);
+    await writer.writeAll(1, false, data);
+    assert.deepEqual(
+      pdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast, lengthOf(p)])),
+      [
+        [
+          [true, true, 20],
+          [false, false, 74],
+        ],
+        [[false, false, 100]],
+        [[false, true, 76]],
+      ],
+    );
+    assert.deepEqual(joined(pdus.flat().filter((p) => !p.isCommand)), Buffer.from(data));
+    // A streamed data set: the same cut.
+    pdus.length = 0;
+    await writer.holdCommand(2, command);
+    writer.begin(2, false);
+    for (let at = 0; at < 250; at += 30) await writer.write(data.subarray(at, Math.min(250, at + 30)));
+    await writer.end();
+    assert.deepEqual(
+      pdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast, lengthOf(p)])),
+      [
+        [
+          [true, true, 20],
+          [false, false, 74],
+        ],
+        [[false, false, 100]],
+        [[false, true, 76]],
+      ],
+    );
+    assert.deepEqual(joined(pdus.flat().filter((p) => !p.isCommand)), Buffer.from(data));
+  });
+
+  it('sends a held command alone when there is no data set, and a long one at once', async () => {
+    const pdus: OutgoingPdv[][] = [];
+    const writer = new PDataWriter(async (pdvs) => void pdus.push([...pdvs]), 100);
+    await writer.holdCommand(1, counting(40));
+    await writer.sendHeld();
+    assert.deepEqual(
+      pdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast, lengthOf(p)])),
+      [[[true, true, 40]]],
+    );
+    pdus.length = 0;
+    // 94 + 6 + 2 > 100: no room left for data, so it is not held.
+    await writer.holdCommand(1, counting(94));
+    assert.deepEqual(
+      pdus.map((pdu) => pdu.map((p) => [p.isCommand, p.isLast, lengthOf(p)])),
+      [[[true, true, 94]]],
+    );
+    await writer.sendHeld();
+    assert.equal(pdus.length, 1, 'nothing held');
+    // A discarded message forgets its held command.
+    await writer.holdCommand(1, counting(10));
+    writer.discard();
+    await writer.writeAll(1, false, counting(4));
+    assert.deepEqual(
+      pdus.slice(1).map((pdu) => pdu.map((p) => [p.isCommand, lengthOf(p)])),
+      [[[false, 4]]],
     );
   });
 

@@ -42,12 +42,23 @@ describe('public API', () => {
   it('the command line imports only the package entry point and its own modules', () => {
     const files = sourceFiles('src/cli');
     assert.ok(files.length > 0);
-    // './common.js' and the like are the CLI's own modules; everything else comes through '../index.js'.
+    // './common.js' and the like are the CLI's own modules; everything else comes through '../index.js',
+    // or through '../client.js': the light part of the same API, which the network tools load at
+    // start so that `pacs echo` does not load the index engines, metrics and the server (issue 11).
     assert.deepEqual(
-      deepImports(files, (s) => s === '../index.js' || /^\.\/[^/]+\.js$/.test(s)),
+      deepImports(files, (s) => s === '../index.js' || s === '../client.js' || /^\.\/[^/]+\.js$/.test(s)),
       [],
-      'src/cli/ must import only ../index.js (export what is missing from src/index.ts)',
+      'src/cli/ must import only ../index.js or ../client.js (export what is missing from src/index.ts)',
     );
+  });
+
+  it('the light entry only re-exports what the package entry point exports', async () => {
+    const full = await import('../../src/index.js');
+    const light = await import('../../src/client.js');
+    const missing = Object.keys(light).filter(
+      (name) => (full as Record<string, unknown>)[name] !== (light as Record<string, unknown>)[name],
+    );
+    assert.deepEqual(missing, [], 'src/client.ts exports these, src/index.ts does not (or not the same)');
   });
 });
 

@@ -352,8 +352,11 @@ describe('storeFile', () => {
       assert.equal(assoc.canSend, false);
       await assoc.run();
     }
-    // The SCP saw both data sets begin and then cut off by the abort: neither was completed.
-    await waitFor(() => p.received.length === 2 && p.received.every((r) => r.error !== undefined));
+    // Neither was completed. The command travels with the data set's first PDV (pdata-writer.ts),
+    // so a file that fails within its first PDV (both are under 16 KiB) never leaves at all: the
+    // SCP sees no C-STORE, only the abort.
+    await waitFor(() => p.received.every((r) => r.error !== undefined));
+    assert.equal(p.received.length, 0);
   });
 
   it('fails a file gone since its header was read without touching the association', async () => {

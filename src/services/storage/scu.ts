@@ -29,6 +29,7 @@ import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
 import { Status } from '../../network/dimse-status.js';
+import { SEND_HIGH_WATER_MARK } from '../../network/transport.js';
 
 /** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
 export const MAX_PRESENTATION_CONTEXTS = 128;
@@ -398,7 +399,14 @@ export async function storeFile(
     const counter = { bytes: 0 };
     const reader = reencode
       ? undefined
-      : new ChunkReader(fh, file.dataSetOffset, head, assoc.association.maxPdvDataLength);
+      : new ChunkReader(
+          fh,
+          file.dataSetOffset,
+          head,
+          assoc.association.maxPdvDataLength,
+          sendBuffers,
+          file.size,
+        );
     const data = reader
       ? asStored(reader, file, options.verify ?? true, options.onBytes, fileError, counter)
       : reencoded(fh, head, transferSyntaxUid, options.onBytes, fileError, counter);
@@ -576,11 +584,12 @@ export const sendBuffers = new BufferPool(CHUNK, 32);
 
 /**
  * Headroom before a buffer handed to the association may be read into again: more than the
- * socket's high-water mark (16 KiB on Node 20). Once that many more bytes were written after a
- * buffer's last byte, the socket either flushed it or reported congestion, and the next P-DATA
- * waited for 'drain', i.e. for everything before it to be written (net.Socket semantics).
+ * socket's high-water mark (network/transport.ts SEND_HIGH_WATER_MARK, Node's 16 KiB on a TLS
+ * socket). Once that many more bytes were written after a buffer's last byte, the socket either
+ * flushed it or reported congestion, and the next P-DATA waited for 'drain', i.e. for everything
+ * before it to be written (net.Socket semantics).
  */
-const SOCKET_SLACK = 64 * 1024;
+const SOCKET_SLACK = SEND_HIGH_WATER_MARK + 64 * 1024;
 
 /**
  * A data set's bytes read into pooled buffers, the next chunk read while the current one is sent
@@ -606,6 +615,8 @@ export class ChunkReader implements AsyncIterable<Uint8Array> {
     private readonly head: Uint8Array | undefined,
     maxPdv: number,
     private readonly pool: BufferPool = sendBuffers,
+    /** The file's size when known (its header was read): no read is spent to find the end. */
+    private readonly size = Number.POSITIVE_INFINITY,
   ) {
     this.margin = 2 * maxPdv + SOCKET_SLACK;
     this.step = maxPdv > 0 && maxPdv <= pool.size ? maxPdv : pool.size;
@@ -637,6 +648,7 @@ export class ChunkReader implements AsyncIterable<Uint8Array> {
 
   /** Reads the chunk at `position`, `handed` bytes of the data set being before it. */
   private async read(position: number, handed: number): Promise<Uint8Array | undefined> {
+    if (position >= this.size) return undefined;
     const buf = this.pool.take();
     // End the read on a PDV boundary of the data set, so that PDVs do not straddle two buffers.
     const length = Math.floor((handed + buf.length) / this.step) * this.step - handed;
