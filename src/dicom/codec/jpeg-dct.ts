@@ -235,7 +235,13 @@ export function decodeJpegDct(b: Uint8Array, m: PixelModule): Uint8Array {
         if (b[seg] === 0x4a && b[seg + 1] === 0x46 && b[seg + 2] === 0x49 && b[seg + 3] === 0x46) jfif = true;
         break;
       case 0xee:
-        if (b[seg] === 0x41 && b[seg + 1] === 0x64 && b[seg + 2] === 0x6f && b[seg + 3] === 0x62)
+        if (
+          length >= 14 &&
+          b[seg] === 0x41 &&
+          b[seg + 1] === 0x64 &&
+          b[seg + 2] === 0x6f &&
+          b[seg + 3] === 0x62
+        )
           adobe = b[seg + 11] as number;
         break;
       case 0xc0:
@@ -536,7 +542,7 @@ function oneD(
 
 /**
  * IJG's choice of colour space (jdapimin.c default_decompress_parms) for 3 components: YCbCr or
- * not; without JFIF or Adobe marker and with IDs other than 1,2,3, a data set saying RGB wins.
+ * not; without JFIF or valid Adobe marker and with IDs other than 1,2,3, a data set saying RGB wins.
  */
 function colorTransform(
   components: readonly Component[],
@@ -546,9 +552,10 @@ function colorTransform(
 ): boolean {
   if (components.length !== 3) return false;
   if (jfif) return true;
-  if (adobe >= 0) return adobe !== 0;
+  if (adobe === 0 || adobe === 1) return adobe === 1;
   const [a, b, c] = components.map((x) => x.id);
   if (a === 1 && b === 2 && c === 3) return true;
+  if (adobe >= 0) return !rgb;
   return !rgb && !(a === 0x52 && b === 0x47 && c === 0x42);
 }
 

@@ -101,20 +101,26 @@ export const jpegBaselineCodec: PixelCodec = {
 };
 
 /**
- * libjpeg guesses the colour space of a stream without a JFIF or Adobe marker from its component
- * IDs: 'R','G','B' mean RGB, anything else YCbCr. When such a stream's IDs are not the usual 1,2,3
- * of YCbCr and the data set says RGB, believe the data set (as DCMTK does): a copy of the stream
- * gets the IDs 'R','G','B' in its frame and scan headers, so libjpeg does not convert.
+ * libjpeg guesses the colour space of a stream without a JFIF or a valid Adobe marker from its
+ * component IDs: 'R','G','B' mean RGB, anything else YCbCr (an Adobe transform other than 0 or 1
+ * means YCbCr too). When such a stream's IDs are not the usual 1,2,3 of YCbCr and the data set
+ * says RGB, believe the data set (as DCMTK and GDCM do): a copy of the stream gets the IDs
+ * 'R','G','B' in its frame and scan headers (and Adobe transform 0), so libjpeg does not convert.
  */
 function markedRgb(b: Uint8Array): Uint8Array {
   let sof = -1;
+  let adobe = -1;
   const sos: number[] = [];
   for (let i = 2; i + 4 <= b.length; ) {
     if (b[i] !== 0xff) return b;
     const marker = b[i + 1] as number;
     const length = ((b[i + 2] as number) << 8) | (b[i + 3] as number);
     if (marker === 0xe0 && b[i + 4] === 0x4a && b[i + 5] === 0x46) return b; // JFIF: YCbCr
-    if (marker === 0xee) return b; // Adobe: its transform flag decides
+    // libjpeg (jdmarker.c examine_app14) ignores an Adobe segment shorter than 12 data bytes.
+    if (marker === 0xee && length >= 14 && b[i + 4] === 0x41 && b[i + 5] === 0x64) {
+      if (b[i + 15] === 0 || b[i + 15] === 1) return b; // a valid Adobe transform flag decides
+      adobe = i + 15;
+    }
     if (marker === 0xc0 || marker === 0xc1) sof = i + 4;
     if (marker === 0xda) {
       sos.push(i + 4);
@@ -127,6 +133,7 @@ function markedRgb(b: Uint8Array): Uint8Array {
   if (ids[0] === 1 && ids[1] === 2 && ids[2] === 3) return b;
   const out = b.slice();
   const rgb = [0x52, 0x47, 0x42];
+  if (adobe >= 0) out[adobe] = 0;
   for (let c = 0; c < 3; c++) out[sof + 6 + 3 * c] = rgb[c] as number;
   for (const s of sos) {
     const n = out[s] as number;
