@@ -12,6 +12,8 @@ const PACKAGES = {
   // DICOMweb interop: Orthanc with its DICOMweb plugin as a client of our server.
   orthanc: '/usr/sbin/Orthanc',
   'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so',
+  // Pixel codec tests: GDCM is the JPEG 2000 oracle (DCMTK has no JPEG 2000).
+  'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
 };
 
 const missing = Object.entries(PACKAGES)

@@ -49,6 +49,13 @@ function checkSize(info: WasmFrameInfo, m: PixelModule, what: string): void {
     );
 }
 
+/** The smallest image (rows x columns x samples) the libjpeg-turbo build can encode safely. */
+export const JPEG_MIN_SAMPLES = 4096;
+
+// Wavelet levels: 5 (the libraries' default) or fewer for a small image (each level halves it).
+const levels = (m: PixelModule): number =>
+  Math.max(0, Math.min(5, Math.floor(Math.log2(Math.min(m.rows, m.columns))) - 1));
+
 const bytesOf = (bits: number): number => (bits <= 8 ? 1 : 2);
 
 /** JPEG baseline (process 1) and 8-bit extended (process 2) through libjpeg-turbo; colour comes out RGB. */
@@ -72,6 +79,10 @@ export const jpegBaselineCodec: PixelCodec = {
       throw new PixelCodecError('JPEG baseline encodes 8-bit grey or RGB only');
     if (m.samplesPerPixel === 3 && m.photometricInterpretation !== 'RGB')
       throw new PixelCodecError(`JPEG baseline encodes RGB, not ${m.photometricInterpretation}`);
+    // The build writes into a buffer as large as the input, without growing it: headers alone
+    // (about 600 bytes) overflow a tiny image's.
+    if (m.rows * m.columns * m.samplesPerPixel < JPEG_MIN_SAMPLES)
+      throw new PixelCodecError(`JPEG baseline encodes images of at least ${JPEG_MIN_SAMPLES} samples here`);
     const mod = await loadWasmModule(LIBJPEG_TURBO);
     const encoder = newEncoder(mod, 'JPEGEncoder');
     encoder.setProgressive?.(0); // PS3.5 A.4.1: process 1 is sequential
@@ -224,6 +235,7 @@ export const jpeg2000Codec: PixelCodec = {
     const mod = await loadWasmModule(OPENJPEG);
     const encoder = newEncoder(mod, 'J2KEncoder');
     encoder.setQuality?.(true, 0); // reversible 5/3 wavelet, no rate target
+    encoder.setDecompositions?.(levels(m));
     const bytes = bytesOf(m.bitsStored);
     const src = fromNative(interleaved(native, m), bytes, m, true);
     const info = {
@@ -267,6 +279,7 @@ export const htj2kCodec: PixelCodec = {
     const mod = await loadWasmModule(OPENJPH);
     const encoder = newEncoder(mod, 'HTJ2KEncoder');
     encoder.setQuality?.(true, 0);
+    encoder.setDecompositions?.(levels(m));
     const bytes = bytesOf(m.bitsStored);
     const src = fromNative(interleaved(native, m), bytes, m, true);
     // The build's row stride is bitsPerSample / 8 bytes per sample (rounded down): give it whole bytes.
