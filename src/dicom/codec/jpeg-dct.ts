@@ -414,8 +414,9 @@ const F_2_053 = 16819;
 const F_2_562 = 20995;
 const F_3_072 = 25172;
 
-// Values can pass 2^31 at 12 bits (IJG computes in a C long), so this stays in exact doubles.
-const descale = (x: number, n: number): number => Math.floor((x + 2 ** (n - 1)) / 2 ** n);
+// Values can pass 2^31 at 12 bits (IJG computes in a C long), so this stays in exact doubles;
+// multiplying by 2^-n is exact, so this is IJG's DESCALE (round, then arithmetic shift right).
+const descale = (x: number, n: number): number => Math.floor((x + 2 ** (n - 1)) * 2 ** -n);
 
 /** The inverse DCT of every block of a component (IJG islow), samples in a plane of blocksPerLine*8 columns. */
 function idctComponent(c: Component, q: Int32Array, precision: number): Int32Array {
@@ -431,7 +432,7 @@ function idctComponent(c: Component, q: Int32Array, precision: number): Int32Arr
     for (let bx = 0; bx < c.blocksPerLine; bx++) {
       const base = (by * c.blocksPerLine + bx) * 64;
       for (let col = 0; col < 8; col++) {
-        const inp = (k: number): number => (coef[base + k * 8 + col] as number) * (q[k * 8 + col] as number);
+        const b = base + col;
         if (
           coef[base + 8 + col] === 0 &&
           coef[base + 16 + col] === 0 &&
@@ -441,11 +442,21 @@ function idctComponent(c: Component, q: Int32Array, precision: number): Int32Arr
           coef[base + 48 + col] === 0 &&
           coef[base + 56 + col] === 0
         ) {
-          const dc = inp(0) * 2 ** pass1;
+          const dc = (coef[b] as number) * (q[col] as number) * 2 ** pass1;
           for (let k = 0; k < 8; k++) ws[k * 8 + col] = dc;
           continue;
         }
-        const r = oneD(inp(0), inp(1), inp(2), inp(3), inp(4), inp(5), inp(6), inp(7), CONST_BITS - pass1);
+        const r = oneD(
+          (coef[b] as number) * (q[col] as number),
+          (coef[b + 8] as number) * (q[col + 8] as number),
+          (coef[b + 16] as number) * (q[col + 16] as number),
+          (coef[b + 24] as number) * (q[col + 24] as number),
+          (coef[b + 32] as number) * (q[col + 32] as number),
+          (coef[b + 40] as number) * (q[col + 40] as number),
+          (coef[b + 48] as number) * (q[col + 48] as number),
+          (coef[b + 56] as number) * (q[col + 56] as number),
+          CONST_BITS - pass1,
+        );
         for (let k = 0; k < 8; k++) ws[k * 8 + col] = r[k] as number;
       }
       for (let row = 0; row < 8; row++) {
@@ -573,6 +584,23 @@ function interleave(
   const n = components.length;
   const bytes = precision > 8 ? 2 : 1;
   const out = new Uint8Array(width * height * n * bytes);
+  if (n === 1) {
+    // Grey: rows of the plane, cropped to the image width.
+    const plane = planes[0] as Int32Array;
+    const stride = (components[0] as Component).blocksPerLine * 8;
+    for (let y = 0; y < height; y++) {
+      const from = y * stride;
+      const to = y * width;
+      if (bytes === 1) for (let x = 0; x < width; x++) out[to + x] = plane[from + x] as number;
+      else
+        for (let x = 0; x < width; x++) {
+          const v = plane[from + x] as number;
+          out[2 * (to + x)] = v & 0xff;
+          out[2 * (to + x) + 1] = v >> 8;
+        }
+    }
+    return out;
+  }
   const max = (1 << precision) - 1;
   const center = 1 << (precision - 1);
   const sample = (c: number, x: number, y: number): number => {
