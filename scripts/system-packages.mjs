@@ -14,6 +14,8 @@ const PACKAGES = {
   'orthanc-dicomweb': '/usr/share/orthanc/plugins/libOrthancDicomWeb.so',
   // djpeg: the JPEG decoder the rendering tests check our JPEG output with.
   'libjpeg-turbo-progs': '/usr/bin/djpeg',
+  // Pixel codec tests: GDCM is the JPEG 2000 oracle (DCMTK has no JPEG 2000).
+  'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
 };
 
 const missing = Object.entries(PACKAGES)
