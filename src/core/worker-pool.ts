@@ -60,8 +60,6 @@ export class WorkerPool<T = unknown, R = unknown> {
   private spawn(): Slot {
     const worker = new Worker(this.options.script, { workerData: this.options.workerData });
     const slot: Slot = { worker, current: undefined };
-    // An idle worker must not keep the process alive.
-    worker.unref();
     worker.on('message', (reply: Reply) => {
       const job = slot.current;
       if (job === undefined || reply.id !== job.id) return;
@@ -86,6 +84,9 @@ export class WorkerPool<T = unknown, R = unknown> {
     };
     worker.on('error', (e) => died(`failed: ${e.message}`));
     worker.on('exit', (code) => died(`exited with code ${code}`));
+    // An idle worker must not keep the process alive; unref after the listeners are attached
+    // (attaching a 'message' listener refs the worker's port again).
+    worker.unref();
     return slot;
   }
 

@@ -1,5 +1,9 @@
 /** core/worker-pool.ts: tasks run on worker threads, transfer, errors, crashes replaced, close. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WorkerPool, WorkerTaskError } from '../../src/core/worker-pool.js';
 import type { FixtureTask } from './worker-pool-fixture.js';
@@ -95,5 +99,34 @@ describe('WorkerPool', () => {
     await pool.close();
     await Promise.all(checks);
     await assert.rejects(pool.run({ op: 'echo', value: 2 }), { code: 'ERR_WORKER_CLOSED' });
+  });
+
+  test('a pool that ran tasks and is left open does not keep the process alive', async () => {
+    // A child process runs a task and returns from its script; it must exit by itself. A watchdog
+    // kills it (and fails the test) if an idle worker holds it.
+    const poolModule = new URL('../../src/core/worker-pool.js', import.meta.url).href;
+    const code = `
+      const { WorkerPool } = await import(${JSON.stringify(poolModule)});
+      const pool = new WorkerPool({ script: new URL(${JSON.stringify(script.href)}), size: 2 });
+      await pool.run({ op: 'echo', value: 1 });
+      await pool.run({ op: 'echo', value: 2 });
+      console.log('done');
+    `;
+    const dir = mkdtempSync(join(tmpdir(), 'pacs-pool-'));
+    const file = join(dir, 'child.mjs');
+    writeFileSync(file, code);
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [exitCode, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+      child.on('close', (c, s) => resolve([c, s])),
+    );
+    clearTimeout(watchdog);
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(out.trim(), 'done');
+    assert.deepEqual([exitCode, signal], [0, null], 'the process exited on its own');
   });
 });

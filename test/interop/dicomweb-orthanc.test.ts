@@ -131,7 +131,10 @@ describe('interop: Orthanc (DICOMweb plugin) as a client of our DICOMweb server'
     assert.ok(indexed !== undefined, 'stored by STOW-RS');
     const ours = parseDicom(readFileSync(web.archive.store.absolutePath(indexed.path))).dataSet;
     const original = parseDicom(file).dataSet;
-    assert.deepEqual(ours.get(TAG.PixelData)?.value, original.get(TAG.PixelData)?.value);
+    assert.deepEqual(
+      Buffer.from(ours.get(TAG.PixelData)?.value as Uint8Array),
+      Buffer.from(original.get(TAG.PixelData)?.value as Uint8Array),
+    );
     assert.equal(ours.string(TAG.PatientName), original.string(TAG.PatientName));
   });
 });
