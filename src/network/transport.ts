@@ -15,7 +15,10 @@ type Pem = string | Buffer | ReadonlyArray<string | Buffer>;
  * one tick leave in one writev (upper-layer.ts); a socket that reports congestion after 16 KiB
  * cuts a 256 KiB read of a file into 16 system calls of one PDU each, and the loopback and NIC
  * paths cost per call. Senders that reuse buffers (storage/scu.ts ChunkReader) count on no socket
- * holding more than this (plus one PDU) unwritten.
+ * holding more than this (plus one PDU) unwritten. Only the sockets we connect take it (pacs store,
+ * C-MOVE sub-associations): accepted sockets keep Node's 16 KiB, because the larger mark let a
+ * peer that floods requests without reading the answers grow our memory past its bound
+ * (test/network/bad-peers.test.ts, 'flow control').
  */
 export const SEND_HIGH_WATER_MARK = 256 * 1024;
 
@@ -49,19 +52,6 @@ function mutable(pem: Pem | undefined): string | Buffer | Array<string | Buffer>
   return [...(pem as ReadonlyArray<string | Buffer>)];
 }
 
-/**
- * Sets an accepted socket's write high-water mark. Node has no public setter, and the server's
- * `highWaterMark` option raises the read mark too, which lets a peer that floods us get further
- * ahead before the socket is paused (test/network/bad-peers.test.ts). If a Node version keeps the
- * state elsewhere, the socket keeps Node's 16 KiB, which is only slower (test/network/transport.test.ts
- * checks that the mark is set).
- */
-function raiseWriteMark(socket: net.Socket): void {
-  const state = (socket as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState;
-  if (state !== undefined && typeof state.highWaterMark === 'number')
-    state.highWaterMark = SEND_HIGH_WATER_MARK;
-}
-
 /** A listening server handing each connected (and, for TLS, handshaken) socket to `onSocket`. */
 export function createTransportServer(
   onSocket: (socket: net.Socket) => void,
@@ -70,7 +60,6 @@ export function createTransportServer(
 ): net.Server {
   const accept = (socket: net.Socket): void => {
     socket.setNoDelay(true);
-    if (!(socket instanceof tls.TLSSocket)) raiseWriteMark(socket);
     onSocket(socket);
   };
   if (tlsOptions === undefined) return net.createServer({ noDelay: true }, accept);

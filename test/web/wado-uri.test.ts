@@ -92,12 +92,17 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const got = parseDicom(r.body);
       assert.equal(got.transferSyntax, EXPLICIT_VR_LE, 'the default syntax of web services');
       assert.equal(got.dataSet.string(TAG.SOPInstanceUID), objs.plan.sop);
-      await refused(`${web.base}/wado?${q(objs.ct)}`, 406, /rendering is not available/);
-      await refused(
-        `${web.base}/wado?${q(objs.ct, '&contentType=image/png')}`,
-        406,
-        /rendering is not available/,
-      );
+      // An image renders (through the /rendered service): JPEG by default, PNG on request.
+      let image = await get(`${web.base}/wado?${q(objs.ct)}`);
+      assert.equal(image.status, 200, image.body.toString());
+      assert.equal(image.headers.get('content-type'), 'image/jpeg');
+      assert.deepEqual([...image.body.subarray(0, 2)], [0xff, 0xd8]);
+      image = await get(`${web.base}/wado?${q(objs.ct, '&contentType=image/png&rows=32&columns=32')}`);
+      assert.equal(image.status, 200, image.body.toString());
+      assert.equal(image.headers.get('content-type'), 'image/png');
+      assert.deepEqual([...image.body.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      image = await get(`${web.base}/wado?${q(objs.ct, '&windowCenter=40&windowWidth=400&imageQuality=50')}`);
+      assert.equal(image.status, 200, image.body.toString());
       await refused(
         `${web.base}/wado?${q(objs.plan, '&contentType=image/jpeg')}`,
         406,
