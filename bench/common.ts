@@ -640,3 +640,55 @@ export async function dropPgSchema(schema: string, url = PG_URL): Promise<void> 
     await c.end();
   }
 }
+
+/** Debian's DICOMweb plugin of Orthanc (`apt-get install -y orthanc-dicomweb`). */
+export const ORTHANC_DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+
+/** A running Orthanc with its DICOMweb plugin. */
+export interface OrthancDicomweb {
+  /** `http://127.0.0.1:PORT` (its REST API; DICOMweb under /dicom-web). */
+  readonly rest: string;
+  readonly dicomPort: number;
+  readonly version: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Orthanc with its DICOMweb plugin, defaults otherwise (SQLite index, files fsynced, the plugin's
+ * series metadata read from the files), TCP_NODELAY=1, storage and index in `dir`; DICOM as
+ * ORTHANC accepting stores from any AE. The DICOMweb benches' one Orthanc.
+ */
+export async function startOrthancDicomweb(dir: string): Promise<OrthancDicomweb> {
+  mkdirSync(dir, { recursive: true });
+  const httpPort = await freePort();
+  const dicomPort = await freePort();
+  const config = join(dir, 'orthanc.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      Name: 'bench',
+      StorageDirectory: join(dir, 'storage'),
+      IndexDirectory: join(dir, 'index'),
+      DicomAet: 'ORTHANC',
+      DicomPort: dicomPort,
+      HttpPort: httpPort,
+      RemoteAccessAllowed: false,
+      AuthenticationEnabled: false,
+      DicomCheckCalledAet: false,
+      DicomAlwaysAllowStore: true,
+      Plugins: [ORTHANC_DICOMWEB_PLUGIN],
+      DicomWeb: { Enable: true, Root: '/dicom-web/' },
+    }),
+  );
+  const child = spawnPeer(ORTHANC, [config], { cwd: dir, stdio: ['ignore', 'ignore', 'ignore'] });
+  await waitForPort(httpPort, child, 'Orthanc (HTTP)');
+  await waitForPort(dicomPort, child, 'Orthanc (DICOM)');
+  return {
+    rest: `http://${HOST}:${httpPort}`,
+    dicomPort,
+    version: await orthancVersion(httpPort),
+    child,
+    stop: () => stopProcess(child),
+  };
+}

@@ -13,7 +13,7 @@
  *   npm run build && node dist/bench/dicomweb-metadata.js [--instances 600] [--requests 20]
  *     [--frames 1000] [--no-orthanc]
  */
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,24 +23,19 @@ import { startWebServer } from '../src/web/listen.js';
 import { writeCtSeries } from './adapters.js';
 import {
   fmt,
-  freePort,
   HOST,
   have,
   numberArg,
   ORTHANC,
-  PEER_ENV,
+  ORTHANC_DICOMWEB_PLUGIN,
   percentile,
   printPeers,
   printTable,
   run,
   runMain,
-  spawnPeer,
-  stopProcess,
+  startOrthancDicomweb,
   Targets,
-  waitForPort,
 } from './common.js';
-
-const PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
 interface Timed {
   readonly ms: number;
@@ -129,32 +124,9 @@ async function frameRate(
   }
 }
 
-async function startOrthancDicomweb(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  mkdirSync(dir, { recursive: true });
-  const httpPort = await freePort();
-  const dicomPort = await freePort();
-  const config = join(dir, 'orthanc.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      Name: 'bench',
-      StorageDirectory: join(dir, 'storage'),
-      IndexDirectory: join(dir, 'index'),
-      DicomPort: dicomPort,
-      HttpPort: httpPort,
-      RemoteAccessAllowed: false,
-      AuthenticationEnabled: false,
-      Plugins: [PLUGIN],
-      DicomWeb: { Enable: true, Root: '/dicom-web/' },
-    }),
-  );
-  const child = spawnPeer(ORTHANC, [config], {
-    cwd: dir,
-    env: PEER_ENV,
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  await waitForPort(httpPort, child, 'Orthanc (HTTP)');
-  return { url: `http://${HOST}:${httpPort}`, stop: () => stopProcess(child) };
+async function startOrthanc(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const o = await startOrthancDicomweb(dir);
+  return { url: o.rest, stop: () => o.stop() };
 }
 
 async function uploadToOrthanc(base: string, paths: readonly string[]): Promise<void> {
@@ -235,7 +207,7 @@ runMain('bench dicomweb-metadata', async () => {
     let orthanc: { p50: number; p95: number; bytes: number } | undefined;
     let orthancFrames: number | undefined;
     if (withOrthanc) {
-      const o = await startOrthancDicomweb(join(dir, 'orthanc'));
+      const o = await startOrthanc(join(dir, 'orthanc'));
       try {
         await uploadToOrthanc(o.url, files);
         orthanc = await timeRequests(`${o.url}/dicom-web${seriesPath}/metadata`, requests, {});
@@ -256,7 +228,7 @@ runMain('bench dicomweb-metadata', async () => {
         ? [
             {
               name: 'Orthanc',
-              config: `${ORTHANC} + ${PLUGIN}, defaults, TCP_NODELAY=1, filled by REST upload`,
+              config: `${ORTHANC} + ${ORTHANC_DICOMWEB_PLUGIN}, defaults, TCP_NODELAY=1, filled by REST upload`,
             },
           ]
         : []),

@@ -22,7 +22,7 @@
  * Run: npm run build && node dist/bench/dicomweb-qido.js [--instances N] [--engines sqlite,postgres]
  *      [--queries N] [--warmup N] [--orthanc on|off] [--orthanc-instances N]
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -35,10 +35,11 @@ import {
   arg,
   dropPgSchema,
   fmt,
-  freePort,
   HOST,
   median,
   numberArg,
+  ORTHANC,
+  ORTHANC_DICOMWEB_PLUGIN,
   PEER_ENV,
   PG_URL,
   percentile,
@@ -47,16 +48,13 @@ import {
   printTable,
   runMain,
   runOk,
-  spawnPeer,
-  stopProcess,
+  startOrthancDicomweb,
   Targets,
-  waitForPort,
 } from './common.js';
 
 const SHAPE: StudyShape = { series: 2, instances: 5 };
 const FAMILY = ['SMITH', 'JONES', 'BROWN', 'TAYLOR', 'WILSON', 'DAVIES'];
-const ORTHANC = '/usr/sbin/Orthanc';
-const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+const DICOMWEB_PLUGIN = ORTHANC_DICOMWEB_PLUGIN;
 
 /** The i-th OHIF-like search: a family name prefix and one month of 2023/2024. */
 function ohifQuery(i: number): string {
@@ -170,39 +168,12 @@ async function fill(db: string, instances: number, label: string): Promise<numbe
   return n;
 }
 
-/** Orthanc with its DICOMweb plugin (defaults otherwise), TCP_NODELAY=1. */
-async function startOrthancDicomweb(
+/** Orthanc with its DICOMweb plugin (bench/common.ts). */
+async function startOrthanc(
   dir: string,
 ): Promise<{ base: string; dicomPort: number; stop(): Promise<void> }> {
-  mkdirSync(dir, { recursive: true });
-  const httpPort = await freePort();
-  const dicomPort = await freePort();
-  const config = join(dir, 'orthanc.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      Name: 'bench',
-      StorageDirectory: join(dir, 'storage'),
-      IndexDirectory: join(dir, 'index'),
-      DicomAet: 'ORTHANC',
-      DicomPort: dicomPort,
-      HttpPort: httpPort,
-      RemoteAccessAllowed: false,
-      AuthenticationEnabled: false,
-      DicomCheckCalledAet: false,
-      DicomAlwaysAllowStore: true,
-      Plugins: [DICOMWEB_PLUGIN],
-      DicomWeb: { Enable: true, Root: '/dicom-web/' },
-    }),
-  );
-  const child = spawnPeer(ORTHANC, [config], {
-    cwd: dir,
-    env: PEER_ENV,
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  await waitForPort(httpPort, child, 'Orthanc (HTTP)');
-  await waitForPort(dicomPort, child, 'Orthanc (DICOM)');
-  return { base: `http://${HOST}:${httpPort}/dicom-web`, dicomPort, stop: () => stopProcess(child) };
+  const o = await startOrthancDicomweb(dir);
+  return { base: `${o.rest}/dicom-web`, dicomPort: o.dicomPort, stop: () => o.stop() };
 }
 
 async function main(): Promise<void> {
@@ -261,7 +232,7 @@ async function main(): Promise<void> {
       const files = join(dir, 'files');
       const studies = Math.ceil(orthancInstances / (SHAPE.series * SHAPE.instances));
       writeStudyFiles(files, studies, SHAPE);
-      const orthanc = await startOrthancDicomweb(join(dir, 'orthanc'));
+      const orthanc = await startOrthanc(join(dir, 'orthanc'));
       peers.push({
         name: 'Orthanc',
         config: 'Orthanc + DICOMweb plugin (Debian packages), defaults (SQLite index), TCP_NODELAY=1',

@@ -40,24 +40,24 @@ import { writeCtSeries } from './adapters.js';
 import {
   arg,
   fmt,
-  freePort,
   HOST,
   have,
   median,
   mib,
   numberArg,
   ORTHANC,
+  ORTHANC_DICOMWEB_PLUGIN,
   PEER_ENV,
   printPeers,
   RssSampler,
   runMain,
   runOk,
+  startOrthancDicomweb,
   stopProcess,
   Targets,
-  waitForPort,
 } from './common.js';
 
-const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+const DICOMWEB_PLUGIN = ORTHANC_DICOMWEB_PLUGIN;
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 /** The child: an archive in DIR filled with the files listed in LIST, the web app on a free port. */
@@ -115,35 +115,9 @@ async function startOurs(dir: string, files: readonly string[]): Promise<Started
   return { child, port };
 }
 
-async function startOrthancDicomweb(dir: string): Promise<Started & { version: string }> {
-  mkdirSync(dir, { recursive: true });
-  const httpPort = await freePort();
-  const dicomPort = await freePort();
-  const config = join(dir, 'orthanc.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      Name: 'bench',
-      StorageDirectory: join(dir, 'storage'),
-      IndexDirectory: join(dir, 'index'),
-      DicomAet: 'ORTHANC',
-      DicomPort: dicomPort,
-      HttpPort: httpPort,
-      RemoteAccessAllowed: false,
-      AuthenticationEnabled: false,
-      Plugins: [DICOMWEB_PLUGIN],
-      DicomWeb: { Enable: true, Root: '/dicom-web/' },
-    }),
-  );
-  const child = spawn(ORTHANC, [config], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'ignore'],
-    env: { ...PEER_ENV, TCP_NODELAY: '1' },
-  });
-  await waitForPort(httpPort, child, 'Orthanc (HTTP)');
-  const r = await fetch(`http://${HOST}:${httpPort}/system`);
-  const version = ((await r.json()) as { Version?: string }).Version ?? '?';
-  return { child, port: httpPort, version };
+async function startOrthanc(dir: string): Promise<Started & { version: string }> {
+  const o = await startOrthancDicomweb(dir);
+  return { child: o.child, port: Number(new URL(o.rest).port), version: o.version };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -218,7 +192,7 @@ async function main(): Promise<void> {
     ];
     let orthanc: (Started & { version: string }) | undefined;
     if (existsSync(ORTHANC) && existsSync(DICOMWEB_PLUGIN)) {
-      orthanc = await startOrthancDicomweb(join(root, 'orthanc'));
+      orthanc = await startOrthanc(join(root, 'orthanc'));
       stops.push(() => stopProcess((orthanc as Started).child));
       for (const f of files) {
         const r = await fetch(`http://${HOST}:${orthanc.port}/instances`, {

@@ -6,35 +6,19 @@
  * same on both engines; qido.test.ts covers PostgreSQL).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeDataSet } from '../archive/helpers.js';
+import { type OrthancPeer, startOrthancPeer } from '../interop/orthanc.js';
+import { tempDir } from '../server/helpers.js';
 import { ingestDataSets, startTestWeb, type TestWeb } from './helpers.js';
-
-const ORTHANC = '/usr/sbin/Orthanc';
-const PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('Orthanc as a QIDO-RS client', () => {
   let web: TestWeb;
-  let orthanc: ChildProcess | undefined;
-  let orthancUrl = '';
-  const dir = mkdtempSync(join(tmpdir(), 'pacs-qido-orthanc-'));
+  let orthanc: OrthancPeer;
+  let work: { path: string; remove: () => Promise<void> };
 
   before(async () => {
+    work = await tempDir('pacs-qido-orthanc-');
     web = await startTestWeb({ engine: 'sqlite' });
     const sets = [
       { patientId: 'OP1', patientName: 'Doe^John', studyUid: '7.1', studyDate: '20240110', modality: 'CT' },
@@ -49,49 +33,13 @@ describe('Orthanc as a QIDO-RS client', () => {
       }),
     );
     await ingestDataSets(web.archive, sets);
-    const httpPort = await freePort();
-    const dicomPort = await freePort();
-    const config = join(dir, 'orthanc.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        Name: 'qido-client',
-        StorageDirectory: join(dir, 'storage'),
-        IndexDirectory: join(dir, 'index'),
-        HttpPort: httpPort,
-        DicomPort: dicomPort,
-        RemoteAccessAllowed: false,
-        AuthenticationEnabled: false,
-        Plugins: [PLUGIN],
-        DicomWeb: { Enable: true, Root: '/dicom-web/', Servers: { pacs: [`${web.base}/`] } },
-      }),
-    );
-    orthanc = spawn(ORTHANC, [config], {
-      cwd: dir,
-      stdio: 'ignore',
-      env: { ...process.env, TCP_NODELAY: '1' },
-    });
-    orthancUrl = `http://127.0.0.1:${httpPort}`;
-    for (let i = 0; ; i++) {
-      try {
-        const r = await fetch(`${orthancUrl}/system`);
-        if (r.ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 300) throw new Error('Orthanc did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    orthanc = await startOrthancPeer(work.path, { dicomweb: { pacs: `${web.base}/` } });
   });
 
   after(async () => {
-    if (orthanc !== undefined && orthanc.exitCode === null) {
-      const exited = new Promise((r) => orthanc?.once('exit', r));
-      orthanc.kill('SIGTERM');
-      await exited;
-    }
+    await orthanc?.stop();
     await web?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await work?.remove();
   });
 
   /** Orthanc answers in its own form: each attribute with Group, Element, Name, vr and Value as text. */
@@ -99,12 +47,7 @@ describe('Orthanc as a QIDO-RS client', () => {
     uri: string,
     args: Record<string, string>,
   ): Promise<Array<Record<string, { Value?: unknown }>>> {
-    const r = await fetch(`${orthancUrl}/dicom-web/servers/pacs/qido`, {
-      method: 'POST',
-      body: JSON.stringify({ Uri: uri, Arguments: args }),
-    });
-    assert.equal(r.status, 200, await r.clone().text());
-    return (await r.json()) as Array<Record<string, { Value?: unknown }>>;
+    return orthanc.call('POST', '/dicom-web/servers/pacs/qido', { Uri: uri, Arguments: args });
   }
   const uids = (a: Array<Record<string, { Value?: unknown }>>, hex: string) =>
     a.map((x) => String(x[hex]?.Value)).sort();
