@@ -265,3 +265,8 @@ export async function sendFrames(
   }
   return reply.send(Readable.from(body(), { objectMode: false }));
 }
+
+/** The bytes of frame `n` (1-based) as stored: native little endian, or the compressed frame's fragments joined. */
+export async function readFrame(loaded: LoadedInstance, n: number): Promise<Buffer> {
+  return readWhole(loaded, frameSources(loaded, [n])[0] as FrameSource);
+}

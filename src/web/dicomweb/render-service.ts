@@ -11,12 +11,16 @@
  *   frame, and a list of several frames is 406 (no single-image media type holds them);
  * - a thumbnail is the rendered image shrunk to fit 128x128 (never enlarged) unless a viewport is given;
  * - without a window the data set's first window (or VOI LUT) is used, else the frame's range.
- * Compressed (encapsulated) pixel data answers 406 until the codecs land; an object without Pixel
- * Data answers 406 (nothing of it can be rendered as an image).
+ * Compressed (encapsulated) pixel data is decoded on a worker (dicom/codec: JPEG, JPEG-LS, JPEG
+ * 2000, HTJ2K, RLE), one frame at a time; a syntax without a decoder, or a frame that does not
+ * decode, answers 406 with the reason. An object without Pixel Data answers 406 (nothing of it can
+ * be rendered as an image).
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { planQuery } from '../../archive/index/query.js';
 import { WorkerPool, WorkerTaskError } from '../../core/worker-pool.js';
+import { codecFor } from '../../dicom/codec/registry.js';
+import { type DecodedFrame, pixelModuleOf } from '../../dicom/codec/types.js';
 import { DataSet } from '../../dicom/dataset.js';
 import { TAG } from '../../dicom/dictionary.js';
 import { DicomParser } from '../../dicom/parser.js';
@@ -28,8 +32,11 @@ import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE
 import { readChunks } from '../../io/dicom-file.js';
 import { httpError } from '../errors.js';
 import { type MediaRange, rangeMatches } from '../media-type.js';
+import type { DecodeTask } from '../render/decode-task.js';
 import type { RenderFormat, RenderResult, RenderTask } from '../render/render-task.js';
 import type { DicomwebContext } from './context.js';
+import { readFrame } from './frames.js';
+import { loadInstance } from './parts.js';
 
 /** What to render: the UIDs of a study, series or instance resource, and how. */
 export interface RenderRequest {
@@ -76,7 +83,7 @@ export const THUMBNAIL_SIZE = 128;
 /** The largest frame rendered (pixels); larger ones answer 406. */
 const MAX_PIXELS = 1 << 26;
 
-const COMPRESSED_REASON = 'rendering compressed pixel data needs a codec (not available yet)';
+const COMPRESSED_REASON = 'no decoder for the transfer syntax of this object';
 
 /** Frame bytes queued or rendering at most (one frame larger than this still runs alone). */
 const MAX_IN_FLIGHT_BYTES = 512 * 1024 * 1024;
@@ -192,6 +199,9 @@ export function parseViewport(value: unknown): Viewport | undefined {
 interface Located {
   readonly path: string;
   readonly transferSyntaxUid: string;
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+  readonly sopInstanceUid: string;
 }
 
 async function instanceUids(
@@ -247,7 +257,13 @@ async function locate(context: DicomwebContext, request: RenderRequest): Promise
     (request.series !== undefined && found.seriesInstanceUid !== request.series)
   )
     throw httpError(404, 'ERR_HTTP_NOT_FOUND', 'no such instance');
-  return { path: context.archive.store.absolutePath(found.path), transferSyntaxUid: found.transferSyntaxUid };
+  return {
+    path: context.archive.store.absolutePath(found.path),
+    transferSyntaxUid: found.transferSyntaxUid,
+    studyInstanceUid: found.studyInstanceUid,
+    seriesInstanceUid: found.seriesInstanceUid,
+    sopInstanceUid: found.sopInstanceUid,
+  };
 }
 
 const NATIVE = new Set([IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE]);
@@ -311,11 +327,11 @@ function pixelFailure(e: PixelDataError): never {
 
 /** The frame's bytes (little endian) and what is needed to render it. */
 async function loadFrame(
+  context: DicomwebContext,
   located: Located,
   frame: number,
 ): Promise<{ info: FrameInfo; dataSet: DataSet; bytes: Uint8Array; bitOffset: number }> {
-  if (!NATIVE.has(located.transferSyntaxUid))
-    throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
+  if (!NATIVE.has(located.transferSyntaxUid)) return loadCompressedFrame(context, located, frame);
   const fh = await open(located.path, 'r');
   try {
     let dataSet: DataSet;
@@ -364,6 +380,62 @@ async function loadFrame(
   }
 }
 
+let decoders: WorkerPool<DecodeTask, DecodedFrame> | undefined;
+
+/** The decoding worker pool (dicom/codec on worker threads), started on first use. */
+function decodePool(): WorkerPool<DecodeTask, DecodedFrame> {
+  decoders ??= new WorkerPool<DecodeTask, DecodedFrame>({
+    script: new URL('../render/decode-worker.js', import.meta.url),
+    size: 2,
+  });
+  return decoders;
+}
+
+/**
+ * A compressed frame decoded (on a worker) into native pixels: the frame's bytes are read by the
+ * offsets kept at ingest (frames.ts), the header up to Pixel Data gives the pixel module, and the
+ * data set then describes the decoded frame (one frame, the decoder's photometric and layout).
+ */
+async function loadCompressedFrame(
+  context: DicomwebContext,
+  located: Located,
+  frame: number,
+): Promise<{ info: FrameInfo; dataSet: DataSet; bytes: Uint8Array; bitOffset: number }> {
+  if (codecFor(located.transferSyntaxUid) === undefined)
+    throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', COMPRESSED_REASON);
+  const loaded = await loadInstance(context, {
+    studyInstanceUid: located.studyInstanceUid,
+    seriesInstanceUid: located.seriesInstanceUid,
+    sopInstanceUid: located.sopInstanceUid,
+  });
+  const fh = await open(located.path, 'r');
+  let dataSet: DataSet;
+  try {
+    dataSet = (await readHeader(fh)).dataSet;
+  } finally {
+    await fh.close();
+  }
+  describeOrFail(dataSet); // the frame number and the pixel module are checked before decoding
+  const encoded = new Uint8Array(await readFrame(loaded, frame)); // a buffer of its own, to transfer
+  let decoded: DecodedFrame;
+  try {
+    decoded = await decodePool().run(
+      { encoded, transferSyntaxUid: located.transferSyntaxUid, module: pixelModuleOf(dataSet) },
+      [encoded.buffer as ArrayBuffer],
+      10,
+    );
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw httpError(406, 'ERR_HTTP_NOT_RENDERABLE', `cannot decode this frame: ${reason}`, { cause: e });
+  }
+  dataSet.setString(TAG.PhotometricInterpretation, decoded.photometricInterpretation);
+  dataSet.setNumbers(TAG.PlanarConfiguration, decoded.planarConfiguration, 'US');
+  dataSet.setString(TAG.NumberOfFrames, '1', 'IS');
+  const info = describeOrFail(dataSet);
+  const r = rangeOrFail(info, 1, decoded.pixels.length);
+  return { info, dataSet, bytes: decoded.pixels.subarray(r.start, r.end), bitOffset: r.bitOffset };
+}
+
 function describeOrFail(ds: DataSet): FrameInfo {
   try {
     const info = describeFrames(ds);
@@ -398,7 +470,7 @@ export async function renderInstance(
 ): Promise<RenderedImage> {
   const format = chooseFormat(request.accept);
   const located = await locate(context, request);
-  const frame = await loadFrame(located, request.frame ?? 1);
+  const frame = await loadFrame(context, located, request.frame ?? 1);
   let parameters: ReturnType<typeof renderParameters>;
   try {
     parameters = renderParameters(frame.dataSet, frame.info);
