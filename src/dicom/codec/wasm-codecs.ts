@@ -214,90 +214,89 @@ function afterJ2kDecode(m: PixelModule): string {
     : m.photometricInterpretation;
 }
 
-/** JPEG 2000 (PS3.5 A.4.4), lossless and lossy, through OpenJPEG; encodes lossless. */
-export const jpeg2000Codec: PixelCodec = {
-  name: 'jpeg-2000 (openjpeg)',
-  transferSyntaxUids: [UID.JPEG2000Lossless, UID.JPEG2000],
-  canEncode: true,
-  async decodeFrame(encoded: Uint8Array, m: PixelModule): Promise<DecodedFrame> {
-    const { info, pixels } = await decodeWith(OPENJPEG, 'J2KDecoder', 'JPEG 2000', encoded);
-    checkSize(info, m, 'JPEG 2000');
-    return {
-      pixels: toNative(pixels, bytesOf(info.bitsPerSample), m),
-      photometricInterpretation: afterJ2kDecode(m),
-      planarConfiguration: 0,
-    };
-  },
-  async encodeFrame(native: Uint8Array, m: PixelModule): Promise<EncodedFrame> {
-    if (m.bitsStored > 16) throw new PixelCodecError('JPEG 2000 encodes at most 16 bits per sample here');
-    if (m.samplesPerPixel > 1 && m.bitsStored > 8)
-      throw new PixelCodecError('the OpenJPEG build encodes colour at 8 bits per sample only');
-    const mod = await loadWasmModule(OPENJPEG);
-    const encoder = newEncoder(mod, 'J2KEncoder');
-    encoder.setQuality?.(true, 0); // reversible 5/3 wavelet, no rate target
-    encoder.setDecompositions?.(levels(m));
-    const bytes = bytesOf(m.bitsStored);
-    const src = fromNative(interleaved(native, m), bytes, m, true);
-    const info = {
-      width: m.columns,
-      height: m.rows,
-      bitsPerSample: m.bitsStored,
-      componentCount: m.samplesPerPixel,
-      isSigned: m.pixelRepresentation === 1,
-    };
-    try {
-      const out = runEncoder(encoder, info, src);
-      // The build applies the reversible colour transform to 3 components: PS3.5 8.2.4 names that YBR_RCT.
+/** What differs between the two JPEG 2000 families' WASM builds. */
+interface WaveletBuild {
+  readonly name: string;
+  /** In messages: 'JPEG 2000', 'HTJ2K'. */
+  readonly label: string;
+  readonly transferSyntaxUids: readonly string[];
+  /** The WASM package, and its library's name in messages. */
+  readonly module: string;
+  readonly library: string;
+  readonly decoderClass: string;
+  readonly encoderClass: string;
+  /**
+   * OpenJPEG applies the reversible colour transform to 3 components (PS3.5 8.2.4 names the result
+   * YBR_RCT); OpenJPH is told not to, and the data keeps its photometric interpretation.
+   */
+  readonly colourTransform: boolean;
+}
+
+/** A JPEG 2000 family codec (decode; lossless encode) over one WASM build. */
+function waveletCodec(build: WaveletBuild): PixelCodec {
+  const { label } = build;
+  return {
+    name: build.name,
+    transferSyntaxUids: build.transferSyntaxUids,
+    canEncode: true,
+    async decodeFrame(encoded: Uint8Array, m: PixelModule): Promise<DecodedFrame> {
+      const { info, pixels } = await decodeWith(build.module, build.decoderClass, label, encoded);
+      checkSize(info, m, label);
       return {
-        bytes: out,
-        photometricInterpretation: m.samplesPerPixel === 3 ? 'YBR_RCT' : m.photometricInterpretation,
+        pixels: toNative(pixels, bytesOf(info.bitsPerSample), m),
+        photometricInterpretation: afterJ2kDecode(m),
+        planarConfiguration: 0,
       };
-    } catch (e) {
-      throw new PixelCodecError(`JPEG 2000 encode failed: ${wasmErrorMessage(e)}`, { cause: e });
-    }
-  },
-};
+    },
+    async encodeFrame(native: Uint8Array, m: PixelModule): Promise<EncodedFrame> {
+      if (m.bitsStored > 16) throw new PixelCodecError(`${label} encodes at most 16 bits per sample here`);
+      if (m.samplesPerPixel > 1 && m.bitsStored > 8)
+        throw new PixelCodecError(`the ${build.library} build encodes colour at 8 bits per sample only`);
+      const mod = await loadWasmModule(build.module);
+      const encoder = newEncoder(mod, build.encoderClass);
+      encoder.setQuality?.(true, 0); // reversible 5/3 wavelet, no rate target
+      encoder.setDecompositions?.(levels(m));
+      const src = fromNative(interleaved(native, m), bytesOf(m.bitsStored), m, true);
+      // The builds' row stride is bitsPerSample / 8 bytes per sample (rounded down): whole bytes given.
+      const info = {
+        width: m.columns,
+        height: m.rows,
+        bitsPerSample: m.bitsStored,
+        componentCount: m.samplesPerPixel,
+        isSigned: m.pixelRepresentation === 1,
+        ...(build.colourTransform ? {} : { isUsingColorTransform: false }),
+      };
+      try {
+        const bytes = runEncoder(encoder, info, src);
+        const transformed = build.colourTransform && m.samplesPerPixel === 3;
+        return { bytes, photometricInterpretation: transformed ? 'YBR_RCT' : m.photometricInterpretation };
+      } catch (e) {
+        throw new PixelCodecError(`${label} encode failed: ${wasmErrorMessage(e)}`, { cause: e });
+      }
+    },
+  };
+}
+
+/** JPEG 2000 (PS3.5 A.4.4), lossless and lossy, through OpenJPEG; encodes lossless. */
+export const jpeg2000Codec: PixelCodec = waveletCodec({
+  name: 'jpeg-2000 (openjpeg)',
+  label: 'JPEG 2000',
+  transferSyntaxUids: [UID.JPEG2000Lossless, UID.JPEG2000],
+  module: OPENJPEG,
+  library: 'OpenJPEG',
+  decoderClass: 'J2KDecoder',
+  encoderClass: 'J2KEncoder',
+  colourTransform: true,
+});
 
 /** High-Throughput JPEG 2000 (PS3.5 A.4.6) through OpenJPH; encodes lossless. */
-export const htj2kCodec: PixelCodec = {
+export const htj2kCodec: PixelCodec = waveletCodec({
   name: 'htj2k (openjph)',
+  label: 'HTJ2K',
   transferSyntaxUids: [UID.HTJ2KLossless, UID.HTJ2KLosslessRPCL, UID.HTJ2K],
-  canEncode: true,
-  async decodeFrame(encoded: Uint8Array, m: PixelModule): Promise<DecodedFrame> {
-    const { info, pixels } = await decodeWith(OPENJPH, 'HTJ2KDecoder', 'HTJ2K', encoded);
-    checkSize(info, m, 'HTJ2K');
-    return {
-      pixels: toNative(pixels, bytesOf(info.bitsPerSample), m),
-      photometricInterpretation: afterJ2kDecode(m),
-      planarConfiguration: 0,
-    };
-  },
-  async encodeFrame(native: Uint8Array, m: PixelModule): Promise<EncodedFrame> {
-    if (m.bitsStored > 16) throw new PixelCodecError('HTJ2K encodes at most 16 bits per sample here');
-    if (m.samplesPerPixel > 1 && m.bitsStored > 8)
-      throw new PixelCodecError('the OpenJPH build encodes colour at 8 bits per sample only');
-    const mod = await loadWasmModule(OPENJPH);
-    const encoder = newEncoder(mod, 'HTJ2KEncoder');
-    encoder.setQuality?.(true, 0);
-    encoder.setDecompositions?.(levels(m));
-    const bytes = bytesOf(m.bitsStored);
-    const src = fromNative(interleaved(native, m), bytes, m, true);
-    // The build's row stride is bitsPerSample / 8 bytes per sample (rounded down): give it whole bytes.
-    const info = {
-      width: m.columns,
-      height: m.rows,
-      bitsPerSample: m.bitsStored,
-      componentCount: m.samplesPerPixel,
-      isSigned: m.pixelRepresentation === 1,
-      isUsingColorTransform: false,
-    };
-    try {
-      return {
-        bytes: runEncoder(encoder, info, src),
-        photometricInterpretation: m.photometricInterpretation,
-      };
-    } catch (e) {
-      throw new PixelCodecError(`HTJ2K encode failed: ${wasmErrorMessage(e)}`, { cause: e });
-    }
-  },
-};
+  module: OPENJPH,
+  library: 'OpenJPH',
+  decoderClass: 'HTJ2KDecoder',
+  encoderClass: 'HTJ2KEncoder',
+  colourTransform: false,
+});
