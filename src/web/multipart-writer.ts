@@ -52,13 +52,19 @@ function headerValue(value: string): string {
   return value.replace(/[\r\n]+/g, ' ');
 }
 
-function partHead(boundary: string, part: MultipartPart, first: boolean): Buffer {
+/** The delimiter and headers of one part (preceded by CRLF after the first part). */
+export function partHead(boundary: string, part: Omit<MultipartPart, 'body'>, first: boolean): Buffer {
   let head = `${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${headerValue(part.contentType)}\r\n`;
   if (part.contentLocation !== undefined)
     head += `Content-Location: ${headerValue(part.contentLocation)}\r\n`;
   if (part.contentLength !== undefined) head += `Content-Length: ${part.contentLength}\r\n`;
   for (const [k, v] of Object.entries(part.headers ?? {})) head += `${k}: ${headerValue(v)}\r\n`;
   return Buffer.from(`${head}\r\n`, 'latin1');
+}
+
+/** The close delimiter after the last part (`first`: no part was written). */
+export function closeDelimiter(boundary: string, first = false): Buffer {
+  return Buffer.from(`${first ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
 }
 
 /**
@@ -90,7 +96,7 @@ export async function* multipartChunks(
       throw new Error(`a multipart part announced ${part.contentLength} bytes and had ${sent}`);
   }
   // RFC 2046 5.1.1: the close delimiter; with no part at all, just the delimiter line.
-  yield Buffer.from(`${first ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
+  yield closeDelimiter(boundary, first);
 }
 
 /** Default read size of file bodies: large reads keep the syscall count (and the CPU) low. */

@@ -13,19 +13,11 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { httpError } from '../errors.js';
 import { acceptOf, rangeMatches } from '../media-type.js';
+import { closeDelimiter, multipartContentType, newBoundary, partHead } from '../multipart-writer.js';
 import type { DicomwebContext } from './context.js';
 import { frameCount, sendFrames } from './frames.js';
 import { paramsSchema } from './params.js';
-import {
-  type LoadedInstance,
-  loadInstance,
-  multipartType,
-  newBoundary,
-  partHead,
-  partsEnd,
-  readValue,
-  readValueByParsing,
-} from './parts.js';
+import { type LoadedInstance, loadInstance, readValue, readValueByParsing } from './parts.js';
 
 const OCTETS = 'application/octet-stream';
 const TAG_PATH = /^[0-9A-Fa-f]{8}(\.\d{1,6}\.[0-9A-Fa-f]{8}){0,16}$/;
@@ -134,13 +126,13 @@ async function sendBulk(
     return reply.send(stream(0, length));
   }
   const boundary = newBoundary();
-  reply.type(multipartType(boundary, OCTETS));
+  reply.type(multipartContentType(OCTETS, boundary));
   async function* body(): AsyncGenerator<Buffer> {
-    yield partHead(boundary, OCTETS, true);
+    yield partHead(boundary, { contentType: OCTETS }, true);
     const r = read(0, length);
     if (r instanceof Promise) yield await r;
     else yield* r;
-    yield partsEnd(boundary);
+    yield closeDelimiter(boundary);
   }
   return reply.send(Readable.from(body(), { objectMode: false }));
 }

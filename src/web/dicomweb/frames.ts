@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PixelLayout } from '../../archive/index/capture.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
+import { closeDelimiter, multipartContentType, newBoundary, partHead } from '../multipart-writer.js';
 import type { DicomwebContext } from './context.js';
 import { paramsSchema } from './params.js';
 import {
@@ -24,12 +25,8 @@ import {
   isNativeSyntax,
   type LoadedInstance,
   loadInstance,
-  multipartType,
   NATIVE_FRAME_SYNTAX,
   nativeFrameSpan,
-  newBoundary,
-  partHead,
-  partsEnd,
   readValue,
   readValueByParsing,
   readValueInto,
@@ -239,12 +236,12 @@ export async function sendFrames(
     return reply.type(partType).send(data);
   }
   const boundary = newBoundary();
-  reply.type(multipartType(boundary, form.partType));
+  reply.type(multipartContentType(form.partType, boundary));
   const total = sources.reduce((n, s) => n + (s.end - s.start), 0);
   if (total <= SMALL_ANSWER) {
     // One buffer, the frames read straight into place between the part headers.
-    const heads = sources.map((_, i) => partHead(boundary, partType, i === 0));
-    const tail = partsEnd(boundary);
+    const heads = sources.map((_, i) => partHead(boundary, { contentType: partType }, i === 0));
+    const tail = closeDelimiter(boundary);
     const out = Buffer.allocUnsafe(heads.reduce((n, h) => n + h.length, 0) + total + tail.length);
     let at = 0;
     for (const [i, s] of sources.entries()) {
@@ -258,10 +255,10 @@ export async function sendFrames(
   }
   async function* body(): AsyncGenerator<Buffer> {
     for (let i = 0; i < sources.length; i++) {
-      yield partHead(boundary, partType, i === 0);
+      yield partHead(boundary, { contentType: partType }, i === 0);
       yield* readStream(loaded, sources[i] as FrameSource);
     }
-    yield partsEnd(boundary);
+    yield closeDelimiter(boundary);
   }
   return reply.send(Readable.from(body(), { objectMode: false }));
 }

@@ -2,9 +2,8 @@
  * Helpers of the WADO-RS metadata, bulk data and frame routes: the stored layout of an instance
  * (with the read-the-file-once fallback for rows indexed before it was kept), reading values by
  * offset and length (little endian, as PS3.18 8.7.3.3.2 wants them), the media types of frames per
- * transfer syntax (PS3.18 8.7.3.5.2, Table 8.7.3-5), and multipart/related bodies (RFC 2387).
+ * transfer syntax (PS3.18 8.7.3.5.2, Table 8.7.3-5); multipart/related bodies are multipart-writer.ts's.
  */
-import { randomBytes } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { InstanceMetadataRow, MetadataScope } from '../../archive/index/archive-index.js';
 import {
@@ -419,37 +418,4 @@ export function nativeFrameSpan(
 ): [number, number] {
   const bytes = pixels.frameBits / 8;
   return [(n - 1) * bytes, n * bytes];
-}
-
-// --- multipart/related ---------------------------------------------------------------------------
-
-const BOUNDARY_BASE = `DICOMweb${randomBytes(12).toString('hex')}`;
-let boundaries = 0;
-
-/**
- * A boundary (RFC 2046 5.1.1: at most 70 characters): a random part per process and a counter, so
- * it is unpredictable to whoever wrote the values (it must not occur in them) without random bytes
- * per request.
- */
-export function newBoundary(): string {
-  boundaries = (boundaries + 1) % Number.MAX_SAFE_INTEGER;
-  return `${BOUNDARY_BASE}${boundaries.toString(36)}`;
-}
-
-/** The header of one part: `--boundary CRLF Content-Type: ... CRLF CRLF`, preceded by CRLF after the first. */
-export function partHead(boundary: string, contentType: string, first: boolean, extra = ''): Buffer {
-  return Buffer.from(
-    `${first ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${contentType}\r\n${extra}\r\n`,
-    'latin1',
-  );
-}
-
-/** The close delimiter after the last part. */
-export function partsEnd(boundary: string): Buffer {
-  return Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
-}
-
-/** The Content-Type of a multipart/related answer whose parts are all `type` (parameters quoted, PS3.18 8.7.3.5). */
-export function multipartType(boundary: string, type: string, transferSyntax?: string): string {
-  return `multipart/related; type="${type}"${transferSyntax ? `; transfer-syntax=${transferSyntax}` : ''}; boundary=${boundary}`;
 }
