@@ -63,6 +63,9 @@ export type PacsEvent =
       /** The calling AE title, or the user, that sent it. */
       readonly source: string | null;
       readonly via: 'C-STORE' | 'STOW-RS' | 'upload' | 'import';
+      /** The authenticated user (STOW-RS, upload) or user@AE, when known. */
+      readonly user?: string;
+      readonly remoteAddress?: string | undefined;
     }
   /** An object was sent to a peer (C-STORE SCU: pacs store, C-MOVE and C-GET sub-operations). */
   | {
@@ -72,6 +75,10 @@ export type PacsEvent =
       readonly destination: string;
       readonly status: number;
       readonly via: 'C-STORE' | 'C-MOVE' | 'C-GET';
+      readonly studyInstanceUid?: string;
+      readonly patientId?: string;
+      /** Who asked for the transfer (the C-MOVE/C-GET requestor, the user of a send job). */
+      readonly user?: string;
     }
   /** A query answered (C-FIND, worklist, QIDO-RS), for the audit trail and latency metrics. */
   | {
@@ -81,6 +88,90 @@ export type PacsEvent =
       readonly matches: number;
       readonly durationMs: number;
       readonly source: string;
+      /** The identity's name (user, user@AE), when known: the audit trail's active participant. */
+      readonly user?: string;
+      /** The query as asked: the identifier's bytes (DIMSE) or the query string (QIDO-RS), for the audit trail. */
+      readonly query?: Uint8Array | string;
+      readonly remoteAddress?: string | undefined;
+    }
+  // --- security and the audit trail (issue 14): each is emitted once, where it happens -------
+  /** The server (or one of its processes) started or stopped: Application Activity. */
+  | {
+      readonly type: 'application';
+      readonly action: 'start' | 'stop';
+      readonly aeTitle: string;
+      /** Who started it (the OS user) when known. */
+      readonly user?: string;
+    }
+  /** A login, logout or failed authentication (HTTP or DICOM user identity): User Authentication. */
+  | {
+      readonly type: 'authentication';
+      readonly action: 'login' | 'logout';
+      readonly outcome: 'success' | 'failure';
+      /** The user name given (also when it does not exist). */
+      readonly user: string | null;
+      /** 'password', 'token', 'session', 'oidc', 'dimse-password', 'dimse-jwt'. */
+      readonly method: string;
+      readonly remoteAddress: string | undefined;
+      readonly reason?: string;
+    }
+  /** Something a security officer must see: Security Alert. */
+  | {
+      readonly type: 'security-alert';
+      readonly kind:
+        /** An association refused (calling AE unknown or not allowed, bad user identity). */
+        | 'association-rejected'
+        /** A TLS handshake or client certificate that failed. */
+        | 'node-authentication-failed'
+        /** An authenticated identity asked for something its permissions do not allow. */
+        | 'permission-denied'
+        /** Users, roles, tokens, the AE registry, keys or the configuration changed. */
+        | 'configuration-changed'
+        /** A stored object failed its integrity check (decryption, checksum). */
+        | 'integrity-failure';
+      readonly detail: string;
+      readonly user?: string;
+      readonly remoteAddress?: string | undefined;
+    }
+  /** Objects read or changed in place, not sent as objects: DICOM Instances Accessed. */
+  | {
+      readonly type: 'objects-accessed';
+      readonly action: 'read' | 'update';
+      /** 'WADO-RS metadata', 'rendered', 'frames', 'modify'... */
+      readonly via: string;
+      readonly user: string;
+      readonly studyInstanceUid: string;
+      readonly patientId?: string;
+      readonly sopInstanceUids?: readonly string[];
+      readonly remoteAddress?: string | undefined;
+    }
+  /** Objects that left over HTTP (WADO-RS, WADO-URI application/dicom, ZIP): DICOM Instances Transferred. */
+  | {
+      readonly type: 'objects-retrieved';
+      readonly via: 'WADO-RS' | 'WADO-URI' | 'REST';
+      readonly user: string;
+      readonly studyInstanceUid: string;
+      readonly patientId?: string;
+      readonly sopInstanceUids: readonly string[];
+      readonly remoteAddress?: string | undefined;
+    }
+  /** A study (or part of one) removed: DICOM Study Deleted. */
+  | {
+      readonly type: 'study-deleted';
+      readonly studyInstanceUid: string;
+      readonly patientId?: string;
+      readonly sopInstanceUids: readonly string[];
+      readonly user: string;
+    }
+  /** A worklist item or MPPS instance created, changed or removed: Order Record / Procedure Record. */
+  | {
+      readonly type: 'order-record';
+      readonly record: 'worklist' | 'mpps';
+      readonly action: 'create' | 'update' | 'delete';
+      readonly user: string;
+      readonly patientId?: string;
+      readonly studyInstanceUid?: string;
+      readonly accessionNumber?: string;
     };
 
 export type PacsEventType = PacsEvent['type'];

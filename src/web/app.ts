@@ -86,7 +86,7 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     ...(options.http2 === true ? { http2: true as const } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
-  app.decorateRequest('identity', null as unknown as WebIdentity);
+  app.decorateRequest('identity', null as unknown as never);
 
   // Every path and its methods, so that a known path asked with another method answers 405 with Allow.
   const known = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 1024 });
@@ -106,7 +106,7 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
 
   app.addHook('onRequest', async (request, reply) => {
     if (applyCors(cors, request, reply)) return reply;
-    request.identity = { kind: 'anonymous', name: null, remoteAddress: request.ip };
+    request.identity = { kind: 'anonymous', remoteAddress: request.ip };
     const operation = request.routeOptions.config.operation;
     if (operation === undefined) return; // no route: the 404 handler answers
     const decision = await policy.authorize({

@@ -1,67 +1,31 @@
 /**
- * The one authorization question of the HTTP side (ARCHITECTURE.md decision 10): every route
- * declares the operation it performs (`config.operation`), and one hook in app.ts asks the
- * policy "may this identity do this operation on this resource?" before anything else runs,
- * before a body is read. A route registered without an operation makes the app fail to build
- * (app.ts, onRoute), so no route can skip the check.
+ * The HTTP side of the one authorization question (ARCHITECTURE.md decision 10; the decision
+ * itself is security/policy.ts): every route declares the operation it performs
+ * (`config.operation`), and one hook in app.ts asks the policy "may this identity do this
+ * operation on this resource?" before anything else runs, before a body is read. A route
+ * registered without an operation makes the app fail to build (app.ts, onRoute), so no route can
+ * skip the check.
  *
- * Until the security issue lands there is no authentication: the server is started with
- * OPEN_POLICY, which is named for what it is (anyone may do anything), never implied by an empty
- * list. The security layer supplies a real AccessPolicy through the same interface.
+ * OPEN_POLICY (anyone may do anything) is named for what it is, never implied by an empty list;
+ * it is for tests of the routes themselves. The server uses SECURITY_POLICY.
  */
+import type { Identity } from '../security/identity.js';
+import { type DimseOperation, OPERATION_NAMES, type Operation } from '../security/operations.js';
+import { type AccessDecision, type AccessRequest, type AccessResource, authorize } from '../security/policy.js';
 
-/** What a route does, as the policy sees it. */
-export type WebOperation =
-  /** QIDO-RS searches. */
-  | 'dicomweb:search'
-  /** WADO-RS, WADO-URI: objects, metadata, bulk data, frames, rendered images. */
-  | 'dicomweb:retrieve'
-  /** STOW-RS. */
-  | 'dicomweb:store'
-  /** The Capabilities document (OPTIONS). */
-  | 'dicomweb:capabilities'
-  /** /healthz. */
-  | 'system:health'
-  /** /metrics. */
-  | 'system:metrics';
+/** What a route does, as the policy sees it: every operation that is not a DIMSE one. */
+export type WebOperation = Exclude<Operation, DimseOperation>;
 
-export const WEB_OPERATIONS: readonly WebOperation[] = [
-  'dicomweb:search',
-  'dicomweb:retrieve',
-  'dicomweb:store',
-  'dicomweb:capabilities',
-  'system:health',
-  'system:metrics',
-];
+export const WEB_OPERATIONS: readonly WebOperation[] = OPERATION_NAMES.filter(
+  (o): o is WebOperation => !o.startsWith('dimse:'),
+);
 
-/** Who asks: anonymous until authentication exists. */
-export interface WebIdentity {
-  readonly kind: 'anonymous' | 'user';
-  readonly name: string | null;
-  readonly remoteAddress: string | undefined;
-}
-
+/** Who asks, on the HTTP side. */
+export type WebIdentity = Identity;
 /** What the operation is about: the UIDs of the route's path, when it names any. */
-export interface WebResource {
-  readonly studyInstanceUid?: string;
-  readonly seriesInstanceUid?: string;
-  readonly sopInstanceUid?: string;
-}
+export type WebResource = AccessResource;
 
-export interface AccessRequest {
-  readonly identity: WebIdentity;
-  readonly operation: WebOperation;
-  readonly resource: WebResource;
-}
-
-export type AccessDecision =
-  | { readonly allowed: true }
-  | {
-      readonly allowed: false;
-      /** 401 when the identity is anonymous and should authenticate, 403 when it may not. */
-      readonly status: 401 | 403;
-      readonly reason: string;
-    };
+export type { AccessDecision, AccessRequest };
 
 export interface AccessPolicy {
   /** A short name for logs ("open", "rbac"...). */
@@ -69,7 +33,10 @@ export interface AccessPolicy {
   authorize(request: AccessRequest): AccessDecision | Promise<AccessDecision>;
 }
 
-/** No authentication, every operation allowed: the stated default until the security issue lands. */
+/** security/policy.ts's decision. */
+export const SECURITY_POLICY: AccessPolicy = { name: 'rbac', authorize };
+
+/** No authentication, every operation allowed: for tests of routes, never a server's default once security lands. */
 export const OPEN_POLICY: AccessPolicy = {
   name: 'open',
   authorize: () => ({ allowed: true }),

@@ -61,7 +61,7 @@ describe('web app: one policy check for every route', () => {
     name: 'deny-all',
     authorize(request) {
       asked.push(request);
-      return { allowed: false, status: 403, reason: 'denied by the test policy' };
+      return { allowed: false, status: 403, dimseStatus: 0x0124, reason: 'denied by the test policy' };
     },
   };
   let web: TestWeb;
@@ -94,10 +94,10 @@ describe('web app: one policy check for every route', () => {
     asked.length = 0;
     const r = await fetch(`${web.base}/studies/1.2.3/series/4.5/metadata`);
     await r.text();
-    const study = asked.find((a) => a.resource.studyInstanceUid !== undefined);
+    const study = asked.find((a) => a.resource?.studyInstanceUid !== undefined);
     if (study !== undefined) {
-      assert.equal(study.resource.studyInstanceUid, '1.2.3');
-      assert.equal(study.resource.seriesInstanceUid, '4.5');
+      assert.equal(study.resource?.studyInstanceUid, '1.2.3');
+      assert.equal(study.resource?.seriesInstanceUid, '4.5');
     } else {
       // No such route registered yet: the 404 handler answers without asking.
       assert.equal(r.status, 404);

@@ -7,6 +7,7 @@
 import { type ColumnDataType, type ColumnDefinitionBuilder, type Expression, type Kysely, sql } from 'kysely';
 import { inTransaction, type SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
+import { createSecurityTables, SECURITY_MIGRATION_NAME } from '../security/migration.js';
 import { createWorklistTables, WORKLIST_MIGRATION_NAME } from '../worklist/migration.js';
 import type { IndexDatabase } from './schema.js';
 
@@ -175,6 +176,11 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.alterTable('instance').addColumn('metadata', 'text').execute();
       await db.schema.alterTable('instance').addColumn('bulk', 'text').execute();
     },
+  },
+  {
+    version: 5,
+    name: SECURITY_MIGRATION_NAME,
+    up: createSecurityTables,
   },
 ];
 

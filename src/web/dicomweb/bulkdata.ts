@@ -27,7 +27,7 @@ export function registerBulkdata(app: FastifyInstance, context: DicomwebContext)
   app.route({
     method: 'GET',
     url: '/studies/:study/series/:series/instances/:instance/bulk/:path',
-    config: { operation: 'dicomweb:retrieve' },
+    config: { operation: 'dicomweb:view' },
     schema: {
       params: {
         type: 'object',

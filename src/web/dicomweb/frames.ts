@@ -38,7 +38,7 @@ export function registerFrames(app: FastifyInstance, context: DicomwebContext): 
   app.route({
     method: 'GET',
     url: '/studies/:study/series/:series/instances/:instance/frames/:frames',
-    config: { operation: 'dicomweb:retrieve' },
+    config: { operation: 'dicomweb:view' },
     schema: {
       params: {
         type: 'object',

@@ -36,7 +36,7 @@ export async function registerMetadata(app: FastifyInstance, context: DicomwebCo
     app.route({
       method: 'GET',
       url,
-      config: { operation: 'dicomweb:retrieve' },
+      config: { operation: 'dicomweb:view' },
       schema: { params: paramsSchema(...names) },
       handler: (request, reply) => serveMetadata(context, request, reply),
     });

@@ -122,7 +122,7 @@ export async function registerRendered(app: FastifyInstance, context: DicomwebCo
     for (const kind of ['rendered', 'thumbnail'] as const)
       app.get(
         `${level.path}/${kind}`,
-        { config: { operation: 'dicomweb:retrieve' }, schema: { params: level.params } },
+        { config: { operation: 'dicomweb:view' }, schema: { params: level.params } },
         (request, reply) => answer(context, request, reply, kind === 'thumbnail'),
       );
 }
