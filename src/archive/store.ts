@@ -176,6 +176,35 @@ export class ObjectStore {
     return join(this.dataDir, ...path.split('/'));
   }
 
+  /**
+   * Opens a stored object for reading, by its index path. Every reader of archived objects goes
+   * through here (never fs.open on absolutePath), so that the store decides how bytes are kept
+   * on disk (encryption at rest, issue 14): positions and sizes are those of the Part-10 bytes.
+   */
+  async openObject(path: string): Promise<ObjectHandle> {
+    const fh = await open(this.absolutePath(path), 'r');
+    try {
+      const { size } = await fh.stat();
+      return new PlainObjectHandle(fh, size);
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The Part-10 bytes of a stored object from `start` to `end` (exclusive; default all), in chunks. */
+  async *readObject(
+    path: string,
+    options: { readonly start?: number; readonly end?: number; readonly chunkSize?: number } = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const handle = await this.openObject(path);
+    try {
+      yield* handle.chunks(options);
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Removes a stored object; false when it was not there. */
   async remove(path: string): Promise<boolean> {
     try {
@@ -302,6 +331,58 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
       return [];
     throw e;
+  }
+}
+
+/** A stored object open for reading: random access and chunked reads over its Part-10 bytes. */
+export interface ObjectHandle {
+  /** Bytes of the Part-10 object. */
+  readonly size: number;
+  /** Like FileHandle.read: up to `length` bytes at `position` into `buffer` at `offset`. */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  /** The bytes from `start` to `end` (exclusive; default to the end), in chunks of about `chunkSize` (default 256 KiB). */
+  chunks(options?: {
+    readonly start?: number;
+    readonly end?: number;
+    readonly chunkSize?: number;
+  }): AsyncGenerator<Uint8Array, void, undefined>;
+  close(): Promise<void>;
+}
+
+class PlainObjectHandle implements ObjectHandle {
+  constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+  ) {}
+
+  async read(
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }> {
+    const { bytesRead } = await this.fh.read(buffer, offset, length, position);
+    return { bytesRead };
+  }
+
+  async *chunks(
+    options: { readonly start?: number; readonly end?: number; readonly chunkSize?: number } = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const end = Math.min(options.end ?? this.size, this.size);
+    const chunkSize = options.chunkSize ?? 256 * 1024;
+    let position = options.start ?? 0;
+    while (position < end) {
+      const buffer = Buffer.allocUnsafe(Math.min(chunkSize, end - position));
+      const { bytesRead } = await this.fh.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0)
+        throw new ArchiveError('ERR_ARCHIVE_IO', `object file ended at ${position} of ${this.size}`);
+      position += bytesRead;
+      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
   }
 }
 

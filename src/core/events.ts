@@ -118,8 +118,7 @@ export type PacsEvent =
   /** Something a security officer must see: Security Alert. */
   | {
       readonly type: 'security-alert';
-      readonly kind:
-        /** An association refused (calling AE unknown or not allowed, bad user identity). */
+      readonly kind: /** An association refused (calling AE unknown or not allowed, bad user identity). */
         | 'association-rejected'
         /** A TLS handshake or client certificate that failed. */
         | 'node-authentication-failed'

@@ -60,9 +60,17 @@ export function authorize(request: AccessRequest): AccessDecision {
         403,
         `${identity.registered ? 'AE' : 'unknown AE'} ${identity.aeTitle} may not ${requirement.ae}`,
       );
-    if (identity.user !== undefined && requirement.user !== undefined && !identity.user.permissions.has(requirement.user))
-      return refused(403, `user ${identity.user.name} (role ${identity.user.role}) lacks ${requirement.user}`);
-    if (operation === 'dimse:move') return moveDestinationAllowed(identity, request.resource?.moveDestination);
+    if (
+      identity.user !== undefined &&
+      requirement.user !== undefined &&
+      !identity.user.permissions.has(requirement.user)
+    )
+      return refused(
+        403,
+        `user ${identity.user.name} (role ${identity.user.role}) lacks ${requirement.user}`,
+      );
+    if (operation === 'dimse:move')
+      return moveDestinationAllowed(identity, request.resource?.moveDestination);
     return ALLOWED;
   }
 

@@ -11,7 +11,12 @@
  */
 import type { Identity } from '../security/identity.js';
 import { type DimseOperation, OPERATION_NAMES, type Operation } from '../security/operations.js';
-import { type AccessDecision, type AccessRequest, type AccessResource, authorize } from '../security/policy.js';
+import {
+  type AccessDecision,
+  type AccessRequest,
+  type AccessResource,
+  authorize,
+} from '../security/policy.js';
 
 /** What a route does, as the policy sees it: every operation that is not a DIMSE one. */
 export type WebOperation = Exclude<Operation, DimseOperation>;

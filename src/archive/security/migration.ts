@@ -100,7 +100,11 @@ export async function createSecurityTables(db: Kysely<unknown>, engine: SqlEngin
     .addColumn('message', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('audit_record_time').on('audit_record').column('event_time').execute();
-  await db.schema.createIndex('audit_record_user').on('audit_record').columns(['user_name', 'event_time']).execute();
+  await db.schema
+    .createIndex('audit_record_user')
+    .on('audit_record')
+    .columns(['user_name', 'event_time'])
+    .execute();
   await db.schema
     .createIndex('audit_record_patient')
     .on('audit_record')
