@@ -39,6 +39,7 @@ import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
+import { transcodeConfig } from '../services/storage/transcode-config.js';
 
 /** The services `server.services` selects by (services.ts maps them to factories). */
 export const SERVICE_NAMES = ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'] as const;
@@ -193,6 +194,7 @@ const configSchema = section({
   // Unset: an SQLite file in the data folder.
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
+  ...transcodeConfig,
   ...logConfig,
 });
 

@@ -57,6 +57,7 @@ describe('defaults', () => {
       data: { dir: './data' },
       db: {},
       peers: [],
+      transcode: { lossy: false },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });

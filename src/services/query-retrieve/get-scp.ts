@@ -47,6 +47,7 @@ import {
   type StoreOptions,
   storeFile,
 } from '../storage/scu.js';
+import type { TranscodePolicy } from '../storage/transcoding.js';
 import {
   INFORMATION_MODELS,
   type InformationModel,
@@ -425,6 +426,8 @@ export interface GetServiceOptions {
   readonly models?: readonly InformationModel[];
   /** Agree to relational retrieval when an SCU asks (default true). */
   readonly relationalRetrieval?: boolean;
+  /** When the requestor did not propose an object's compressed syntax: may it be sent lossy (config `transcode.lossy`)? */
+  readonly transcode?: TranscodePolicy;
 }
 
 /** The C-GET SCP for the Query/Retrieve information models. */
@@ -484,6 +487,7 @@ async function* answerGet(
       const sent = await sendInstance(assoc, item, {
         ...(ctx.events !== undefined ? { events: ctx.events } : {}),
         via: 'C-GET',
+        ...(options.transcode !== undefined ? { transcode: options.transcode } : {}),
       });
       if (sent.associationEnded !== undefined) {
         // The requestor's own association is over (it went away, or a malformed file made us
