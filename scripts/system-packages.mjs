@@ -16,6 +16,8 @@ const PACKAGES = {
   'libjpeg-turbo-progs': '/usr/bin/djpeg',
   // Pixel codec tests: GDCM is the JPEG 2000 oracle (DCMTK has no JPEG 2000).
   'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
+  // bench:transcode: gdcmconv --raw, the reference decompressor for JPEG 2000 (DCMTK has none).
+  'libgdcm-tools': '/usr/bin/gdcmconv',
 };
 
 const missing = Object.entries(PACKAGES)
