@@ -109,11 +109,13 @@ async function main(): Promise<void> {
         fmt(objects / (seconds[i] as number), 1),
       ]),
     );
+    const p90 = (v: readonly number[]): number =>
+      [...v].sort((a, b) => a - b)[Math.floor(v.length * 0.9)] as number;
     console.log(
-      `thumbnail 512x512 CT -> 256x256 JPEG: median ${fmt(median(thumbs), 2)} ms, p90 ${fmt(
-        [...thumbs].sort((a, b) => a - b)[Math.floor(thumbs.length * 0.9)] as number,
+      `thumbnail 512x512 CT -> 256x256 JPEG (200 renders): wall median ${fmt(median(thumbs.wall), 2)} ms (p90 ${fmt(
+        p90(thumbs.wall),
         2,
-      )} ms (200 renders)`,
+      )}), CPU median ${fmt(median(thumbs.cpu), 2)} ms (p90 ${fmt(p90(thumbs.cpu), 2)})`,
     );
     console.log(
       `load average at end: ${loadavg()
@@ -128,8 +130,15 @@ async function main(): Promise<void> {
         0.7,
       )
       .add({
-        what: 'thumbnail 512x512 CT -> 256x256 JPEG, median',
-        measured: median(thumbs),
+        what: 'thumbnail 512x512 CT -> 256x256 JPEG, median (wall)',
+        measured: median(thumbs.wall),
+        op: '<',
+        threshold: 10,
+        show: (v) => `${fmt(v, 2)} ms`,
+      })
+      .add({
+        what: 'thumbnail 512x512 CT -> 256x256 JPEG, median (CPU time)',
+        measured: median(thumbs.cpu),
         op: '<',
         threshold: 10,
         show: (v) => `${fmt(v, 2)} ms`,
