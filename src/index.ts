@@ -118,6 +118,22 @@ export {
   tagHex,
   UNDEFINED_LENGTH,
 } from './dicom/tag.js';
+/** Transcoding (issue 13): any syntax a codec decodes into any it encodes, frame by frame, streaming. */
+export {
+  checkTranscode,
+  ENCODE_TARGETS,
+  type FrameCoder,
+  type FrameResult,
+  type FrameTask,
+  LOSSY_TARGETS,
+  needsCodec,
+  TranscodeError,
+  type TranscodeOptions,
+  Transcoder,
+  type TranscodeSummary,
+  transcodeChunks,
+  transcodeFrame,
+} from './dicom/transcode.js';
 /** UIDs (PS3.6 A): the registry, transfer syntaxes, storage SOP classes, UID generation and checks. */
 export {
   allStorageSopClasses,
@@ -160,6 +176,15 @@ export {
 } from './dicom/writer.js';
 /** DICOM files: reading a Part-10 file into a data set, converting a file to another transfer syntax. */
 export { convertFile, readDicomFile } from './io/dicom-file.js';
+/** Transcoding files and streams, frames on the shared worker pool at a priority. */
+export {
+  closeTranscodePool,
+  pooledFrameCoder,
+  TranscodePriority,
+  type TranscodeStreamOptions,
+  transcodeFile,
+  transcodeStream,
+} from './io/transcode.js';
 
 // --- network: application entities, associations, DIMSE -------------------------------------------
 
