@@ -16,6 +16,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PixelLayout } from '../../archive/index/capture.js';
+import type { ObjectStore } from '../../archive/store.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from '../multipart-writer.js';
@@ -33,7 +34,7 @@ import {
   readValueInto,
   readValueWhole,
 } from './parts.js';
-import { frameTarget, pixelModuleOfFile, transcodedFrame } from './transcoded.js';
+import { frameTarget, pixelModuleOfObject, transcodedFrame } from './transcoded.js';
 
 /** Registers GET .../frames/{list}. */
 export function registerFrames(app: FastifyInstance, context: DicomwebContext): void {
@@ -56,7 +57,7 @@ export function registerFrames(app: FastifyInstance, context: DicomwebContext): 
         seriesInstanceUid: p.series,
         sopInstanceUid: p.instance,
       });
-      return sendFrames(request, reply, loaded, numbers);
+      return sendFrames(request, reply, loaded, numbers, context.archive.store);
     },
   });
 }
@@ -227,6 +228,8 @@ export async function sendFrames(
   reply: FastifyReply,
   loaded: LoadedInstance,
   numbers: readonly number[],
+  /** Where the object's header is read for a transcode (without it, forms that need one are refused). */
+  store?: Pick<ObjectStore, 'readObject'>,
 ): Promise<FastifyReply> {
   const sources = frameSources(loaded, numbers);
   const form = negotiateFrames(
@@ -235,7 +238,15 @@ export async function sendFrames(
     numbers.length,
   );
   const partType = `${form.partType}; transfer-syntax=${form.transferSyntax}`;
-  if (form.transcode) return sendTranscoded(reply, loaded, sources, form, partType);
+  if (form.transcode) {
+    if (store === undefined)
+      throw httpError(
+        406,
+        'ERR_HTTP_NOT_ACCEPTABLE',
+        'frames are transcoded by the .../frames/{list} resource only',
+      );
+    return sendTranscoded(reply, loaded, sources, form, partType, store);
+  }
   if (form.single) {
     const data = await readWhole(loaded, sources[0] as FrameSource);
     return reply.type(partType).send(data);
@@ -279,8 +290,9 @@ async function sendTranscoded(
   sources: readonly FrameSource[],
   form: FrameForm,
   partType: string,
+  store: Pick<ObjectStore, 'readObject'>,
 ): Promise<FastifyReply> {
-  const module = await pixelModuleOfFile(loaded.absolutePath);
+  const module = await pixelModuleOfObject(store, loaded.row.path);
   const stored = loaded.row.transferSyntaxUid;
   const from = isNativeSyntax(stored) ? NATIVE_FRAME_SYNTAX : stored;
   const one = async (s: FrameSource): Promise<Uint8Array> => {

@@ -3,11 +3,12 @@
  * object file transcoded as it is read (io/transcode.ts, frames on the worker pool at the
  * priority of a peer waiting), or one frame transcoded for /frames (a viewer waiting).
  */
+import type { ObjectStore } from '../../archive/store.js';
 import { type PixelModule, pixelModuleOf } from '../../dicom/codec/types.js';
 import { TAG } from '../../dicom/dictionary.js';
+import { readDicomChunks } from '../../dicom/reader.js';
 import { checkTranscode, type FrameResult } from '../../dicom/transcode.js';
 import { EXPLICIT_VR_LE, UID } from '../../dicom/uid.js';
-import { readDicomFile } from '../../io/dicom-file.js';
 import { pooledFrameCoder, TranscodePriority, transcodeStream } from '../../io/transcode.js';
 import { httpError } from '../errors.js';
 
@@ -62,9 +63,14 @@ export function frameTarget(
   return problem === undefined ? { to } : { reason: `the frames are stored in ${from}: ${problem}` };
 }
 
-/** The pixel module of a stored object, from its header (read up to Pixel Data); 406 when it has none. */
-export async function pixelModuleOfFile(path: string): Promise<PixelModule> {
-  const head = await readDicomFile(path, { stopAtTag: TAG.PixelData });
+/** The pixel module of a stored object, from its header (read through the store up to Pixel Data); 406 when it has none. */
+export async function pixelModuleOfObject(
+  store: Pick<ObjectStore, 'readObject'>,
+  path: string,
+): Promise<PixelModule> {
+  const head = await readDicomChunks(store.readObject(path, { chunkSize: 16 * 1024 }), {
+    stopAtTag: TAG.PixelData,
+  });
   try {
     return pixelModuleOf(head.dataSet);
   } catch (e) {
