@@ -27,6 +27,7 @@ interface ServerFlags {
   services?: string;
   workers?: string;
   httpPort?: string;
+  adminPasswordFile?: string;
 }
 
 /** Config path of each flag, so an error line names what the user typed. */
@@ -49,6 +50,7 @@ const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = 
   ['services', '--services', 'server.services'],
   ['workers', '--workers', 'server.workers'],
   ['httpPort', '--http-port', 'server.http.port'],
+  ['adminPasswordFile', '--admin-password-file', 'identity.adminPasswordFile'],
 ];
 
 export function registerServerCommand(program: Command): void {
@@ -85,6 +87,10 @@ export function registerServerCommand(program: Command): void {
     )
     .option('--workers <n>', 'processes serving the DICOM port, 1 to 64 (default 1)')
     .option('--http-port <n>', 'HTTP port for DICOMweb (/dicom-web), /healthz and /metrics (default: none)')
+    .option(
+      '--admin-password-file <file>',
+      'first start (no user yet): the password of the admin user made then',
+    )
     .action(async (flags: ServerFlags) => {
       await runServer(flags);
     });
@@ -125,6 +131,7 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
     data: { dir: flags.data },
     db: { url: flags.db },
     peers,
+    identity: { adminPasswordFile: flags.adminPasswordFile },
     log: { level: flags.logLevel as Config['log']['level'] | undefined },
   };
 }
@@ -150,6 +157,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   // The server side (the archive, kysely, the engines' drivers, metrics) loads only now (src/client.ts).
   const {
     answerPrimary,
+    bootstrapAdmin,
     closeLogger,
     createLogger,
     isClusterWorker,
@@ -189,6 +197,13 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   const logger = createLogger(config.log);
   const worker = isClusterWorker();
+  if (!worker)
+    await bootstrapAdmin({
+      dataDir: config.data.dir,
+      dbUrl: config.db.url,
+      passwordFile: config.identity.adminPasswordFile,
+      logger,
+    }).catch(async (e: unknown) => Promise.reject(await closeLogger(logger).then(() => e)));
   if (config.server.workers > 1 && !worker) {
     await runPrimary(config, logger);
     return;

@@ -1,0 +1,103 @@
+/**
+ * The first start of a server on an index without users (issue 14): it makes `admin` (role admin)
+ * so that somebody can log in, with the password of `identity.adminPasswordFile`
+ * (`--admin-password-file`) or a random one printed once on standard error. A later start finds a
+ * user and does nothing. Several processes starting at once on one PostgreSQL: one insert wins,
+ * the others find the name taken and print nothing. With --workers only the primary runs it.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PacsError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { addUser } from '../../security/identity-admin.js';
+import { openIndex } from '../index/open.js';
+import { identityStoreOf } from './open.js';
+
+export const BOOTSTRAP_USER = 'admin';
+
+export interface BootstrapOptions {
+  readonly dataDir: string;
+  /** Default: sqlite:DATA/index.sqlite, as the archive opens it. */
+  readonly dbUrl?: string | undefined;
+  readonly passwordFile?: string | undefined;
+  readonly logger?: Logger;
+  /** Where the banner with a generated password goes (default standard error). */
+  readonly write?: (text: string) => void;
+}
+
+/** What happened: 'created' (with the password printed when generated) or 'users-exist'. Throws a PacsError when it cannot. */
+export async function bootstrapAdmin(options: BootstrapOptions): Promise<'created' | 'users-exist'> {
+  const password =
+    options.passwordFile === undefined
+      ? undefined
+      : await readPasswordFile(options.passwordFile, options.logger);
+  const url = options.dbUrl ?? `sqlite:${join(options.dataDir, 'index.sqlite')}`;
+  let opened: Awaited<ReturnType<typeof openIndex>>;
+  try {
+    opened = await openIndex(url, { ...(options.logger ? { logger: options.logger } : {}) });
+  } catch (e) {
+    throw new PacsError('ERR_SERVER_START', `cannot open the archive: ${(e as Error).message}`);
+  }
+  try {
+    const store = identityStoreOf(opened.index);
+    if ((await store.countUsers()) > 0) return 'users-exist';
+    const added = await addUser(store, {
+      name: BOOTSTRAP_USER,
+      role: 'admin',
+      ...(password !== undefined ? { password } : {}),
+    });
+    if (!added.ok) {
+      // Another process made it first.
+      if ((await store.getUser(BOOTSTRAP_USER)) !== undefined) return 'users-exist';
+      throw new PacsError('ERR_SERVER_START', `cannot create the user ${BOOTSTRAP_USER}: ${added.error}`);
+    }
+    options.logger?.info(
+      { user: BOOTSTRAP_USER, role: 'admin' },
+      'no user existed: created the first administrator',
+    );
+    if (added.value.generatedPassword !== undefined)
+      (options.write ?? ((t: string) => process.stderr.write(t)))(banner(added.value.generatedPassword));
+    return 'created';
+  } finally {
+    await opened.index.close();
+  }
+}
+
+function banner(password: string): string {
+  const rule = '='.repeat(72);
+  return [
+    rule,
+    `No user existed: created the user "${BOOTSTRAP_USER}" (role admin). Its password,`,
+    'shown only this once (it is stored hashed and cannot be shown again):',
+    '',
+    `    ${password}`,
+    '',
+    `Change it with: pacs user passwd ${BOOTSTRAP_USER} --password-stdin`,
+    rule,
+    '',
+  ].join('\n');
+}
+
+async function readPasswordFile(file: string, logger: Logger | undefined): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+    const mode = (await stat(file)).mode;
+    if ((mode & 0o077) !== 0)
+      logger?.warn(
+        { file },
+        'the admin password file can be read by other users: chmod 600 it, or remove it after the first start',
+      );
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PacsError(
+      'ERR_SERVER_START',
+      `--admin-password-file ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  // One line, as `echo PW > file` writes it.
+  const password = text.replace(/\r?\n$/, '');
+  if (password.includes('\n'))
+    throw new PacsError('ERR_SERVER_START', `--admin-password-file ${file}: more than one line`);
+  return password;
+}
