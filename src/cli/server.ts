@@ -197,13 +197,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   const logger = createLogger(config.log);
   const worker = isClusterWorker();
-  if (!worker)
-    await bootstrapAdmin({
-      dataDir: config.data.dir,
-      dbUrl: config.db.url,
-      passwordFile: config.identity.adminPasswordFile,
-      logger,
-    }).catch(async (e: unknown) => Promise.reject(await closeLogger(logger).then(() => e)));
+  // The first start on an index without users makes the admin (archive/security/bootstrap.ts); workers never.
+  if (!worker) await bootstrapAdmin({ ...config.data, dbUrl: config.db.url, ...config.identity, logger });
   if (config.server.workers > 1 && !worker) {
     await runPrimary(config, logger);
     return;

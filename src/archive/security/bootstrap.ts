@@ -16,10 +16,12 @@ import { identityStoreOf } from './open.js';
 export const BOOTSTRAP_USER = 'admin';
 
 export interface BootstrapOptions {
-  readonly dataDir: string;
+  /** The data folder (config data.dir). */
+  readonly dir: string;
   /** Default: sqlite:DATA/index.sqlite, as the archive opens it. */
   readonly dbUrl?: string | undefined;
-  readonly passwordFile?: string | undefined;
+  /** config identity.adminPasswordFile (`--admin-password-file`). */
+  readonly adminPasswordFile?: string | undefined;
   readonly logger?: Logger;
   /** Where the banner with a generated password goes (default standard error). */
   readonly write?: (text: string) => void;
@@ -28,10 +30,10 @@ export interface BootstrapOptions {
 /** What happened: 'created' (with the password printed when generated) or 'users-exist'. Throws a PacsError when it cannot. */
 export async function bootstrapAdmin(options: BootstrapOptions): Promise<'created' | 'users-exist'> {
   const password =
-    options.passwordFile === undefined
+    options.adminPasswordFile === undefined
       ? undefined
-      : await readPasswordFile(options.passwordFile, options.logger);
-  const url = options.dbUrl ?? `sqlite:${join(options.dataDir, 'index.sqlite')}`;
+      : await readPasswordFile(options.adminPasswordFile, options.logger);
+  const url = options.dbUrl ?? `sqlite:${join(options.dir, 'index.sqlite')}`;
   let opened: Awaited<ReturnType<typeof openIndex>>;
   try {
     opened = await openIndex(url, { ...(options.logger ? { logger: options.logger } : {}) });
@@ -49,7 +51,12 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<'create
     if (!added.ok) {
       // Another process made it first.
       if ((await store.getUser(BOOTSTRAP_USER)) !== undefined) return 'users-exist';
-      throw new PacsError('ERR_SERVER_START', `cannot create the user ${BOOTSTRAP_USER}: ${added.error}`);
+      const from =
+        options.adminPasswordFile === undefined ? '' : `--admin-password-file ${options.adminPasswordFile}: `;
+      throw new PacsError(
+        'ERR_SERVER_START',
+        `${from}cannot create the user ${BOOTSTRAP_USER}: ${added.error}`,
+      );
     }
     options.logger?.info(
       { user: BOOTSTRAP_USER, role: 'admin' },
