@@ -440,9 +440,9 @@ export type {
   UserRecord,
 } from './security/identity-store.js';
 export { generatePassword } from './security/passwords.js';
-export { PERMISSIONS } from './security/permissions.js';
+export { PERMISSIONS, parsePermissions } from './security/permissions.js';
 /** Roles: built-in and custom. */
-export { allRoles, parsePermissions, resolveRole } from './security/roles.js';
+export { allRoles, resolveRole } from './security/roles.js';
 export { MAX_TOKEN_DAYS } from './security/tokens.js';
 
 // --- server: the composition root -----------------------------------------------------------------

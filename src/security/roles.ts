@@ -4,7 +4,7 @@
  * next request on. Names of users and roles are checked here, once, for every way they come in.
  */
 import type { IdentityStore } from './identity-store.js';
-import { BUILTIN_ROLES, isPermission, type Permission, type RoleDefinition } from './permissions.js';
+import { BUILTIN_ROLES, type RoleDefinition } from './permissions.js';
 
 export function builtinRole(name: string): RoleDefinition | undefined {
   return BUILTIN_ROLES.find((r) => r.name === name);
@@ -33,19 +33,6 @@ export async function allRoles(
       builtin: false,
     })),
   ];
-}
-
-/** Parses `view,download`: the permissions, or the first word that is not one. */
-export function parsePermissions(
-  list: string,
-): { readonly ok: true; readonly value: Permission[] } | { readonly ok: false; readonly bad: string } {
-  const out: Permission[] = [];
-  for (const word of list.split(',').map((w) => w.trim())) {
-    if (word === '') continue;
-    if (!isPermission(word)) return { ok: false, bad: word };
-    if (!out.includes(word)) out.push(word);
-  }
-  return { ok: true, value: out };
 }
 
 /**

@@ -22,7 +22,13 @@ import { isPermission, type Permission } from '../../security/permissions.js';
 import type { SqlEngine } from '../database.js';
 import { ArchiveError } from '../errors.js';
 import type { IndexDatabase } from '../index/schema.js';
-import type { AppRoleTable, AppUserTable, IdentityDatabase, WebSessionTable } from './schema.js';
+import type {
+  ApiTokenTable,
+  AppRoleTable,
+  AppUserTable,
+  IdentityDatabase,
+  WebSessionTable,
+} from './schema.js';
 
 type Db = Kysely<IdentityDatabase>;
 
@@ -347,18 +353,7 @@ export function permissionsOf(text: string): Permission[] {
   return text.split(',').filter((w): w is Permission => isPermission(w));
 }
 
-function tokenOf(row: {
-  token_id: string;
-  user_id: number;
-  user_name: string;
-  role: string;
-  secret_hash: string;
-  description: string | null;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}): TokenRecord {
+function tokenOf(row: Selectable<ApiTokenTable> & { user_name: string }): TokenRecord {
   const date = (t: string | null) => (t === null ? null : new Date(t));
   return {
     tokenId: row.token_id,

@@ -15,28 +15,19 @@ import { MemoryIdentityStore } from '../../../src/archive/security/memory-identi
 import { identityStoreOf, openIdentityStore } from '../../../src/archive/security/open.js';
 import { SqlIdentityStore } from '../../../src/archive/security/sql-identity-store.js';
 import type { IdentityStore } from '../../../src/security/identity-store.js';
-import { dropSchema, PG_URL, pgAdmin } from '../helpers.js';
+import { dropSchema, PG_URL, pgAdmin, sqliteEngine } from '../helpers.js';
 
 interface Engine {
   readonly name: string;
-  open(): Promise<{ store: IdentityStore; url?: string; cleanup: () => Promise<void> }>;
+  open(): Promise<{ store: IdentityStore; cleanup: () => Promise<void> }>;
 }
 
 const ENGINES: readonly Engine[] = [
   {
     name: 'sqlite',
     async open() {
-      const dir = mkdtempSync(join(tmpdir(), 'pacs-identity-'));
-      const url = `sqlite:${join(dir, 'index.sqlite')}`;
-      const { index } = await openIndex(url, { durability: 'none' });
-      return {
-        store: identityStoreOf(index),
-        url,
-        async cleanup() {
-          await index.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
+      const opened = await sqliteEngine.open({ durability: 'none' });
+      return { store: identityStoreOf(opened.index), cleanup: () => opened.cleanup() };
     },
   },
   {
@@ -48,7 +39,6 @@ const ENGINES: readonly Engine[] = [
       const { index } = await openIndex(url, { durability: 'none' });
       return {
         store: identityStoreOf(index),
-        url,
         async cleanup() {
           await index.close();
           await dropSchema(schema);
