@@ -420,7 +420,12 @@ export type {
 export { type BootstrapOptions, bootstrapAdmin } from './archive/security/bootstrap.js';
 export { MemoryIdentityStore } from './archive/security/memory-identity-store.js';
 /** The identity store of an index, or of an index URL; the first start's admin. */
-export { identityStoreOf, type OpenedIdentityStore, openIdentityStore } from './archive/security/open.js';
+export {
+  identityServiceFor,
+  identityStoreOf,
+  type OpenedIdentityStore,
+  openIdentityStore,
+} from './archive/security/open.js';
 /** The checks of administering users, roles and tokens (the CLI, the first admin, REST admin routes). */
 export * as identityAdmin from './security/identity-admin.js';
 /** The identity config part and its session limits. */

@@ -30,7 +30,7 @@ import type {
 } from './authentication.js';
 import type { AuthenticationMethod, UserIdentity } from './identity.js';
 import type { IdentityStore, UserRecord } from './identity-store.js';
-import { type PasswordHasher, scryptHasher } from './passwords.js';
+import { MAX_PASSWORD_LENGTH, type PasswordHasher, scryptHasher } from './passwords.js';
 import type { Permission } from './permissions.js';
 import { AttemptLimiter, type LimitKey, type RateLimitOptions } from './rate-limit.js';
 import { resolveRole, userNameProblem } from './roles.js';
@@ -92,6 +92,9 @@ export class StoredIdentityService implements IdentityService {
       options.rateLimit instanceof AttemptLimiter
         ? options.rateLimit
         : new AttemptLimiter({ now: this.now, ...options.rateLimit });
+    void this.hasher
+      .prepare?.()
+      .catch((e: unknown) => this.logger?.error({ err: e }, 'password hashing unavailable'));
   }
 
   async authenticatePassword(name: string, password: string, context: AttemptContext): Promise<AuthResult> {
@@ -100,6 +103,11 @@ export class StoredIdentityService implements IdentityService {
     const refused = this.refuseIfLimited(keys, name, method, context);
     if (refused !== undefined) return refused;
 
+    if (password.length > 2 * MAX_PASSWORD_LENGTH) {
+      // No password of ours is that long: the same work as an unknown name, not a megabyte through scrypt.
+      await this.hasher.verifyUnknown('');
+      return this.fail(keys, name, method, context, 'password too long');
+    }
     const user = userNameProblem(name) === undefined ? await this.store.getUser(name) : undefined;
     if (user === undefined || user.passwordHash === null) {
       await this.hasher.verifyUnknown(password);

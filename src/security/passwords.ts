@@ -116,10 +116,15 @@ export function needsRehash(encoded: string, params: ScryptParameters = DEFAULT_
 
 let dummy: Promise<string> | undefined;
 
+/** The hash nobody's password matches, made once per process (call early: the first unknown name must not take twice as long). */
+export function dummyHash(): Promise<string> {
+  dummy ??= hashPassword(randomBytes(18).toString('base64url'));
+  return dummy;
+}
+
 /** The work of one verification against a hash nobody's password matches: for a user name that does not exist. */
 export async function verifyUnknownUser(password: string): Promise<false> {
-  dummy ??= hashPassword(randomBytes(18).toString('base64url'));
-  const parsed = parsePasswordHash(await dummy);
+  const parsed = parsePasswordHash(await dummyHash());
   if (parsed !== undefined) {
     const candidate = await derive(password, parsed.salt, parsed.params);
     timingSafeEqual(candidate, parsed.hash);
@@ -134,6 +139,8 @@ export interface PasswordHasher {
   /** The same work as verify() for a user that does not exist; always false. */
   verifyUnknown(password: string): Promise<false>;
   needsRehash(encoded: string): boolean;
+  /** Makes what verifyUnknown() needs ahead of the first request. */
+  prepare?(): Promise<void>;
 }
 
 export const scryptHasher: PasswordHasher = {
@@ -141,4 +148,7 @@ export const scryptHasher: PasswordHasher = {
   verify: verifyPassword,
   verifyUnknown: verifyUnknownUser,
   needsRehash: (encoded) => needsRehash(encoded),
+  prepare: async () => {
+    await dummyHash();
+  },
 };

@@ -3,6 +3,8 @@
  * an SQL index, or memory beside the in-memory index. One store per index, shared by whoever
  * authenticates in the process (the HTTP side, DICOM user identity), so they see the same state.
  */
+import { type IdentityConfig, sessionLimits } from '../../security/identity-config.js';
+import { type IdentityServiceOptions, StoredIdentityService } from '../../security/identity-service.js';
 import type { IdentityStore } from '../../security/identity-store.js';
 import type { ArchiveIndex } from '../index/archive-index.js';
 import { type OpenIndexOptions, openIndex } from '../index/open.js';
@@ -35,4 +37,17 @@ export async function openIdentityStore(
 ): Promise<OpenedIdentityStore> {
   const { index } = await openIndex(url, options);
   return { store: identityStoreOf(index), close: () => index.close() };
+}
+
+/**
+ * The identity service of a server: on the identity store of its index, with the config's
+ * session limits. Build one per process and give the same one to every way in (HTTP and DICOM
+ * user identity), so that they share the failed-attempt counts.
+ */
+export function identityServiceFor(
+  index: ArchiveIndex,
+  config: IdentityConfig,
+  options: Omit<IdentityServiceOptions, 'store' | 'sessionIdleMs' | 'sessionAbsoluteMs'> = {},
+): StoredIdentityService {
+  return new StoredIdentityService({ ...options, store: identityStoreOf(index), ...sessionLimits(config) });
 }

@@ -10,10 +10,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { MemoryArchiveIndex } from '../../../src/archive/index/memory-index.js';
 import { openIndex } from '../../../src/archive/index/open.js';
 import { MemoryIdentityStore } from '../../../src/archive/security/memory-identity-store.js';
-import { identityStoreOf, openIdentityStore } from '../../../src/archive/security/open.js';
+import {
+  identityServiceFor,
+  identityStoreOf,
+  openIdentityStore,
+} from '../../../src/archive/security/open.js';
 import { SqlIdentityStore } from '../../../src/archive/security/sql-identity-store.js';
+import { addUser } from '../../../src/security/identity-admin.js';
 import type { IdentityStore } from '../../../src/security/identity-store.js';
 import { dropSchema, PG_URL, pgAdmin, sqliteEngine } from '../helpers.js';
 
@@ -236,5 +242,34 @@ describe('identity store of an index', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('identity service of an index', () => {
+  test("on the index's store, with the config's session limits", async () => {
+    const index = new MemoryArchiveIndex();
+    let clock = Date.parse('2026-03-01T08:00:00Z');
+    const service = identityServiceFor(
+      index,
+      { sessionIdleMinutes: 1, sessionMaxHours: 1 },
+      { now: () => clock },
+    );
+    const store = identityStoreOf(index);
+    const added = await addUser(store, { name: 'iris', role: 'viewer', password: 'a long enough password' });
+    assert.ok(added.ok);
+    const login = await service.authenticatePassword('iris', 'a long enough password', {
+      remoteAddress: undefined,
+    });
+    assert.ok(login.ok);
+    const session = await service.createSession(login.identity, { remoteAddress: undefined });
+    assert.equal(session.expiresAt.getTime(), clock + 3600_000);
+    clock += 59_000;
+    assert.ok(await service.resumeSession(session.sessionId));
+    clock += 60_000;
+    assert.equal(await service.resumeSession(session.sessionId), undefined, 'idle for a minute');
+    const long = await service.authenticatePassword('iris', 'x'.repeat(100_000), {
+      remoteAddress: undefined,
+    });
+    assert.ok(!long.ok && long.reason === 'password too long');
   });
 });
