@@ -47,6 +47,7 @@ export async function addUser(
   return ok(generated === undefined ? { user: added } : { user: added, generatedPassword: generated });
 }
 
+/** Sets a user's password; their browser sessions end (a password changed after a theft must lock the thief out). */
 export async function setPassword(
   store: IdentityStore,
   name: string,
@@ -56,7 +57,9 @@ export async function setPassword(
   if (weak !== undefined) return err(weak);
   if ((await store.getUser(name)) === undefined) return err(`no user ${name}`);
   const changed = await store.updateUser(name, { passwordHash: await hashPassword(password) });
-  return changed === undefined ? err(`no user ${name}`) : ok(changed);
+  if (changed === undefined) return err(`no user ${name}`);
+  await store.removeUserSessions(changed.id);
+  return ok(changed);
 }
 
 export async function setRole(

@@ -119,6 +119,8 @@ export interface IdentityStore {
   getSession(sessionHash: string): Promise<SessionRecord | undefined>;
   touchSession(sessionHash: string, at: Date): Promise<void>;
   removeSession(sessionHash: string): Promise<SessionRecord | undefined>;
+  /** Removes every session of a user (a new password ends them); how many. */
+  removeUserSessions(userId: number): Promise<number>;
   /** Removes sessions whose absolute end is before `before`; how many. */
   removeExpiredSessions(before: Date): Promise<number>;
 }

@@ -16,6 +16,7 @@ import {
   createToken,
   revokeToken,
   setDisabled,
+  setPassword,
   setRole,
 } from '../../src/security/identity-admin.js';
 import { csrfTokenMatches, StoredIdentityService } from '../../src/security/identity-service.js';
@@ -476,6 +477,14 @@ describe('identity service: sessions', () => {
     });
     await r.service.endSession(s.sessionId); // twice: nothing more
     assert.equal(r.events.filter((e) => e.action === 'logout').length, 1);
+    const before = await login();
+    assert.ok((await setPassword(r.store, 'frank', 'a brand new password')).ok);
+    assert.equal(
+      await r.service.resumeSession(before.sessionId),
+      undefined,
+      'a new password ends the sessions',
+    );
+    assert.ok((await setPassword(r.store, 'frank', PASSWORD)).ok);
     const again = await login();
     assert.ok((await setDisabled(r.store, 'frank', true)).ok);
     assert.equal(await r.service.resumeSession(again.sessionId), undefined);

@@ -180,6 +180,16 @@ export class MemoryIdentityStore implements IdentityStore {
     return session;
   }
 
+  async removeUserSessions(userId: number): Promise<number> {
+    let n = 0;
+    for (const [hash, session] of this.sessions)
+      if (session.userId === userId) {
+        this.sessions.delete(hash);
+        n++;
+      }
+    return n;
+  }
+
   async removeExpiredSessions(before: Date): Promise<number> {
     let n = 0;
     for (const [hash, session] of this.sessions)

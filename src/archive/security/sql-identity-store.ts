@@ -298,6 +298,13 @@ export class SqlIdentityStore implements IdentityStore {
     return row === undefined ? undefined : sessionOf(row);
   }
 
+  async removeUserSessions(userId: number): Promise<number> {
+    const result = await this.run(() =>
+      this.db.deleteFrom('web_session').where('user_id', '=', userId).executeTakeFirst(),
+    );
+    return Number(result.numDeletedRows);
+  }
+
   async removeExpiredSessions(before: Date): Promise<number> {
     const result = await this.run(() =>
       this.db.deleteFrom('web_session').where('expires_at', '<', before.toISOString()).executeTakeFirst(),

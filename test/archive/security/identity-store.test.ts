@@ -215,6 +215,12 @@ for (const engine of ENGINES) {
         assert.equal((await store.getSession('s1'))?.lastSeenAt.getTime(), now + 5000);
         assert.equal(await store.removeExpiredSessions(new Date(now)), 1);
         assert.equal(await store.getSession('s2'), undefined);
+        await session('s4', DAY);
+        assert.equal(await store.removeUserSessions(gail.id + 1000), 0);
+        assert.equal(await store.removeUserSessions(gail.id), 1 + 1 + 1, 's1, s3, s4');
+        assert.equal(await store.getSession('s4'), undefined);
+        await session('s1', DAY);
+        await session('s3', DAY);
         const removed = await store.removeSession('s1');
         assert.equal(removed?.userId, gail.id);
         assert.equal(await store.removeSession('s1'), undefined);
