@@ -5,7 +5,10 @@
  * answers with a UserIdentity whose permissions are those of the user's role now (custom roles are
  * read from the store at each authentication).
  *
- * - Passwords: scrypt (passwords.ts); an unknown name costs the same work as a known one.
+ * - Passwords: scrypt (passwords.ts); an unknown name costs the same work as a known one. A good
+ *   check is remembered 5 min in memory (HMAC of name, stored hash and password under a per-process
+ *   key), and parallel requests with the same credentials share one check, so HTTP Basic costs one
+ *   scrypt per client, not per request. Parallel guesses are limited to the free failures left.
  * - API tokens (tokens.ts): revoked, expired, or a disabled owner: refused. A token's permissions
  *   are its role's within its owner's role's, both as they are now.
  * - Anything else given as Bearer goes to the JwtVerifier, when there is one (OpenID Connect).
@@ -17,7 +20,7 @@
  * and tokens authenticate each request, so a success of the same user, method, token and address is
  * emitted once per `successEventIntervalMs` (default 10 min), not per request; failures always.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type {
@@ -62,7 +65,9 @@ const TOUCH_INTERVAL_MS = 60_000;
 const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 /** Expired sessions are swept at most this often (on the way of a createSession). */
 const SWEEP_INTERVAL_MS = 10 * 60_000;
-const MAX_REMEMBERED_SUCCESSES = 10_000;
+const MAX_REMEMBERED = 10_000;
+/** How long a good password check is remembered (a changed password misses at once: the stored hash is in the key). */
+const VERIFIED_CACHE_MS = 5 * 60_000;
 
 export class StoredIdentityService implements IdentityService {
   readonly limiter: AttemptLimiter;
@@ -76,6 +81,11 @@ export class StoredIdentityService implements IdentityService {
   private readonly successIntervalMs: number;
   private readonly now: () => number;
   private readonly successes = new Map<string, number>();
+  /** Recent good password checks: HMAC key -> until when (see authenticatePassword). */
+  private readonly verified = new Map<string, number>();
+  /** Password checks in flight, by the same key. */
+  private readonly checking = new Map<string, Promise<boolean>>();
+  private readonly cacheKey = randomBytes(32);
   private lastSweep = 0;
 
   constructor(options: IdentityServiceOptions) {
@@ -103,22 +113,54 @@ export class StoredIdentityService implements IdentityService {
     const refused = this.refuseIfLimited(keys, name, method, context);
     if (refused !== undefined) return refused;
 
-    if (password.length > 2 * MAX_PASSWORD_LENGTH) {
-      // No password of ours is that long: the same work as an unknown name, not a megabyte through scrypt.
-      await this.hasher.verifyUnknown('');
-      return this.fail(keys, name, method, context, 'password too long');
+    const user =
+      userNameProblem(name) === undefined && password.length <= 2 * MAX_PASSWORD_LENGTH
+        ? await this.store.getUser(name)
+        : undefined;
+    const hash = user?.passwordHash ?? null;
+    // HTTP Basic sends the password with every request: a recent success is remembered (keyed by
+    // an HMAC of name, stored hash and password), so only the first request pays for scrypt.
+    const remembered =
+      user !== undefined && hash !== null ? this.verifiedKey(user.name, hash, password) : undefined;
+    let good = remembered !== undefined && (this.verified.get(remembered) ?? 0) > this.now();
+    if (!good) {
+      // The same credentials already being checked (a client's parallel requests): wait for that check.
+      const same = remembered === undefined ? undefined : this.checking.get(remembered);
+      if (same !== undefined) good = await same;
+      else {
+        const busy = this.limiter.begin(keys);
+        if (busy > 0) return this.refuseBusy(name, method, context, busy);
+        try {
+          if (user === undefined || hash === null || remembered === undefined) {
+            // No password of ours is that long: the same work as an unknown name, not a megabyte through scrypt.
+            const tooLong = password.length > 2 * MAX_PASSWORD_LENGTH;
+            await this.hasher.verifyUnknown(tooLong ? '' : password);
+            const reason = tooLong
+              ? 'password too long'
+              : user === undefined
+                ? 'unknown user'
+                : 'no password set';
+            return this.fail(keys, name, method, context, reason);
+          }
+          const check = this.hasher.verify(password, hash);
+          this.checking.set(remembered, check);
+          try {
+            good = await check;
+          } finally {
+            this.checking.delete(remembered);
+          }
+        } finally {
+          this.limiter.end(keys);
+        }
+      }
     }
-    const user = userNameProblem(name) === undefined ? await this.store.getUser(name) : undefined;
-    if (user === undefined || user.passwordHash === null) {
-      await this.hasher.verifyUnknown(password);
-      return this.fail(keys, name, method, context, user === undefined ? 'unknown user' : 'no password set');
-    }
-    if (!(await this.hasher.verify(password, user.passwordHash)))
+    if (!good || user === undefined || hash === null || remembered === undefined)
       return this.fail(keys, name, method, context, 'wrong password');
+    this.remember(remembered);
     const identity = await this.identityOf(user, method, context.remoteAddress);
     if (typeof identity === 'string') return this.fail(keys, name, method, context, identity);
     this.limiter.succeed(userKey(name));
-    if (this.hasher.needsRehash(user.passwordHash)) this.rehash(user, password);
+    if (this.hasher.needsRehash(hash)) this.rehash(user, password);
     this.succeeded(identity, context);
     return { ok: true, identity };
   }
@@ -277,6 +319,36 @@ export class StoredIdentityService implements IdentityService {
     };
   }
 
+  private verifiedKey(name: string, hash: string, password: string): string {
+    return createHmac('sha256', this.cacheKey)
+      .update(`${name}\u0000${hash}\u0000${password}`)
+      .digest('base64');
+  }
+
+  private remember(key: string): void {
+    this.verified.delete(key);
+    this.verified.set(key, this.now() + VERIFIED_CACHE_MS);
+    if (this.verified.size > MAX_REMEMBERED) {
+      const oldest = this.verified.keys().next();
+      if (!oldest.done) this.verified.delete(oldest.value);
+    }
+  }
+
+  private refuseBusy(
+    name: string,
+    method: AuthenticationMethod,
+    context: AttemptContext,
+    wait: number,
+  ): AuthResult {
+    const reason = 'too many password checks at once';
+    this.logger?.warn(
+      { user: name, method, remoteAddress: context.remoteAddress },
+      `authentication refused: ${reason}`,
+    );
+    this.emitFailure(name, method, context, reason);
+    return { ok: false, reason, retryAfterMs: wait };
+  }
+
   private refuseIfLimited(
     keys: readonly LimitKey[],
     user: string | null,
@@ -320,7 +392,7 @@ export class StoredIdentityService implements IdentityService {
     if (last !== undefined && now - last < this.successIntervalMs) return;
     this.successes.delete(key);
     this.successes.set(key, now);
-    if (this.successes.size > MAX_REMEMBERED_SUCCESSES) {
+    if (this.successes.size > MAX_REMEMBERED) {
       const oldest = this.successes.keys().next();
       if (!oldest.done) this.successes.delete(oldest.value);
     }

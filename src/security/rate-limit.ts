@@ -30,12 +30,17 @@ interface Entry {
   lockedUntil: number;
 }
 
+/** How long a client refused for too many checks at once waits. */
+export const BUSY_RETRY_MS = 1000;
+
 export type LimitKey =
   | { readonly kind: 'user'; readonly value: string }
   | { readonly kind: 'address'; readonly value: string };
 
 export class AttemptLimiter {
   private readonly entries = new Map<string, Entry>();
+  /** Checks in flight per key (begin/end); only keys being checked now are here. */
+  private readonly pending = new Map<string, number>();
   private readonly userFree: number;
   private readonly addressFree: number;
   private readonly baseLockMs: number;
@@ -90,6 +95,31 @@ export class AttemptLimiter {
       this.entries.delete(oldest.value);
     }
     return lock;
+  }
+
+  /**
+   * Starts a check of a credential that costs work (a password hash): refused (the ms to wait)
+   * when a key has as many checks in flight as it has free failures left (one once none is left),
+   * so that guesses sent in parallel cannot outrun the count; else 0, and end() must follow.
+   */
+  begin(keys: readonly LimitKey[]): number {
+    const now = this.now();
+    for (const key of keys) {
+      const e = this.live(key, now);
+      const free = key.kind === 'user' ? this.userFree : this.addressFree;
+      // In flight at most what is left of the free failures, and one when none is left (each failure then locks).
+      if ((this.pending.get(idOf(key)) ?? 0) >= Math.max(1, free - (e?.failures ?? 0))) return BUSY_RETRY_MS;
+    }
+    for (const key of keys) this.pending.set(idOf(key), (this.pending.get(idOf(key)) ?? 0) + 1);
+    return 0;
+  }
+
+  end(keys: readonly LimitKey[]): void {
+    for (const key of keys) {
+      const n = (this.pending.get(idOf(key)) ?? 0) - 1;
+      if (n <= 0) this.pending.delete(idOf(key));
+      else this.pending.set(idOf(key), n);
+    }
   }
 
   /** Forgets the failures of a key (a good login). */

@@ -190,6 +190,53 @@ describe('identity service: passwords', () => {
   });
 });
 
+describe('identity service: password checks, parallel and repeated', () => {
+  test('a good check is remembered: the next requests skip scrypt until the password changes or 5 min pass', async () => {
+    const r = await rig();
+    await user(r.store, 'gus', 'viewer');
+    identityOf(await r.service.authenticatePassword('gus', PASSWORD, at('10.4.0.1')));
+    identityOf(await r.service.authenticatePassword('gus', PASSWORD, at('10.4.0.2')));
+    assert.equal(r.calls.verify, 1);
+    failure(await r.service.authenticatePassword('gus', `${PASSWORD}!`, at('10.4.0.1')));
+    assert.equal(r.calls.verify, 2, 'another password is checked');
+    r.advance(5 * MIN);
+    identityOf(await r.service.authenticatePassword('gus', PASSWORD, at('10.4.0.1')));
+    assert.equal(r.calls.verify, 3, 'forgotten after 5 minutes');
+    assert.ok((await setPassword(r.store, 'gus', 'the next password')).ok);
+    assert.equal(
+      failure(await r.service.authenticatePassword('gus', PASSWORD, at('10.4.0.1'))).reason,
+      'wrong password',
+    );
+    identityOf(await r.service.authenticatePassword('gus', 'the next password', at('10.4.0.1')));
+    assert.equal(r.calls.verify, 5);
+  });
+
+  test("a client's parallel requests with the same credentials share one check", async () => {
+    const r = await rig();
+    await user(r.store, 'hana', 'viewer');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => r.service.authenticatePassword('hana', PASSWORD, at('10.4.0.3'))),
+    );
+    for (const result of results) identityOf(result);
+    assert.equal(r.calls.verify, 1);
+  });
+
+  test('guesses sent in parallel cannot outrun the count: at most the free failures are checked', async () => {
+    const r = await rig();
+    await user(r.store, 'ivy', 'viewer');
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        r.service.authenticatePassword('ivy', `guess number ${i}`, at(`10.5.0.${i}`)),
+      ),
+    );
+    assert.ok(r.calls.verify <= 5, `${r.calls.verify} checks`);
+    const busy = results.filter((x) => !x.ok && x.reason === 'too many password checks at once');
+    assert.equal(busy.length, 20 - r.calls.verify);
+    for (const b of busy) assert.equal(failure(b).retryAfterMs, 1000);
+    assert.ok(r.logs.some((l) => l.level === 40 && /too many password checks at once/.test(l.msg)));
+  });
+});
+
 describe('identity service: rate limiting', () => {
   test('per user: after 5 failures the name is locked, doubling, even for the right password, then free again', async () => {
     const r = await rig();
