@@ -293,7 +293,16 @@ export class StoredIdentityService implements IdentityService {
     const keys = limitKeys(context);
     const refused = this.refuseIfLimited(keys, null, method, context);
     if (refused !== undefined) return refused;
-    const result = await verifier.verify(token, context);
+    let result: AuthResult;
+    try {
+      result = await verifier.verify(token, context);
+    } catch (e) {
+      // The provider unreachable (JWKS), not the client's fault: refused, not counted against it.
+      const reason = `the JWT could not be checked: ${e instanceof Error ? e.message : String(e)}`;
+      this.logger?.warn({ err: e, method, remoteAddress: context.remoteAddress }, reason);
+      this.emitFailure(null, method, context, reason);
+      return { ok: false, reason };
+    }
     if (!result.ok) return this.fail(keys, null, method, context, result.reason);
     const identity: UserIdentity = { ...result.identity, method, remoteAddress: context.remoteAddress };
     this.succeeded(identity, context);

@@ -446,6 +446,19 @@ describe('identity service: JWT', () => {
     );
     assert.equal(r.service.limiter.failures({ kind: 'address', value: '10.2.0.1' }), 1);
     assert.deepEqual(verifier.seen, ['good.jwt.token', 'good.jwt.token', 'bad.jwt.token']);
+    // A verifier that fails (its provider unreachable): refused, not counted against the client.
+    const broken = await rig({
+      jwt: {
+        verify: async () => {
+          throw new Error('JWKS unreachable');
+        },
+      },
+    });
+    assert.match(
+      failure(await broken.service.authenticateBearer('any.jwt.token', at('10.2.0.1'))).reason,
+      /JWKS unreachable/,
+    );
+    assert.equal(broken.service.limiter.failures({ kind: 'address', value: '10.2.0.1' }), 0);
     assert.deepEqual(
       r.events.map((e) => [e.outcome, e.method]),
       [
