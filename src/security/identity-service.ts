@@ -149,6 +149,8 @@ export class StoredIdentityService implements IdentityService {
           } finally {
             this.checking.delete(remembered);
           }
+          // Remembered from this check on, not from each use (not a sliding window).
+          if (good) this.remember(remembered);
         } finally {
           this.limiter.end(keys);
         }
@@ -156,7 +158,6 @@ export class StoredIdentityService implements IdentityService {
     }
     if (!good || user === undefined || hash === null || remembered === undefined)
       return this.fail(keys, name, method, context, 'wrong password');
-    this.remember(remembered);
     const identity = await this.identityOf(user, method, context.remoteAddress);
     if (typeof identity === 'string') return this.fail(keys, name, method, context, identity);
     this.limiter.succeed(userKey(name));
