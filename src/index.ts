@@ -417,7 +417,7 @@ export type {
 
 // --- identity: users, roles, API tokens, sessions (issue 14) ----------------------------------------
 
-export { type BootstrapOptions, bootstrapAdmin } from './archive/security/bootstrap.js';
+export { type BootstrapOptions, bootstrapAdmin, type FirstAdmin } from './archive/security/bootstrap.js';
 export { MemoryIdentityStore } from './archive/security/memory-identity-store.js';
 /** The identity store of an index, or of an index URL; the first start's admin. */
 export {

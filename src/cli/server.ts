@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, PacsError, parsePeer } from '../client.js';
-import type { Config, DeepPartial, Logger, Peer, ServerHandle } from '../index.js';
+import type { Config, DeepPartial, FirstAdmin, Logger, Peer, ServerHandle } from '../index.js';
 
 interface ServerFlags {
   config?: string;
@@ -198,9 +198,11 @@ async function runServer(flags: ServerFlags): Promise<void> {
   const logger = createLogger(config.log);
   const worker = isClusterWorker();
   // The first start on an index without users makes the admin (archive/security/bootstrap.ts); workers never.
-  if (!worker) await bootstrapAdmin({ ...config.data, dbUrl: config.db.url, ...config.identity, logger });
+  const admin = worker
+    ? undefined
+    : await bootstrapAdmin({ ...config.data, dbUrl: config.db.url, ...config.identity, logger });
   if (config.server.workers > 1 && !worker) {
-    await runPrimary(config, logger);
+    await runPrimary(config, logger, admin);
     return;
   }
   if (worker) {
@@ -236,6 +238,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     : config;
   const started = await startServer(serverConfig, logger, { reconcile: !worker });
   if (!started.ok) {
+    await admin?.undo();
     await closeLogger(logger);
     throw started.error;
   }
@@ -247,6 +250,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     .join(' and ');
   if (worker) reportListening(`${server.aeTitle} on ${where}`);
   else process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
+  admin?.announce();
 
   const signal =
     received ??
@@ -262,7 +266,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
 }
 
 /** `--workers N`: this process supervises N workers on one port (server/cluster.ts). */
-async function runPrimary(config: Config, logger: Logger): Promise<void> {
+async function runPrimary(config: Config, logger: Logger, admin: FirstAdmin | undefined): Promise<void> {
   const { closeLogger, runClusterPrimary } = await import('../index.js');
   const workers = config.server.workers;
   let handle: { shutdown(signal: NodeJS.Signals): void } | undefined;
@@ -276,9 +280,13 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
   const started = await runClusterPrimary({
     config,
     logger,
-    onListening: (where) => process.stdout.write(`pacs: listening as ${where} (${workers} workers)\n`),
+    onListening: (where) => {
+      process.stdout.write(`pacs: listening as ${where} (${workers} workers)\n`);
+      admin?.announce();
+    },
   });
   if (!started.ok) {
+    await admin?.undo();
     await closeLogger(logger);
     throw started.error;
   }
@@ -287,6 +295,9 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
   const code = await started.value.done;
   logger.info('server stopped');
   await closeLogger(logger);
-  if (code !== 0) throw new PacsError('ERR_SERVER_START', 'a worker failed to start (see its message above)');
+  if (code !== 0) {
+    await admin?.undo();
+    throw new PacsError('ERR_SERVER_START', 'a worker failed to start (see its message above)');
+  }
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
 }

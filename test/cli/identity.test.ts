@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -433,6 +434,25 @@ describe('pacs server: the first start makes the admin', () => {
         true,
       );
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a start that fails (port in use) says only why, and leaves no admin behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pacs-bootstrap-'));
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await runPacs(['server', '--host', '127.0.0.1', '--port', String(port), '--data', dir]);
+      failsWith(r, 1, /^pacs: cannot listen on 127\.0\.0\.1:\d+: address already in use$/);
+      assert.equal(await passwordOf(dir, 'admin'), undefined, 'taken back');
+      blocker.close();
+      const started = await startPacsServer(['--host', '127.0.0.1', '--data', dir]);
+      await started.server.stop();
+      assert.match(started.server.stderr, /No user existed/);
+    } finally {
+      blocker.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -4,6 +4,10 @@
  * (`--admin-password-file`) or a random one printed once on standard error. A later start finds a
  * user and does nothing. Several processes starting at once on one PostgreSQL: one insert wins,
  * the others find the name taken and print nothing. With --workers only the primary runs it.
+ *
+ * The admin is made before the server starts, its password shown once the server listens
+ * (announce()); a start that fails (a port in use) removes it again (undo()), so the failure is its
+ * one line and the next start makes and shows a new one.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,22 +31,36 @@ export interface BootstrapOptions {
   readonly write?: (text: string) => void;
 }
 
-/** What happened: 'created' (with the password printed when generated) or 'users-exist'. Throws a PacsError when it cannot. */
-export async function bootstrapAdmin(options: BootstrapOptions): Promise<'created' | 'users-exist'> {
+/** The admin made by a first start: shown when the server is up, or taken back when it did not start. */
+export interface FirstAdmin {
+  /** Prints the banner (when the password was generated). Once. */
+  announce(): void;
+  /** The start failed: removes the admin (unless changed since), so the next start makes a new one. Prints the banner if it cannot. */
+  undo(): Promise<void>;
+}
+
+/**
+ * Makes the admin when the index has no user; undefined when there are users (nothing to do).
+ * Throws a PacsError when it cannot (the index, the password file).
+ */
+export async function bootstrapAdmin(options: BootstrapOptions): Promise<FirstAdmin | undefined> {
   const password =
     options.adminPasswordFile === undefined
       ? undefined
       : await readPasswordFile(options.adminPasswordFile, options.logger);
   const url = options.dbUrl ?? `sqlite:${join(options.dir, 'index.sqlite')}`;
-  let opened: Awaited<ReturnType<typeof openIndex>>;
-  try {
-    opened = await openIndex(url, { ...(options.logger ? { logger: options.logger } : {}) });
-  } catch (e) {
-    throw new PacsError('ERR_SERVER_START', `cannot open the archive: ${(e as Error).message}`);
-  }
+  const open = async () => {
+    try {
+      return await openIndex(url, { ...(options.logger ? { logger: options.logger } : {}) });
+    } catch (e) {
+      throw new PacsError('ERR_SERVER_START', `cannot open the archive: ${(e as Error).message}`);
+    }
+  };
+  const opened = await open();
+  let created: { readonly hash: string | null; readonly generated: string | undefined };
   try {
     const store = identityStoreOf(opened.index);
-    if ((await store.countUsers()) > 0) return 'users-exist';
+    if ((await store.countUsers()) > 0) return undefined;
     const added = await addUser(store, {
       name: BOOTSTRAP_USER,
       role: 'admin',
@@ -50,7 +68,7 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<'create
     });
     if (!added.ok) {
       // Another process made it first.
-      if ((await store.getUser(BOOTSTRAP_USER)) !== undefined) return 'users-exist';
+      if ((await store.getUser(BOOTSTRAP_USER)) !== undefined) return undefined;
       const from =
         options.adminPasswordFile === undefined ? '' : `--admin-password-file ${options.adminPasswordFile}: `;
       throw new PacsError(
@@ -58,16 +76,44 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<'create
         `${from}cannot create the user ${BOOTSTRAP_USER}: ${added.error}`,
       );
     }
-    options.logger?.info(
-      { user: BOOTSTRAP_USER, role: 'admin' },
-      'no user existed: created the first administrator',
-    );
-    if (added.value.generatedPassword !== undefined)
-      (options.write ?? ((t: string) => process.stderr.write(t)))(banner(added.value.generatedPassword));
-    return 'created';
+    created = { hash: added.value.user.passwordHash, generated: added.value.generatedPassword };
   } finally {
     await opened.index.close();
   }
+  options.logger?.info(
+    { user: BOOTSTRAP_USER, role: 'admin' },
+    'no user existed: created the first administrator',
+  );
+  let done = false;
+  const announce = (): void => {
+    if (done) return;
+    done = true;
+    if (created.generated !== undefined)
+      (options.write ?? ((t: string) => process.stderr.write(t)))(banner(created.generated));
+  };
+  return {
+    announce,
+    async undo() {
+      if (done) return;
+      try {
+        const again = await open();
+        try {
+          const store = identityStoreOf(again.index);
+          if ((await store.getUser(BOOTSTRAP_USER))?.passwordHash === created.hash)
+            await store.removeUser(BOOTSTRAP_USER);
+          done = true;
+        } finally {
+          await again.index.close();
+        }
+      } catch (e) {
+        options.logger?.warn(
+          { err: e },
+          'the first administrator could not be taken back after the failed start',
+        );
+        announce();
+      }
+    },
+  };
 }
 
 function banner(password: string): string {
