@@ -129,7 +129,7 @@ export class StoredIdentityService implements IdentityService {
       if (same !== undefined) good = await same;
       else {
         const busy = this.limiter.begin(keys);
-        if (busy > 0) return this.refuseBusy(name, method, context, busy);
+        if (busy > 0) return this.refuse(name, method, context, 'too many password checks at once', busy);
         try {
           if (user === undefined || hash === null || remembered === undefined) {
             // No password of ours is that long: the same work as an unknown name, not a megabyte through scrypt.
@@ -344,18 +344,19 @@ export class StoredIdentityService implements IdentityService {
     }
   }
 
-  private refuseBusy(
-    name: string,
+  /** Refused by the rate limit, without checking the credential: logged as a warning, evented. */
+  private refuse(
+    user: string | null,
     method: AuthenticationMethod,
     context: AttemptContext,
+    reason: string,
     wait: number,
   ): AuthResult {
-    const reason = 'too many password checks at once';
     this.logger?.warn(
-      { user: name, method, remoteAddress: context.remoteAddress },
+      { user, method, remoteAddress: context.remoteAddress, retryAfterMs: wait },
       `authentication refused: ${reason}`,
     );
-    this.emitFailure(name, method, context, reason);
+    this.emitFailure(user, method, context, reason);
     return { ok: false, reason, retryAfterMs: wait };
   }
 
@@ -367,13 +368,13 @@ export class StoredIdentityService implements IdentityService {
   ): AuthResult | undefined {
     const wait = this.limiter.retryAfter(keys);
     if (wait <= 0) return undefined;
-    const reason = `too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`;
-    this.logger?.warn(
-      { user, method, remoteAddress: context.remoteAddress, retryAfterMs: wait },
-      `authentication refused: ${reason}`,
+    return this.refuse(
+      user,
+      method,
+      context,
+      `too many failed attempts: retry in ${Math.ceil(wait / 1000)} s`,
+      wait,
     );
-    this.emitFailure(user, method, context, reason);
-    return { ok: false, reason, retryAfterMs: wait };
   }
 
   private fail(
