@@ -12,8 +12,11 @@ import { registerGetCommand } from './get.js';
 import { registerJobsCommand } from './jobs.js';
 import { registerMoveCommand } from './move.js';
 import { registerMppsCommand } from './mpps.js';
+import { registerRoleCommand } from './role.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
+import { registerTokenCommand } from './token.js';
+import { registerUserCommand } from './user.js';
 import { registerWorklistCommand } from './worklist.js';
 
 export function buildProgram(): Command {
@@ -65,6 +68,9 @@ export function buildProgram(): Command {
   registerWorklistCommand(program);
   registerMppsCommand(program);
   registerArchiveCommand(program);
+  registerUserCommand(program);
+  registerRoleCommand(program);
+  registerTokenCommand(program);
 
   return program;
 }

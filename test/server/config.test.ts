@@ -57,6 +57,7 @@ describe('defaults', () => {
       data: { dir: './data' },
       db: {},
       peers: [],
+      identity: { sessionIdleMinutes: 30, sessionMaxHours: 12 },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });
@@ -171,6 +172,10 @@ describe('each bad value gives exactly one line', () => {
     ],
     [{ server: { services: [] } }, 'server.services: expected at least one service name, got an empty list'],
     [{ server: { workers: 0 } }, 'server.workers: expected an integer from 1 to 64, got 0'],
+    [
+      { identity: { sessionIdleMinutes: 0 } },
+      'identity.sessionIdleMinutes: expected an integer from 1 to 1440, got 0',
+    ],
     [
       { server: { port: 104, http: { port: 104 } } },
       'server.http.port: must differ from the DICOM and TLS ports',
