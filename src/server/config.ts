@@ -6,6 +6,7 @@
  *   storage  services/storage/config.ts
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
+ *   audit    security/audit/config.ts (the audit trail: spool, Audit Record Repositories)
  *   log      core/logger-config.ts
  *
  * Worklist and MPPS have no settings yet; a service that gets some adds a config.ts beside its
@@ -37,6 +38,7 @@ import {
 import type { ConfigError } from '../core/errors.js';
 import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
+import { auditConfig } from '../security/audit/config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
 
@@ -193,6 +195,7 @@ const configSchema = section({
   // Unset: an SQLite file in the data folder.
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
+  ...auditConfig,
   ...logConfig,
 });
 
