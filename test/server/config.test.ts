@@ -57,6 +57,7 @@ describe('defaults', () => {
       data: { dir: './data' },
       db: {},
       peers: [],
+      audit: { enabled: true, repositories: [] },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });

@@ -180,8 +180,9 @@ export class AuditSpool {
     logger?: SpoolLogger,
   ): Promise<AuditSpool> {
     const spool = new AuditSpool(dir, destinations, logger);
-    await mkdir(join(dir, INCOMING), { recursive: true });
-    for (const q of spool.queues) await mkdir(q.dir, { recursive: true });
+    // Records name patients and users: readable by the server's user only.
+    await mkdir(join(dir, INCOMING), { recursive: true, mode: 0o700 });
+    for (const q of spool.queues) await mkdir(q.dir, { recursive: true, mode: 0o700 });
     const left = (await readdir(join(dir, INCOMING))).filter((n) => n.endsWith('.json'));
     await spool.fanOut(left);
     for (const q of spool.queues) q.kick();
@@ -202,7 +203,7 @@ export class AuditSpool {
       const stamp = record.eventTime.getTime().toString().padStart(15, '0');
       const name = `${stamp}-${process.pid}-${(this.seq++).toString().padStart(9, '0')}-${record.messageId}.json`;
       const temp = join(incoming, `.${randomUUID()}.tmp`);
-      const handle = await open(temp, 'wx');
+      const handle = await open(temp, 'wx', 0o600);
       try {
         await handle.writeFile(JSON.stringify({ ...record, eventTime: record.eventTime.toISOString() }));
         await handle.sync();
