@@ -119,3 +119,64 @@ async function listAudit(flags: AuditFlags): Promise<void> {
     await opened.index.close();
   }
 }
+
+/** A worklist item created, replaced or removed by a command (`pacs worklist import|rm`). */
+export interface OrderChange {
+  readonly action: 'create' | 'update' | 'delete';
+  readonly patientId?: string;
+  readonly patientName?: string;
+  readonly studyInstanceUid?: string;
+  readonly accessionNumber?: string;
+}
+
+/**
+ * Order Records (PS3.15 A.5.3.6) of worklist changes a command made on the index directly: kept
+ * in the index's audit trail, the command's OS user as the requestor. (Only the server sends to
+ * the Audit Record Repositories; these are read with `pacs audit`.)
+ */
+export async function recordOrderChanges(url: string, changes: readonly OrderChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  const { hostname, userInfo } = await import('node:os');
+  const { openIndex } = await import('../archive/index/open.js');
+  const { auditStoreOf } = await import('../archive/security/audit-store.js');
+  const { orderRecord } = await import('../security/audit/messages.js');
+  const { auditRecordOf } = await import('../security/audit/record.js');
+  const host = hostname();
+  const source = {
+    aeTitle: 'pacs',
+    sourceId: `pacs@${host}`,
+    hostName: host,
+    processId: String(process.pid),
+  };
+  const user = userInfo().username;
+  const records = changes.map((c) =>
+    auditRecordOf(orderRecord(source, { type: 'order-record', record: 'worklist', user, ...c })),
+  );
+  const { index } = await openIndex(url);
+  try {
+    await auditStoreOf(index).add(records);
+  } finally {
+    await index.close();
+  }
+}
+
+/** The audit fields of a worklist item (DICOM JSON). */
+export function orderFieldsOf(
+  item: Record<string, { Value?: unknown[] } | undefined>,
+): Omit<OrderChange, 'action'> {
+  const first = (tag: string): unknown => item[tag]?.Value?.[0];
+  const text = (tag: string): string | undefined => {
+    const v = first(tag);
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const pn = first('00100010') as { Alphabetic?: string } | undefined;
+  const patientId = text('00100020');
+  const studyInstanceUid = text('0020000D');
+  const accessionNumber = text('00080050');
+  return {
+    ...(patientId !== undefined ? { patientId } : {}),
+    ...(pn?.Alphabetic !== undefined ? { patientName: pn.Alphabetic } : {}),
+    ...(studyInstanceUid !== undefined ? { studyInstanceUid } : {}),
+    ...(accessionNumber !== undefined ? { accessionNumber } : {}),
+  };
+}

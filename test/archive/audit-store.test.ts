@@ -5,11 +5,16 @@
  * `pacs audit --json` over the same index: one JSON object per message, filtered.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { auditStoreOf } from '../../src/archive/security/audit-store.js';
+import { toDicomJson } from '../../src/dicom/json.js';
 import { applicationActivity, query, userAuthentication } from '../../src/security/audit/messages.js';
 import type { AuditRecord } from '../../src/security/audit/record.js';
 import { auditRecordOf } from '../../src/security/audit/record.js';
+import { buildWorklistItem } from '../../src/services/worklist/model.js';
 import { runPacs } from '../helpers/cli.js';
 import { ALL_ENGINES, sqliteEngine } from './helpers.js';
 
@@ -131,6 +136,54 @@ describe('audit store', () => {
       assert.match(bad.stderr, /--since: expected an ISO 8601 time or a duration/);
       assert.equal(bad.stderr.trim().split('\n').length, 1);
     } finally {
+      await opened.cleanup();
+    }
+  });
+
+  test('pacs worklist import and rm leave Order Records in the trail', async () => {
+    const opened = await sqliteEngine.open({ durability: 'none' });
+    const dir = await mkdtemp(join(tmpdir(), 'pacs-audit-wl-'));
+    try {
+      await opened.index.close();
+      const url = opened.url as string;
+      const item = toDicomJson(
+        buildWorklistItem({
+          patientName: 'Doe^Jane',
+          patientId: 'WL1',
+          accessionNumber: 'ACC9',
+          studyInstanceUid: '1.2.826.0.1.3680043.8.1055.3.9',
+          requestedProcedureId: 'RP9',
+          requestedProcedureDescription: 'CT HEAD',
+          modality: 'CT',
+          stationAeTitle: 'CT1',
+          startDate: '20240611',
+          startTime: '090000',
+          stepId: 'S9',
+          stepDescription: 'HEAD',
+          status: 'SCHEDULED',
+        }),
+      );
+      await writeFile(join(dir, 'item.json'), JSON.stringify(item));
+      assert.equal((await runPacs(['worklist', 'import', '--db', url, join(dir, 'item.json')])).code, 0);
+      assert.equal((await runPacs(['worklist', 'import', '--db', url, join(dir, 'item.json')])).code, 0);
+      assert.equal((await runPacs(['worklist', 'rm', '--db', url, '--patient-id', 'WL1'])).code, 0);
+      const listed = await runPacs(['audit', '--db', url, '--json', '--patient', 'WL1']);
+      assert.equal(listed.code, 0, listed.stderr);
+      const lines = listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(
+        lines.map((l) => [(l['eventId'] as { code: string }).code, l['action']]),
+        [
+          ['110109', 'D'],
+          ['110109', 'U'],
+          ['110109', 'C'],
+        ],
+      );
+      assert.equal(lines[2]?.['studyInstanceUid'], '1.2.826.0.1.3680043.8.1055.3.9');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
       await opened.cleanup();
     }
   });
