@@ -19,7 +19,15 @@ import { type ServerHandle, startServer } from '../../src/server/server.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool, TEST_FILES } from '../helpers/corpus.js';
 import { attributeOf, validateAuditXml } from '../security/audit/helpers.js';
-import { freePort, makePki, type Pki, startPacsServer, tempDir } from '../server/helpers.js';
+import {
+  freePort,
+  makePki,
+  type Pki,
+  spawnChild,
+  startPacsServer,
+  tempDir,
+  waitForPort,
+} from '../server/helpers.js';
 import { type ReceivedMessage, type Repository, startRsyslog, waitForMessage } from './rsyslog.js';
 
 const CT = join(TEST_FILES, 'CT_small.dcm');
@@ -197,6 +205,76 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     ]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.equal(listed.stdout.trim().split('\n').length, 2, listed.stdout);
+  });
+
+  test('C-MOVE: Begin Transferring, then DICOM Instances Transferred naming the destination and the requestor', async () => {
+    const repository = await rsyslog(await freePort(), 'move');
+    const destDir = join(root.path, 'move-dest');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(destDir, { recursive: true });
+    const destPort = await freePort();
+    const storescp = spawnChild(dcmtkTool('storescp'), ['-aet', 'DEST', '-od', destDir, String(destPort)], {
+      env: { TCP_NODELAY: '1' },
+      name: 'storescp',
+    });
+    await waitForPort(destPort);
+    const loaded = loadConfig({
+      overrides: {
+        server: { host: '127.0.0.1', port: await freePort() },
+        data: { dir: join(root.path, 'data-move') },
+        peers: [{ aet: 'DEST', host: '127.0.0.1', port: destPort, tls: false }],
+        audit: { repositories: [repositoryConfig(repository.port)] },
+      },
+    });
+    if (!loaded.ok) throw loaded.error;
+    const started = await startServer(loaded.value, pino({ enabled: false }));
+    if (!started.ok) throw started.error;
+    const server = started.value;
+    try {
+      const port = server.listeners[0]?.port ?? 0;
+      const study = await studyOf(MR);
+      await storescu(port, MR);
+      const move = await run(
+        dcmtkTool('movescu'),
+        [
+          '-S',
+          '-aet',
+          'MOVESCU',
+          '-aec',
+          'PACS',
+          '-aem',
+          'DEST',
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+          '127.0.0.1',
+          String(port),
+        ],
+        { env: { TCP_NODELAY: '1' } },
+      );
+      assert.equal(move.code, 0, move.stderr);
+      const begin = await waitForMessage(repository, isEvent('110102'), 'Begin Transferring DICOM Instances');
+      const moved = await waitForMessage(
+        repository,
+        (m) => isEvent('110104')(m) && attributeOf(m.xml, 'EventIdentification', 'EventActionCode') === 'R',
+        'DICOM Instances Transferred for the C-MOVE',
+      );
+      for (const m of [begin, moved]) {
+        assert.match(m.xml, new RegExp(`ParticipantObjectID="${study.replace(/\./g, '\\.')}"`));
+        assert.match(
+          m.xml,
+          /<ActiveParticipant UserID="DEST" UserIsRequestor="false"><RoleIDCode csd-code="110152"/,
+        );
+        assert.match(m.xml, /<ActiveParticipant UserID="MOVESCU" UserIsRequestor="true"\/>/);
+      }
+      assert.match(moved.xml, /<SOPClass UID="1\.2\.840\.10008\.5\.1\.4\.1\.1\.4" NumberOfInstances="1"\/>/);
+      await assertValid([begin, moved]);
+    } finally {
+      await server.close();
+      storescp.process.kill('SIGTERM');
+      await storescp.exited;
+    }
   });
 
   test('spooled while the repository is down: sent when it is up, and after kill -9 at the next start', async () => {
