@@ -164,6 +164,7 @@ describe('audit trail to rsyslog over mutual TLS', () => {
       );
       assert.match(retrieved.xml, new RegExp(`ParticipantObjectID="${study.replace(/\./g, '\\.')}"`));
       assert.match(retrieved.xml, /<SOPClass NumberOfInstances="1"\/>/);
+      assert.match(retrieved.xml, /ParticipantObjectID="1CT1"[^>]*><ParticipantObjectIDTypeCode csd-code="2" codeSystemName="RFC-3881"/);
       assert.match(retrieved.xml, /UserID="anonymous" UserIsRequestor="true"/);
 
       // The HTTP authentication (another part of issue 14) emits this event where a login fails.

@@ -5,8 +5,34 @@
  * the objects (metadata, rendered images, frames). Only answers that succeeded are reported.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PacsEvent } from '../../core/events.js';
 import { identityName } from '../../security/identity.js';
 import type { DicomwebContext } from './context.js';
+
+/**
+ * Emits the event with the study's patient (PS3.15 A.5.3: the patient is a participant object),
+ * looked up in the index once the answer has ended; without it when the lookup fails.
+ */
+function emitWithPatient(
+  context: DicomwebContext,
+  studyInstanceUid: string,
+  event: Extract<PacsEvent, { type: 'objects-retrieved' | 'objects-accessed' }>,
+): void {
+  const events = context.events;
+  if (events === undefined) return;
+  context.archive.index.findStudy(studyInstanceUid).then(
+    (study) => {
+      const id = study?.patient.patientId ?? null;
+      const name = study?.patient.patientName ?? null;
+      events.emit({
+        ...event,
+        ...(id !== null ? { patientId: id } : {}),
+        ...(name !== null ? { patientName: name } : {}),
+      });
+    },
+    () => events.emit(event),
+  );
+}
 
 /** Counts the instances a retrieve sends; reports them when the answer ends. Returns the counter. */
 export function reportRetrieved(
@@ -22,7 +48,7 @@ export function reportRetrieved(
     const events = context.events;
     if (events?.active !== true || sent.length === 0 || study === undefined || reply.statusCode >= 400)
       return;
-    events.emit({
+    emitWithPatient(context, study, {
       type: 'objects-retrieved',
       via,
       user: identityName(request.identity),
@@ -50,7 +76,7 @@ export function reportAccessed(
   reply.raw.once('close', () => {
     const events = context.events;
     if (events?.active !== true || reply.statusCode >= 400) return;
-    events.emit({
+    emitWithPatient(context, studyInstanceUid, {
       type: 'objects-accessed',
       action: 'read',
       via,
