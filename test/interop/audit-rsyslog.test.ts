@@ -164,7 +164,10 @@ describe('audit trail to rsyslog over mutual TLS', () => {
       );
       assert.match(retrieved.xml, new RegExp(`ParticipantObjectID="${study.replace(/\./g, '\\.')}"`));
       assert.match(retrieved.xml, /<SOPClass NumberOfInstances="1"\/>/);
-      assert.match(retrieved.xml, /ParticipantObjectID="1CT1"[^>]*><ParticipantObjectIDTypeCode csd-code="2" codeSystemName="RFC-3881"/);
+      assert.match(
+        retrieved.xml,
+        /ParticipantObjectID="1CT1"[^>]*><ParticipantObjectIDTypeCode csd-code="2" codeSystemName="RFC-3881"/,
+      );
       assert.match(retrieved.xml, /UserID="anonymous" UserIsRequestor="true"/);
 
       // The HTTP authentication (another part of issue 14) emits this event where a login fails.
@@ -284,8 +287,11 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     const config = join(root.path, 'down.json');
     await writeFile(config, JSON.stringify({ audit: { repositories: [repositoryConfig(port)] } }));
     const spool = join(data, 'audit', 'spool', `syslog-127.0.0.1-${port}`);
+    // Queued or claimed by a sender (.claim-PID/): still in the spool.
     const spooled = async (): Promise<number> =>
-      (await readdir(spool).catch(() => [])).filter((n) => n.endsWith('.json')).length;
+      (await readdir(spool, { recursive: true }).catch(() => [] as string[])).filter((n) =>
+        n.endsWith('.json'),
+      ).length;
     const ctStudy = await studyOf(CT);
     const mrStudy = await studyOf(MR);
 

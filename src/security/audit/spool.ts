@@ -8,7 +8,10 @@
  *                   left in incoming/ is linked again (an existing link is fine).
  *
  * Each destination sends its queue in name order (names begin with the time and a sequence number)
- * in batches, and unlinks a file only after that destination has it; the record has left the spool
+ * in batches: a process first claims a file by renaming it into DEST/.claim-PID/ (so the processes
+ * of `--workers` sharing a spool never send a record twice), and unlinks it only after that
+ * destination has it (back into the queue when the send failed; claims of a process that is gone
+ * are put back at the next open); the record has left the spool
  * when its last link is gone, i.e. once every destination has it. A destination that fails is
  * retried with exponential backoff (1 s doubling to 60 s) while the others go on. Delivery is at
  * least once: a crash after a send and before the unlink sends the record again (the index keeps
@@ -16,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditRecord } from './record.js';
 
@@ -35,6 +38,7 @@ export interface SpoolLogger {
 }
 
 const INCOMING = 'incoming';
+const CLAIM = '.claim-';
 const BATCH = 100;
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
@@ -51,6 +55,17 @@ async function syncFolder(dir: string): Promise<void> {
   }
 }
 
+/** True when a process with this id runs (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 class Queue {
   private running = false;
   private again = false;
@@ -60,12 +75,15 @@ class Queue {
   /** Resolves when the current pass ends. */
   private pass: Promise<void> = Promise.resolve();
   failing: string | undefined;
+  readonly claimDir: string;
 
   constructor(
     readonly dir: string,
     readonly destination: AuditDestination,
     private readonly logger: SpoolLogger | undefined,
-  ) {}
+  ) {
+    this.claimDir = join(dir, `${CLAIM}${process.pid}`);
+  }
 
   /** Starts a pass now (or right after the running one) unless backing off. */
   kick(): void {
@@ -89,25 +107,33 @@ class Queue {
       if (this.closed) return;
       const names = (await readdir(this.dir)).filter((n) => n.endsWith('.json')).sort();
       if (names.length === 0) return;
-      const batch = names.slice(0, BATCH);
+      const batch: string[] = [];
       const records: AuditRecord[] = [];
-      for (const name of batch) {
+      for (const name of names.slice(0, BATCH)) {
         try {
-          const stored = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as Stored;
+          // Claimed: another process sharing the spool cannot take it now (it gets ENOENT).
+          await rename(join(this.dir, name), join(this.claimDir, name));
+        } catch {
+          continue;
+        }
+        try {
+          const stored = JSON.parse(await readFile(join(this.claimDir, name), 'utf8')) as Stored;
           records.push({ ...stored, eventTime: new Date(stored.eventTime) });
+          batch.push(name);
         } catch (e) {
-          // Not ours or damaged beyond reading: set aside rather than block the queue.
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          // Damaged beyond reading: set aside rather than block the queue.
           this.logger?.warn(
             { file: name, err: (e as Error).message },
             'audit spool: unreadable record set aside',
           );
-          await rename(join(this.dir, name), join(this.dir, `${name}.bad`)).catch(() => undefined);
+          await rename(join(this.claimDir, name), join(this.dir, `${name}.bad`)).catch(() => undefined);
         }
       }
       try {
         if (records.length > 0) await this.destination.deliver(records);
       } catch (e) {
+        for (const name of batch)
+          await rename(join(this.claimDir, name), join(this.dir, name)).catch(() => undefined);
         this.backoffMs = Math.min(
           MAX_BACKOFF_MS,
           this.backoffMs === 0 ? FIRST_BACKOFF_MS : this.backoffMs * 2,
@@ -135,7 +161,21 @@ class Queue {
         this.logger?.info({ destination: this.destination.name }, 'audit: destination reachable again');
       this.failing = undefined;
       this.backoffMs = 0;
-      for (const name of batch) await unlink(join(this.dir, name)).catch(() => undefined);
+      for (const name of batch) await unlink(join(this.claimDir, name)).catch(() => undefined);
+    }
+  }
+
+  /** Puts back what a process that is gone (or an earlier one with our pid) had claimed. */
+  async recoverClaims(): Promise<void> {
+    await mkdir(this.claimDir, { recursive: true, mode: 0o700 });
+    for (const entry of await readdir(this.dir)) {
+      if (!entry.startsWith(CLAIM)) continue;
+      const pid = Number(entry.slice(CLAIM.length));
+      if (pid !== process.pid && alive(pid)) continue;
+      const claimed = join(this.dir, entry);
+      for (const name of await readdir(claimed))
+        await rename(join(claimed, name), join(this.dir, name)).catch(() => undefined);
+      if (pid !== process.pid) await rmdir(claimed).catch(() => undefined);
     }
   }
 
@@ -152,7 +192,9 @@ class Queue {
     for (;;) {
       await this.pass.catch(() => undefined);
       if (this.failing !== undefined || this.closed) return;
-      const left = (await readdir(this.dir)).filter((n) => n.endsWith('.json'));
+      const left = [...(await readdir(this.dir)), ...(await readdir(this.claimDir))].filter((n) =>
+        n.endsWith('.json'),
+      );
       if (left.length === 0) return;
       if (!this.running && this.timer === undefined) this.kick();
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -182,7 +224,10 @@ export class AuditSpool {
     const spool = new AuditSpool(dir, destinations, logger);
     // Records name patients and users: readable by the server's user only.
     await mkdir(join(dir, INCOMING), { recursive: true, mode: 0o700 });
-    for (const q of spool.queues) await mkdir(q.dir, { recursive: true, mode: 0o700 });
+    for (const q of spool.queues) {
+      await mkdir(q.dir, { recursive: true, mode: 0o700 });
+      await q.recoverClaims();
+    }
     const left = (await readdir(join(dir, INCOMING))).filter((n) => n.endsWith('.json'));
     await spool.fanOut(left);
     for (const q of spool.queues) q.kick();

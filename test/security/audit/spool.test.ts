@@ -48,13 +48,15 @@ describe('audit spool', () => {
       await spool.settled();
       assert.equal((await index.query({})).length, 1, 'the index has it at once');
       assert.deepEqual(spool.failing(), [{ destination: 'repo', reason: 'repo is down' }]);
-      assert.equal((await readdir(join(dir.path, 'repo'))).length, 1, 'kept for the failing destination');
-      assert.deepEqual(await readdir(join(dir.path, 'index')), []);
+      const json = async (d: string) =>
+        (await readdir(join(dir.path, d), { recursive: true })).filter((n) => n.endsWith('.json'));
+      assert.equal((await json('repo')).length, 1, 'kept for the failing destination');
+      assert.deepEqual(await json('index'), []);
       // The retry after the first backoff (1 s) delivers it.
       while ((await repo.query({})).length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
       await spool.settled();
       assert.deepEqual(spool.failing(), []);
-      assert.deepEqual(await readdir(join(dir.path, 'repo')), []);
+      assert.deepEqual(await json('repo'), []);
       assert.equal((await repo.query({}))[0]?.messageId, r.messageId);
       await spool.close();
     } finally {
@@ -62,7 +64,7 @@ describe('audit spool', () => {
     }
   });
 
-  test('a record left in incoming/ by a crash is fanned out and delivered at the next open, once', async () => {
+  test('records left by a crash (in incoming/, or claimed by a dead process) are delivered at the next open, once', async () => {
     const dir = await tempDir('pacs-audit-spool-');
     try {
       const r = record();
@@ -73,16 +75,28 @@ describe('audit spool', () => {
       await writeFile(join(dir.path, 'incoming', name), text);
       // The crash came after the link into index/ (the record is in both places).
       await writeFile(join(dir.path, 'index', name), text);
+      // And a process that is gone had claimed another record for sending.
+      const other = record();
+      const claimed = join(dir.path, 'index', '.claim-999999999');
+      await mkdir(claimed);
+      await writeFile(
+        join(claimed, `000000000000002-1-000000001-${other.messageId}.json`),
+        JSON.stringify({ ...other, eventTime: other.eventTime.toISOString() }),
+      );
       const index = new MemoryAuditStore();
       const spool = await AuditSpool.open(dir.path, [storeDestination('index', index)]);
       await spool.settled();
       await spool.close();
       const kept = await index.query({});
-      assert.equal(kept.length, 1);
-      assert.equal(kept[0]?.message, r.message);
-      assert.equal(kept[0]?.eventTime.toISOString(), r.eventTime.toISOString());
+      assert.deepEqual(kept.map((k) => k.messageId).sort(), [r.messageId, other.messageId].sort());
+      const first = kept.find((k) => k.messageId === r.messageId);
+      assert.equal(first?.message, r.message);
+      assert.equal(first?.eventTime.toISOString(), r.eventTime.toISOString());
       assert.deepEqual(await readdir(join(dir.path, 'incoming')), []);
-      assert.deepEqual(await readdir(join(dir.path, 'index')), []);
+      assert.deepEqual(
+        (await readdir(join(dir.path, 'index'), { recursive: true })).filter((n) => n.endsWith('.json')),
+        [],
+      );
     } finally {
       await dir.remove();
     }
