@@ -364,4 +364,19 @@ describe('audit trail', () => {
       await dir.remove();
     }
   });
+
+  test('the schema refuses what A.5.1 does not allow (so a pass above means something)', async () => {
+    const [valid] = (await auditOf([{ type: 'application', action: 'start', aeTitle: 'PACS' }])).map(
+      (r) => r.message,
+    );
+    assert.ok(valid !== undefined);
+    const broken = [
+      valid.replace('EventOutcomeIndicator="0"', 'EventOutcomeIndicator="3"'),
+      valid.replace(/ UserIsRequestor="false"/, ''),
+      valid.replace(/<AuditSourceIdentification[^>]*>.*<\/AuditSourceIdentification>/, ''),
+      valid.replace('EventDateTime="', 'EventDateTime="yesterday '),
+    ];
+    for (const [i, verdict] of (await validateAuditXml(broken)).entries())
+      assert.match(verdict, /fails to validate|Invalid|Expecting|Did not expect/, `variant ${i} should fail`);
+  });
 });
