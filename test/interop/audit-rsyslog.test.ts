@@ -14,6 +14,7 @@ import pino from 'pino';
 import { EventBus } from '../../src/core/events.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { readDicomFile } from '../../src/io/dicom-file.js';
+import { startAuditTrail } from '../../src/security/audit/trail.js';
 import { loadConfig } from '../../src/server/config.js';
 import { type ServerHandle, startServer } from '../../src/server/server.js';
 import { run, runPacs } from '../helpers/cli.js';
@@ -28,7 +29,13 @@ import {
   tempDir,
   waitForPort,
 } from '../server/helpers.js';
-import { type ReceivedMessage, type Repository, startRsyslog, waitForMessage } from './rsyslog.js';
+import {
+  type ReceivedMessage,
+  type Repository,
+  receivedMessages,
+  startRsyslog,
+  waitForMessage,
+} from './rsyslog.js';
 
 const CT = join(TEST_FILES, 'CT_small.dcm');
 const MR = join(TEST_FILES, 'MR_small.dcm');
@@ -340,6 +347,56 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     } finally {
       server.process.kill('SIGTERM');
       await server.exited;
+    }
+  });
+
+  test('mutual TLS: with a client certificate the repository does not trust, the message stays in the spool', async () => {
+    const repository = await rsyslog(await freePort(), 'rogue');
+    const dir = join(root.path, 'rogue-spool');
+    const rogueKey = join(root.path, 'rogue.key');
+    const rogueCert = join(root.path, 'rogue.crt');
+    const made = await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      rogueKey,
+      '-out',
+      rogueCert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=rogue',
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const events = new EventBus();
+    const rogue = await startAuditTrail({
+      events,
+      spoolDir: dir,
+      aeTitle: 'PACS',
+      repositories: [{ ...repositoryConfig(repository.port), cert: rogueCert, key: rogueKey }],
+    });
+    events.emit({ type: 'application', action: 'start', aeTitle: 'PACS' });
+    await rogue.settled();
+    assert.equal(rogue.failing().length, 1, 'the repository refused us');
+    await rogue.close();
+    const left = (await readdir(dir, { recursive: true })).filter((n) => n.endsWith('.json'));
+    assert.equal(left.length, 1, 'kept in the spool');
+    assert.deepEqual(await receivedMessages(repository), []);
+
+    // With our real certificate, the next start sends it.
+    const trusted = await startAuditTrail({
+      events,
+      spoolDir: dir,
+      aeTitle: 'PACS',
+      repositories: [repositoryConfig(repository.port)],
+    });
+    try {
+      await waitForMessage(repository, isEvent('110100'), 'the message kept while refused');
+    } finally {
+      await trusted.close();
     }
   });
 

@@ -39,7 +39,7 @@ export interface SpoolLogger {
 
 const INCOMING = 'incoming';
 const CLAIM = '.claim-';
-const BATCH = 100;
+const BATCH = 500;
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 

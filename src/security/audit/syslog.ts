@@ -7,6 +7,10 @@
  * fails or a connection the repository closed rejects the batch, which stays in the spool. TLS
  * and TCP give no application-level acknowledgement (RFC 5425 has none): a batch is taken as
  * delivered when its bytes were handed to the socket and the connection had not failed by then.
+ * On a new connection the first batch also waits for the server to have accepted our certificate:
+ * with TLS 1.3 the server checks it after our side of the handshake is done, so a refusal comes only
+ * then. A session ticket (sent by the server after it verified us) ends the wait early; otherwise
+ * FIRST_WRITE_SETTLE_MS without the connection closing.
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -30,6 +34,7 @@ const PRI = 10 * 8 + 5;
 /** IHE ITI-20: the MSGID of a message in the DICOM (RFC 3881 derived) format. */
 const MSGID = 'IHE+RFC-3881';
 const BOM = '\uFEFF';
+const FIRST_WRITE_SETTLE_MS = 1_000;
 
 /** An RFC 5424 header field: printable US-ASCII without spaces, at most `max` characters, '-' when empty. */
 function headerField(text: string, max: number): string {
@@ -59,6 +64,8 @@ export function octetCounted(message: Buffer): Buffer {
 export class SyslogTlsDestination implements AuditDestination {
   readonly name: string;
   private socket: tls.TLSSocket | undefined;
+  /** True until the first batch on the current connection has settled. */
+  private fresh = false;
   private broken: Error | undefined;
   private files: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
 
@@ -78,6 +85,22 @@ export class SyslogTlsDestination implements AuditDestination {
     await new Promise<void>((resolve, reject) => {
       socket.write(frames, (e) => (e ? reject(e) : resolve()));
     });
+    if (this.fresh) {
+      this.fresh = false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, FIRST_WRITE_SETTLE_MS);
+        function done(): void {
+          clearTimeout(timer);
+          socket.off('close', done);
+          socket.off('session', done);
+          resolve();
+        }
+        socket.once('close', done);
+        // TLS 1.2: the handshake was complete at connect; TLS 1.3: a ticket means we were accepted.
+        if (socket.getProtocol() === 'TLSv1.3') socket.once('session', done);
+        else done();
+      });
+    }
     if (this.broken !== undefined || socket.destroyed) throw this.broken ?? new Error('connection closed');
   }
 
@@ -114,6 +137,7 @@ export class SyslogTlsDestination implements AuditDestination {
     socket.on('data', () => undefined);
     socket.on('end', () => socket.end());
     this.socket = socket;
+    this.fresh = true;
     return socket;
   }
 
