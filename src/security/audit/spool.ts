@@ -242,6 +242,7 @@ export class AuditSpool {
   }
 
   private async write(records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
     const incoming = join(this.dir, INCOMING);
     const names: string[] = [];
     for (const record of records) {

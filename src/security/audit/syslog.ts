@@ -35,6 +35,8 @@ const PRI = 10 * 8 + 5;
 const MSGID = 'IHE+RFC-3881';
 const BOM = '\uFEFF';
 const FIRST_WRITE_SETTLE_MS = 1_000;
+/** A repository that does not answer the connection (TCP and TLS handshake) in this long is down. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** An RFC 5424 header field: printable US-ASCII without spaces, at most `max` characters, '-' when empty. */
 function headerField(text: string, max: number): string {
@@ -124,8 +126,18 @@ export class SyslogTlsDestination implements AuditDestination {
         minVersion: 'TLSv1.2',
         ...(isIP(host) === 0 ? { servername: host } : {}),
       });
-      s.once('secureConnect', () => resolve(s));
-      s.once('error', reject);
+      const timer = setTimeout(
+        () => s.destroy(new Error(`${host}:${port} did not answer in ${CONNECT_TIMEOUT_MS / 1000} s`)),
+        CONNECT_TIMEOUT_MS,
+      );
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
     });
     socket.setKeepAlive(true, 30_000);
     const fail = (e: Error) => {

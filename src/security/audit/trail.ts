@@ -23,6 +23,9 @@ import { type AuditDestination, AuditSpool, type SpoolLogger } from './spool.js'
 import { type RepositoryConfig, SyslogTlsDestination } from './syslog.js';
 import { type TransferAggregationOptions, TransferAggregator } from './transfers.js';
 
+/** How long close() lets destinations take what is spooled before it stops (the rest is sent at the next start). */
+const CLOSE_WAIT_MS = 5_000;
+
 export interface AuditTrailOptions {
   readonly events: EventBus;
   readonly spoolDir: string;
@@ -74,6 +77,7 @@ export async function startAuditTrail(options: AuditTrailOptions): Promise<Audit
   let batch: AuditRecord[] = [];
   let writing: Promise<void> = Promise.resolve();
   const flushBatch = (): void => {
+    if (batch.length === 0) return;
     const records = batch;
     batch = [];
     writing = spool.append(records).catch((e: unknown) => {
@@ -161,8 +165,10 @@ export async function startAuditTrail(options: AuditTrailOptions): Promise<Audit
       closing ??= (async () => {
         unsubscribe();
         transfers.flushAll();
-        if (batch.length > 0) flushBatch();
-        await settled();
+        flushBatch();
+        // Everything is in the spool now; a slow repository gets a few seconds, the spool keeps the rest.
+        await writing;
+        await Promise.race([settled(), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
         await spool.close();
       })();
       return closing;
