@@ -7,7 +7,7 @@
  * repository without a CA is refused at start with a one-line error.
  */
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
@@ -294,11 +294,15 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     const config = join(root.path, 'down.json');
     await writeFile(config, JSON.stringify({ audit: { repositories: [repositoryConfig(port)] } }));
     const spool = join(data, 'audit', 'spool', `syslog-127.0.0.1-${port}`);
-    // Queued or claimed by a sender (.claim-PID/): still in the spool.
-    const spooled = async (): Promise<number> =>
-      (await readdir(spool, { recursive: true }).catch(() => [] as string[])).filter((n) =>
-        n.endsWith('.json'),
-      ).length;
+    // Whether a spooled record (queued, or claimed by a sender: .claim-PID/) names this study.
+    const spooledStudy = async (uid: string): Promise<boolean> => {
+      for (const name of await readdir(spool, { recursive: true }).catch(() => [] as string[])) {
+        if (!name.endsWith('.json')) continue;
+        const text = await readFile(join(spool, name), 'utf8').catch(() => '');
+        if (text.includes(`ParticipantObjectID=\\"${uid}\\"`)) return true;
+      }
+      return false;
+    };
     const ctStudy = await studyOf(CT);
     const mrStudy = await studyOf(MR);
 
@@ -312,7 +316,7 @@ describe('audit trail to rsyslog over mutual TLS', () => {
       'PACS',
     ]);
     await storescu(dicomPort, CT);
-    while ((await spooled()) < 2) await new Promise((resolve) => setTimeout(resolve, 50)); // start + transfer
+    while (!(await spooledStudy(ctStudy))) await new Promise((resolve) => setTimeout(resolve, 50));
     const repository = await rsyslog(port, 'down');
     const first = await waitForMessage(
       repository,
@@ -324,10 +328,12 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     // 2. Down again; a second C-STORE is spooled; the server is killed; nothing is lost.
     await repository.stop();
     await storescu(dicomPort, MR);
-    while ((await spooled()) < 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    // The transfer's message is spooled when the association has ended (not before the C-STORE
+    // response: the trail is asynchronous); then the server dies.
+    while (!(await spooledStudy(mrStudy))) await new Promise((resolve) => setTimeout(resolve, 50));
     server.process.kill('SIGKILL');
     await server.exited;
-    assert.ok((await spooled()) >= 1, 'the second transfer is in the spool');
+    assert.ok(await spooledStudy(mrStudy), 'the second transfer is in the spool');
     const back = await rsyslog(port, 'down-again');
     ({ server, port: dicomPort } = await startPacsServer([
       '--config',
