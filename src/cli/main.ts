@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../client.js';
 import { registerArchiveCommand } from './archive.js';
+import { registerAuditCommand } from './audit.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
 import { registerFindCommand } from './find.js';
@@ -71,6 +72,7 @@ export function buildProgram(): Command {
   registerUserCommand(program);
   registerRoleCommand(program);
   registerTokenCommand(program);
+  registerAuditCommand(program);
 
   return program;
 }

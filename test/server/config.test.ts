@@ -58,6 +58,7 @@ describe('defaults', () => {
       db: {},
       peers: [],
       identity: { sessionIdleMinutes: 30, sessionMaxHours: 12 },
+      audit: { enabled: true, repositories: [] },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });
