@@ -571,9 +571,10 @@ export async function toJpeg2000Lossless(files: readonly string[], dir: string):
 
 /**
  * A 512x512 CT frame rendered to a 256x256 JPEG thumbnail as /thumbnail and /rendered do
- * (dicom/pixel: Modality LUT, window, scaling, JPEG encode; web/render/render-task.ts), timed in
- * this thread: the wall-clock and CPU milliseconds of each of `runs` renders after `warmup` ones
- * (CPU time, process.cpuUsage, says what the work costs when other processes share the cores).
+ * (dicom/pixel: Modality LUT, window, scaling; the JPEG encoded by web/render/encode.ts; the
+ * render task of web/render/render-task.ts), timed here: the wall-clock and CPU milliseconds of
+ * each of `runs` renders after `warmup` ones (CPU time, process.cpuUsage over every thread of
+ * the process, says what the work costs when other processes share the cores).
  */
 export async function thumbnailTimes(
   runs: number,
@@ -591,7 +592,7 @@ export async function thumbnailTimes(
   for (let i = 0; i < runs + warmup; i++) {
     const c = process.cpuUsage();
     const t = performance.now();
-    const r = runRenderTask({
+    const r = await runRenderTask({
       parameters,
       bytes,
       bitOffset: 0,

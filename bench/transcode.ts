@@ -7,7 +7,7 @@
  *     decompress JPEG 2000 (Debian's DCMTK has no dcmdjp2k) and dcmqrscp cannot transcode, so
  *     the reference is GDCM's `gdcmconv --raw` of each file (one process per file, as a script
  *     would) followed by storescu of the decompressed files to the same storescp. Target >= 0.7x.
- *   - a 512x512 CT frame rendered to a 256x256 JPEG thumbnail (in this thread, as a render
+ *   - a 512x512 CT frame rendered to a 256x256 JPEG thumbnail (in this process, as a render
  *     worker does): median under 10 ms.
  * Every DCMTK program runs with TCP_NODELAY=1; medians of --rounds rounds, the scenarios taking turns.
  *
