@@ -126,3 +126,42 @@ export async function transcodeFile(
     throw e;
   }
 }
+
+/**
+ * Pulls `stream` until it ends or `limit` bytes are ready, and resolves to the whole stream
+ * again (what was pulled, then the rest); rejects with the stream's error when it fails by then.
+ * A transcode is started this way before its answer is committed (a C-STORE request, an HTTP
+ * status): most objects are then done, and one that cannot be transcoded fails cleanly.
+ */
+export async function prefetch(
+  stream: AsyncIterable<Uint8Array>,
+  limit: number,
+): Promise<AsyncGenerator<Uint8Array, void, undefined>> {
+  const it = stream[Symbol.asyncIterator]();
+  const ready: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  while (size < limit) {
+    const n = await it.next();
+    if (n.done) {
+      done = true;
+      break;
+    }
+    ready.push(n.value);
+    size += n.value.length;
+  }
+  async function* rest(): AsyncGenerator<Uint8Array, void, undefined> {
+    try {
+      while (ready.length > 0) yield ready.shift() as Uint8Array;
+      if (done) return;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      await it.return?.();
+    }
+  }
+  return rest();
+}

@@ -244,6 +244,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('a frame that cannot be decoded: 406 with the codec reason, for the frame and the instance', async () => {
+      const path = join(TEST_FILES, 'JPEG2000-embedded-sequence-delimiter.dcm');
+      const ds = parseDicom(readFileSync(path)).dataSet;
+      await ingestFiles(web.archive, [path]);
+      const instance = `${web.base}/studies/${ds.string(TAG.StudyInstanceUID)}/series/${ds.string(TAG.SeriesInstanceUID)}/instances/${ds.string(TAG.SOPInstanceUID)}`;
+      try {
+        const frame = await get(`${instance}/frames/1`, { accept: 'application/octet-stream' });
+        assert.equal(frame.status, 406);
+        assert.match(JSON.parse(frame.body.toString()).reason, /cannot transcode the frame: JPEG 2000/);
+        const whole = await get(instance, { accept: `application/dicom; transfer-syntax=${LE}` });
+        assert.equal(whole.status, 406);
+        assert.match(JSON.parse(whole.body.toString()).reason, /cannot transcode the instance/);
+        // As stored it is still there.
+        const stored = await get(instance, { accept: 'application/dicom; transfer-syntax=*' });
+        assert.equal(stored.status, 200);
+      } finally {
+        await web.archive.delete(ds.string(TAG.SOPInstanceUID) ?? '');
+      }
+    });
+
     it('an instance without pixel data: 404 with a reason', async () => {
       const path = join(TEST_FILES, 'rtplan.dcm');
       const ds = parseDicom(readFileSync(path)).dataSet;

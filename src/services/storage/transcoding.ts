@@ -17,7 +17,7 @@ import {
   transferSyntax,
   UID,
 } from '../../dicom/uid.js';
-import { TranscodePriority, transcodeStream } from '../../io/transcode.js';
+import { prefetch, TranscodePriority, transcodeStream } from '../../io/transcode.js';
 
 /** What a sender allows when it must transcode. */
 export interface TranscodePolicy {
@@ -83,25 +83,15 @@ export async function startTranscode(
   policy: TranscodePolicy,
   failure: { error?: Error },
 ): Promise<Result<AsyncIterable<Uint8Array>, TranscodeFailure>> {
-  const chunks = transcodeStream(fileBytes, {
+  const transcoded = transcodeStream(fileBytes, {
     to: target,
     lossy: policy.lossy ?? false,
     fileMeta: false,
     priority: TranscodePriority.transfer,
   });
-  const ready: Uint8Array[] = [];
-  let size = 0;
-  let done = false;
+  let chunks: AsyncIterable<Uint8Array>;
   try {
-    while (size < PREFETCH) {
-      const n = await chunks.next();
-      if (n.done) {
-        done = true;
-        break;
-      }
-      ready.push(n.value);
-      size += n.value.length;
-    }
+    chunks = await prefetch(transcoded, PREFETCH);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     return err(
@@ -115,25 +105,15 @@ export async function startTranscode(
   async function* rest(): AsyncGenerator<Uint8Array> {
     let bytes = 0;
     try {
-      for (const c of ready) {
+      for await (const c of chunks) {
         bytes += c.length;
         yield c;
       }
-      ready.length = 0;
-      if (!done)
-        for (;;) {
-          const n = await chunks.next();
-          if (n.done) break;
-          bytes += n.value.length;
-          yield n.value;
-        }
       // PS3.5 A.5: a deflated data set of odd length is padded with one 00H.
       if (target === DEFLATED_EXPLICIT_VR_LE && bytes % 2 === 1) yield Uint8Array.of(0);
     } catch (e) {
       failure.error = e as Error;
       throw e;
-    } finally {
-      await chunks.return(undefined as never);
     }
   }
   return ok(rest());

@@ -47,7 +47,7 @@ import { fileRange, type MultipartPart, sendMultipart } from '../multipart-write
 import { reportRetrieved } from './audit-events.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
-import { transcodedObject } from './transcoded.js';
+import { transcodedObject, transcodeStarted } from './transcoded.js';
 import { type ZipEntry, zipChunks } from './zip.js';
 
 /** The transfer syntax a client asked for one media type: '*', a UID, or none given (the default). */
@@ -313,7 +313,13 @@ async function retrieve(
     reply.header('content-type', `application/dicom; transfer-syntax=${plan.transferSyntaxUid}`);
     if (plan.kind === 'stored') reply.header('content-length', String(first.size));
     if (request.method === 'HEAD') return reply.send();
-    const body = logged(objectBody(store.absolutePath(first.path), plan, first.size), logger, request);
+    let body: AsyncIterable<Uint8Array> = logged(
+      objectBody(store.absolutePath(first.path), plan, first.size),
+      logger,
+      request,
+    );
+    // A transcode is started before the status goes out: an object that cannot be is a 406.
+    if (plan.kind === 'transcode') body = await transcodeStarted(body, plan.transferSyntaxUid);
     return reply.send(Readable.from(body, { objectMode: false, highWaterMark: 64 * 1024 }));
   }
 

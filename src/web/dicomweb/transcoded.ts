@@ -9,12 +9,34 @@ import { TAG } from '../../dicom/dictionary.js';
 import { readDicomChunks } from '../../dicom/reader.js';
 import { checkTranscode, type FrameResult } from '../../dicom/transcode.js';
 import { EXPLICIT_VR_LE, UID } from '../../dicom/uid.js';
-import { pooledFrameCoder, TranscodePriority, transcodeStream } from '../../io/transcode.js';
+import { pooledFrameCoder, prefetch, TranscodePriority, transcodeStream } from '../../io/transcode.js';
 import { httpError } from '../errors.js';
 
 /** A stored Part-10 object's bytes transcoded into `to`, Part-10 again (file meta first). */
 export function transcodedObject(bytes: AsyncIterable<Uint8Array>, to: string): AsyncIterable<Uint8Array> {
   return transcodeStream(bytes, { to, fileMeta: true, priority: TranscodePriority.transfer });
+}
+
+/** Output ready before the answer's status is committed (most objects are then transcoded whole). */
+const PREFETCH = 8 * 1024 * 1024;
+
+/** The transcoded object with its first PREFETCH bytes done; 406 with the reason when it fails by then. */
+export async function transcodeStarted(
+  body: AsyncIterable<Uint8Array>,
+  to: string,
+): Promise<AsyncIterable<Uint8Array>> {
+  try {
+    return await prefetch(body, PREFETCH);
+  } catch (e) {
+    throw httpError(
+      406,
+      'ERR_HTTP_NOT_ACCEPTABLE',
+      `cannot transcode the instance to ${to}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
 }
 
 const interactive = pooledFrameCoder(TranscodePriority.interactive);
