@@ -11,20 +11,12 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Archive, openArchive } from '../../src/archive/archive.js';
-import { jobStoreFor } from '../../src/archive/jobs/open.js';
-import { JobRunner } from '../../src/archive/jobs/runner.js';
-import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
-import { findService } from '../../src/services/query-retrieve/find-scp.js';
-import { getService } from '../../src/services/query-retrieve/get-scp.js';
-import { moveService } from '../../src/services/query-retrieve/move-scp.js';
-import { storageService } from '../../src/services/storage/scp.js';
 import type { FileInfo } from '../../src/services/storage/scu.js';
 import { run } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { type Child, freePort, spawnChild, tempDir } from '../server/helpers.js';
-import { fileInfos, finalCount, finalStatus } from './dcmtk-output.js';
+import { fileInfos, finalCount, finalStatus, type QrServer, startQrServer } from './dcmtk-output.js';
 
 /** DCMTK reads TCP_NODELAY from the environment: without it, small PDUs wait for Nagle's delay. */
 const DCMTK_ENV = { TCP_NODELAY: '1' };
@@ -55,9 +47,7 @@ async function assertSameDataSets(
 
 describe('DCMTK movescu and getscu against our Query/Retrieve SCP', () => {
   let work: { path: string; remove: () => Promise<void> };
-  let archive: Archive;
-  let runner: JobRunner;
-  let server: DicomServer;
+  let qr: QrServer;
   let port: number;
   let storescp: Child;
   let storescpDir: string;
@@ -78,26 +68,15 @@ describe('DCMTK movescu and getscu against our Query/Retrieve SCP', () => {
       ['-aet', 'STORESCP', '+B', '-od', storescpDir, String(storescpPort)],
       { env: DCMTK_ENV, name: 'storescp' },
     );
-    archive = await openArchive({ dataDir: join(work.path, 'archive'), durability: 'none' });
-    runner = new JobRunner(jobStoreFor(archive.index), { pollMs: 50, backoff: { baseMs: 100, jitter: 0 } });
-    server = await new ApplicationEntity({ aeTitle: 'PACS' })
-      .addService({ ...storageService({ archive }), requestorRoles: { scu: true, scp: true } })
-      .addService(findService({ archive }))
-      .addService(
-        moveService({
-          archive,
-          jobs: runner,
-          attempts: 2,
-          peers: [
-            { aet: 'STORESCP', host: '127.0.0.1', port: storescpPort },
-            { aet: 'DOWN', host: '127.0.0.1', port: downPort },
-          ],
-        }),
-      )
-      .addService(getService({ archive }))
-      .listen({ port: 0, host: '127.0.0.1' });
-    runner.start();
-    port = server.address?.port ?? 0;
+    qr = await startQrServer(
+      join(work.path, 'archive'),
+      [
+        { aet: 'STORESCP', host: '127.0.0.1', port: storescpPort },
+        { aet: 'DOWN', host: '127.0.0.1', port: downPort },
+      ],
+      2,
+    );
+    port = qr.port;
     const src = join(work.path, 'src');
     const smallPaths = writeCtSeries(join(src, 'small'), 8, {
       studyInstanceUid: smallStudy,
@@ -118,9 +97,7 @@ describe('DCMTK movescu and getscu against our Query/Retrieve SCP', () => {
 
   after(async () => {
     await storescp?.stop();
-    await server?.close(1000);
-    await runner?.stop();
-    await archive?.close();
+    await qr?.close();
     await work?.remove();
   });
 

@@ -11,18 +11,10 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Archive, openArchive } from '../../src/archive/archive.js';
-import { jobStoreFor } from '../../src/archive/jobs/open.js';
-import { JobRunner } from '../../src/archive/jobs/runner.js';
 import { parseDicom } from '../../src/dicom/reader.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, UID } from '../../src/dicom/uid.js';
 import { encodePart10 } from '../../src/dicom/writer.js';
 import { closeTranscodePool, transcodeFile } from '../../src/io/transcode.js';
-import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
-import { findService } from '../../src/services/query-retrieve/find-scp.js';
-import { getService } from '../../src/services/query-retrieve/get-scp.js';
-import { moveService } from '../../src/services/query-retrieve/move-scp.js';
-import { storageService } from '../../src/services/storage/scp.js';
 import type { FileInfo } from '../../src/services/storage/scu.js';
 import {
   compressedCorpusFiles,
@@ -35,7 +27,7 @@ import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { type Child, freePort, spawnChild, tempDir, waitForPort } from '../server/helpers.js';
-import { fileInfos, finalCount, finalStatus } from './dcmtk-output.js';
+import { fileInfos, finalCount, finalStatus, type QrServer, startQrServer } from './dcmtk-output.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const CORRUPT = 'JPEG2000-embedded-sequence-delimiter.dcm';
@@ -49,9 +41,7 @@ async function pixelValues(path: string, bitsStored?: number): Promise<number[][
 
 describe('transcoding on the way out, against DCMTK', () => {
   let work: { path: string; remove: () => Promise<void> };
-  let archive: Archive;
-  let runner: JobRunner;
-  let server: DicomServer;
+  let qr: QrServer;
   let port: number;
   let nativeScp: Child;
   let nativePort: number;
@@ -81,26 +71,15 @@ describe('transcoding on the way out, against DCMTK', () => {
       env: DCMTK_ENV,
       name: 'storescp all',
     });
-    archive = await openArchive({ dataDir: join(work.path, 'archive'), durability: 'none' });
-    runner = new JobRunner(jobStoreFor(archive.index), { pollMs: 50, backoff: { baseMs: 100, jitter: 0 } });
-    server = await new ApplicationEntity({ aeTitle: 'PACS' })
-      .addService({ ...storageService({ archive }), requestorRoles: { scu: true, scp: true } })
-      .addService(findService({ archive }))
-      .addService(
-        moveService({
-          archive,
-          jobs: runner,
-          attempts: 1,
-          peers: [
-            { aet: 'NATIVE', host: '127.0.0.1', port: nativePort },
-            { aet: 'ALL', host: '127.0.0.1', port: allPort },
-          ],
-        }),
-      )
-      .addService(getService({ archive }))
-      .listen({ port: 0, host: '127.0.0.1' });
-    runner.start();
-    port = server.address?.port ?? 0;
+    qr = await startQrServer(
+      join(work.path, 'archive'),
+      [
+        { aet: 'NATIVE', host: '127.0.0.1', port: nativePort },
+        { aet: 'ALL', host: '127.0.0.1', port: allPort },
+      ],
+      1,
+    );
+    port = qr.port;
     await waitForPort(nativePort);
     await waitForPort(allPort);
     // A CT study, JPEG 2000 lossless by our encoder, stored through our own SCU.
@@ -149,9 +128,7 @@ describe('transcoding on the way out, against DCMTK', () => {
   after(async () => {
     await nativeScp?.stop();
     await allScp?.stop();
-    await server?.close(1000);
-    await runner?.stop();
-    await archive?.close();
+    await qr?.close();
     await closeTranscodePool();
     await work?.remove();
   });
