@@ -152,6 +152,8 @@ export class Archive {
         bytes: received.bytes,
         source: request.source,
         via: request.via,
+        transferSyntaxUid: received.transferSyntaxUid,
+        modality: record.series.modality,
       });
       return ok(outcome);
     };

@@ -119,6 +119,8 @@ for (const engine of ALL_ENGINES) {
             bytes: bytes.length,
             source: 'MODALITY',
             via: 'C-STORE',
+            transferSyntaxUid: EXPLICIT_VR_LE,
+            modality: 'CT',
           },
         ]);
       }));
