@@ -21,14 +21,16 @@ export function extendedOffsetTableOf(ds: DataSet): ExtendedOffsetTable | undefi
   return { offsets: u64s(offsets), ...(lengths && lengths.length > 0 ? { lengths: u64s(lengths) } : {}) };
 }
 
-function u64s(b: Uint8Array): number[] {
+/** Little-endian 64-bit values (an OV value) as numbers. */
+export function u64s(b: Uint8Array): number[] {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out: number[] = [];
   for (let o = 0; o + 8 <= b.length; o += 8) out.push(Number(v.getBigUint64(o, true)));
   return out;
 }
 
-function u32s(b: Uint8Array): number[] {
+/** Little-endian 32-bit values (a Basic Offset Table) as numbers. */
+export function u32s(b: Uint8Array): number[] {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out: number[] = [];
   for (let o = 0; o + 4 <= b.length; o += 4) out.push(v.getUint32(o, true));
@@ -93,13 +95,14 @@ function byOffsets(
 }
 
 /** True when a fragment starts a JPEG / JPEG-LS (SOI), JPEG 2000 codestream (SOC SIZ) or JP2 file. */
-function startsCodestream(f: Uint8Array): boolean {
+export function startsCodestream(f: Uint8Array): boolean {
   if (f[0] === 0xff && f[1] === 0xd8 && f[2] === 0xff) return true;
   if (f[0] === 0xff && f[1] === 0x4f && f[2] === 0xff && f[3] === 0x51) return true;
   return f.length >= 8 && f[3] === 0x0c && f[4] === 0x6a && f[5] === 0x50 && f[6] === 0x20 && f[7] === 0x20;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
+/** The parts as one array (the part itself when there is one). */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0] as Uint8Array;
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
