@@ -17,7 +17,9 @@
  */
 
 import { TAG } from '../../dicom/dictionary.js';
-import { transferSyntax } from '../../dicom/uid.js';
+import type { FrameCoder } from '../../dicom/transcode.js';
+import { EXPLICIT_VR_LE, transferSyntax } from '../../dicom/uid.js';
+import { pooledFrameCoder, TranscodePriority, transcodeStream } from '../../io/transcode.js';
 import type { ArchiveIndex, IndexedInstance } from '../index/archive-index.js';
 import { type BulkLayout, parseBulkLayout } from '../index/capture.js';
 import { describeInstance } from '../index/extract.js';
@@ -45,6 +47,45 @@ export type ObjectTranscoder = (
   out: ObjectWriter,
   signal?: AbortSignal,
 ) => Promise<void>;
+
+/**
+ * The transcoder of io/transcode.ts into the store: Part-10 output, frames on `coder` (default
+ * the shared worker pool at background priority: viewers and transfers first). A test passes a
+ * corrupting `coder` to see the verification catch it.
+ */
+export function storeTranscoder(coder?: FrameCoder): ObjectTranscoder {
+  return async (source, to, out, signal) => {
+    const chunks = transcodeStream(source, {
+      to,
+      fileMeta: true,
+      coder: coder ?? pooledFrameCoder(TranscodePriority.background),
+    });
+    for await (const chunk of chunks) {
+      signal?.throwIfAborted();
+      if (!out.write(chunk)) await out.drain();
+    }
+    if (out.error) throw out.error;
+  };
+}
+
+/** The verification's decoder on the shared worker pool (background priority). */
+export function pooledDecoder(): FrameDecoder {
+  const coder = pooledFrameCoder(TranscodePriority.background);
+  return async (encoded, module, ts) => {
+    const r = await coder({
+      source: encoded,
+      sourceTransferSyntaxUid: ts,
+      targetTransferSyntaxUid: EXPLICIT_VR_LE,
+      module,
+      options: {},
+    });
+    return {
+      pixels: r.bytes,
+      photometricInterpretation: r.photometricInterpretation,
+      planarConfiguration: r.planarConfiguration,
+    };
+  };
+}
 
 export interface CompressOptions {
   readonly policy: CompressionPolicy;
@@ -153,6 +194,12 @@ export async function compressInstance(
     );
   const originalLayout = parseBulkLayout(original.metadata().bulk);
   if (!originalLayout) return failed('the layout of the original cannot be read');
+  // The frames are checked where the layout says they are: in a deflated file they are not addressable.
+  if (!originalLayout.addressable)
+    return skipped(
+      'unsupported-pixels',
+      `deflated (${row.transferSyntaxUid}): its frames are not addressable`,
+    );
   const why = skipReason(
     row.transferSyntaxUid,
     syntax?.encapsulated === true,

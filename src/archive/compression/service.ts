@@ -22,8 +22,10 @@ import {
   type CompressOutcome,
   compressInstance,
   type ObjectTranscoder,
+  pooledDecoder,
+  storeTranscoder,
 } from './compress.js';
-import { type CompressionPolicy, policyCompresses, targetFor } from './policy.js';
+import { type CompressionPolicy, type CompressionTarget, policyCompresses, targetFor } from './policy.js';
 import type { FrameDecoder } from './verify.js';
 
 export const COMPRESS_JOB = 'compress';
@@ -256,4 +258,43 @@ export class DelayedRemovals {
       );
     }
   }
+}
+
+/** The `storage.compression*` settings of the server config. */
+export interface CompressionSettings {
+  readonly compression: CompressionTarget;
+  readonly compressionByModality: Readonly<Record<string, CompressionTarget>>;
+  readonly compressionMinBytes: number;
+}
+
+export function policyOf(settings: CompressionSettings): CompressionPolicy {
+  return {
+    target: settings.compression,
+    byModality: settings.compressionByModality,
+    minBytes: settings.compressionMinBytes,
+  };
+}
+
+/**
+ * The server's compression at rest, started: undefined when the settings compress nothing.
+ * Frames are encoded and checked on the shared transcoding pool at background priority.
+ */
+export function startCompression(context: {
+  readonly settings: CompressionSettings;
+  readonly archive: CompressionArchive & { readonly jobs: JobStore };
+  readonly events: EventBus;
+  readonly logger: JobLogger;
+}): CompressionService | undefined {
+  const policy = policyOf(context.settings);
+  if (!policyCompresses(policy)) return undefined;
+  const service = compressionService({
+    archive: context.archive,
+    policy,
+    transcode: storeTranscoder(),
+    decode: pooledDecoder(),
+    events: context.events,
+    logger: context.logger,
+  });
+  service.start();
+  return service;
 }
