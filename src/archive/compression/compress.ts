@@ -19,7 +19,12 @@
 import { TAG } from '../../dicom/dictionary.js';
 import type { FrameCoder } from '../../dicom/transcode.js';
 import { EXPLICIT_VR_LE, transferSyntax } from '../../dicom/uid.js';
-import { pooledFrameCoder, TranscodePriority, transcodeStream } from '../../io/transcode.js';
+import {
+  closeTranscodePool,
+  pooledFrameCoder,
+  TranscodePriority,
+  transcodeStream,
+} from '../../io/transcode.js';
 import type { ArchiveIndex, IndexedInstance } from '../index/archive-index.js';
 import { type BulkLayout, parseBulkLayout } from '../index/capture.js';
 import { describeInstance } from '../index/extract.js';
@@ -85,6 +90,11 @@ export function pooledDecoder(): FrameDecoder {
       planarConfiguration: r.planarConfiguration,
     };
   };
+}
+
+/** Ends the worker threads compression used (a command line tool, before it exits). */
+export function closeCompressionPools(): Promise<void> {
+  return closeTranscodePool();
 }
 
 export interface CompressOptions {
