@@ -271,6 +271,8 @@ function summary(r: CompressReport): string {
     .join(', ');
   const done = r.dryRun
     ? `${r.eligible} would be compressed (${formatMB(r.bytesBefore)} now)`
-    : `${r.compressed} compressed (${formatMB(r.bytesBefore)} -> ${formatMB(r.bytesAfter)}, ratio ${r.ratio.toFixed(2)}:1, ${formatMB(r.bytesSaved)} saved)`;
+    : r.compressed === 0
+      ? '0 compressed'
+      : `${r.compressed} compressed (${formatMB(r.bytesBefore)} -> ${formatMB(r.bytesAfter)}, ratio ${r.ratio.toFixed(2)}:1, ${formatMB(r.bytesSaved)} saved)`;
   return `${head}; ${done}, ${r.skipped} skipped${skipped ? ` (${skipped})` : ''}, ${r.failed} failed`;
 }

@@ -38,11 +38,13 @@ export async function digests(paths: readonly string[]): Promise<Digest[]> {
 export async function openTestArchive(
   engine: 'sqlite' | 'postgres',
   events?: EventBus,
+  existing?: { readonly dataDir: string; readonly dbUrl: string | undefined },
 ): Promise<{ archive: Archive; dataDir: string; dbUrl: string | undefined; close: () => Promise<void> }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'pacs-compress-test-'));
-  const schema = engine === 'postgres' ? randomSchema() : undefined;
+  const dataDir = existing?.dataDir ?? (await mkdtemp(join(tmpdir(), 'pacs-compress-test-')));
+  const schema = engine === 'postgres' && !existing ? randomSchema() : undefined;
   const dbUrl =
-    schema !== undefined ? `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}` : undefined;
+    existing?.dbUrl ??
+    (schema !== undefined ? `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}` : undefined);
   const archive = await openArchive({
     dataDir,
     durability: 'none',
@@ -55,6 +57,7 @@ export async function openTestArchive(
     dbUrl,
     async close() {
       await archive.close();
+      if (existing) return;
       if (schema !== undefined) await dropSchema(schema);
       await rm(dataDir, { recursive: true, force: true });
     },
