@@ -2,9 +2,10 @@
  * The `pacs` command line. Every command exits non-zero with a one-line reason on standard error
  * when it fails (ARCHITECTURE.md "Interfaces users and tests rely on").
  */
-import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../client.js';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, PacsError, readDicomFile, toDicomJson } from '../client.js';
 import { registerArchiveCommand } from './archive.js';
+import { registerConvertCommand } from './convert.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
 import { registerFindCommand } from './find.js';
@@ -40,21 +41,7 @@ export function buildProgram(): Command {
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 
-  program
-    .command('convert')
-    .description('re-encode a DICOM file into another uncompressed transfer syntax')
-    .addOption(
-      new Option(
-        '--ts <uid>',
-        'target transfer syntax UID, or one of: implicit, explicit, big, deflated',
-      ).makeOptionMandatory(),
-    )
-    .argument('<in>', 'input DICOM file')
-    .argument('<out>', 'output file')
-    .action(async (input: string, output: string, opts: { ts: string }) => {
-      await convertFile(input, output, TS_ALIASES[opts.ts] ?? opts.ts);
-    });
-
+  registerConvertCommand(program);
   registerServerCommand(program);
   registerEchoCommand(program);
   registerStoreCommand(program);
@@ -68,13 +55,6 @@ export function buildProgram(): Command {
 
   return program;
 }
-
-const TS_ALIASES: Record<string, string> = {
-  implicit: '1.2.840.10008.1.2',
-  explicit: '1.2.840.10008.1.2.1',
-  big: '1.2.840.10008.1.2.2',
-  deflated: '1.2.840.10008.1.2.1.99',
-};
 
 /** Runs the CLI; sets the exit code and prints one line on failure. */
 export async function main(argv: readonly string[]): Promise<void> {

@@ -32,6 +32,7 @@ import { formatDuration, formatMB, Progress } from './progress.js';
 
 interface StoreFlags extends ConnectionFlags {
   json?: boolean;
+  transcode?: string;
 }
 
 /** One file of the --json report. */
@@ -71,6 +72,10 @@ export function registerStoreCommand(program: Command): void {
   )
     .argument('<path...>', 'DICOM files and folders')
     .option('--json', 'print a machine-readable report on standard output')
+    .option(
+      '--transcode <mode>',
+      "when the peer does not accept an object's compressed syntax: 'lossless' (default) or 'lossy' (JPEG baseline allowed)",
+    )
     .action(async (host: string, port: string, paths: string[], flags: StoreFlags) => {
       await runStore(host, port, paths, flags);
     });
@@ -83,6 +88,9 @@ const MAX_FRUITLESS_ASSOCIATIONS = 3;
 
 async function runStore(host: string, portText: string, paths: string[], flags: StoreFlags): Promise<void> {
   const conn = parseConnection(host, portText, flags);
+  if (flags.transcode !== undefined && flags.transcode !== 'lossless' && flags.transcode !== 'lossy')
+    throw new PacsError('ERR_USAGE', `--transcode: expected lossless or lossy, not ${flags.transcode}`);
+  const transcode = { lossy: flags.transcode === 'lossy' };
   const warn = (line: string): void => {
     process.stderr.write(`pacs: warning: ${line}\n`);
   };
@@ -119,7 +127,7 @@ async function runStore(host: string, portText: string, paths: string[], flags: 
   const plans = infos.length > 0 ? planAssociations(infos) : [];
   try {
     for (const plan of plans) {
-      const outcome = await sendPlan(conn, plan, reports, progress);
+      const outcome = await sendPlan(conn, plan, reports, progress, transcode);
       connectedOnce ||= outcome.connected;
       if (outcome.stoppedBy !== undefined) {
         stoppedBy = outcome.stoppedBy;
@@ -179,6 +187,7 @@ async function sendPlan(
   plan: AssociationPlan,
   reports: Map<string, StoreFileReport>,
   progress: StoreProgress,
+  transcode: { lossy: boolean },
 ): Promise<{ connected: boolean; stoppedBy?: string }> {
   const ae = requestorFor(conn);
   const pending = [...plan.files];
@@ -194,7 +203,7 @@ async function sendPlan(
     while (pending.length > 0 && assoc.canSend) {
       const file = pending.shift() as FileInfo;
       progress.startFile();
-      const r = await storeFile(assoc, file, { onBytes: (n) => progress.addBytes(n) });
+      const r = await storeFile(assoc, file, { onBytes: (n) => progress.addBytes(n), transcode });
       progress.fileDone(file.size);
       if (r.ok) {
         const { status, errorComment, transferSyntaxUid, reencoded } = r.value;

@@ -28,12 +28,12 @@ import {
   pixelModuleOf,
 } from './codec/types.js';
 import { DataSet } from './dataset.js';
-import { TAG } from './dictionary.js';
+import { dictionaryVR, TAG } from './dictionary.js';
 import { type DataSetHandler, DicomParser } from './parser.js';
 import type { Tag } from './tag.js';
 import { describeUid, transferSyntax, UID } from './uid.js';
 import { encodeStrings } from './values.js';
-import { copyBytes, type VR } from './vr.js';
+import { copyBytes, isVR, type VR } from './vr.js';
 import { DataSetWriter, encodeFileMeta } from './writer.js';
 
 /** Why a transcode cannot be done at all (no codec, lossy not allowed, unknown syntax). */
@@ -688,7 +688,8 @@ export class Transcoder implements DataSetHandler {
     if (this.codecRuns && !this.patched && tag >= GROUP_0028) this.deferring = true;
   }
 
-  element(tag: Tag, vr: VR, value: Uint8Array): void {
+  element(tag: Tag, given: VR, value: Uint8Array): void {
+    const vr = knownVR(tag, given);
     if (this.depth === 0) {
       this.topLevel(tag, vr, value);
       if (tag === PIXEL_DATA && this.codecRuns) {
@@ -703,7 +704,8 @@ export class Transcoder implements DataSetHandler {
     this.push({ k: 'el', tag, vr, value: held ? copyBytes(value) : value, top: this.depth === 0 });
   }
 
-  valueStart(tag: Tag, vr: VR, length: number): void {
+  valueStart(tag: Tag, given: VR, length: number): void {
+    const vr = knownVR(tag, given);
     if (this.depth === 0) {
       this.topLevel(tag, vr, undefined);
       if (tag === PIXEL_DATA && this.codecRuns) {
@@ -836,6 +838,17 @@ export async function* transcodeChunks(
   const summary = await t.end();
   yield* out;
   return summary;
+}
+
+/**
+ * The dictionary's VR for an element that came as UN (PS3.5 6.2.2: UN values are little endian,
+ * as the parser delivers every binary value): a peer such as DCMTK does not read a SOP Class UID
+ * sent as UN. Ambiguous VRs, sequences and unknown (private) tags stay UN.
+ */
+function knownVR(tag: Tag, vr: VR): VR {
+  if (vr !== 'UN') return vr;
+  const d = dictionaryVR(tag);
+  return d.length === 2 && d !== 'SQ' && d !== 'UN' && isVR(d) ? d : vr;
 }
 
 function fragment(w: DataSetWriter, bytes: Uint8Array): void {

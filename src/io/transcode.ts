@@ -7,11 +7,13 @@
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { WorkerPool } from '../core/worker-pool.js';
+import { WorkerPool, WorkerTaskError } from '../core/worker-pool.js';
+import { PixelCodecError } from '../dicom/codec/types.js';
 import {
   type FrameCoder,
   type FrameResult,
   type FrameTask,
+  TranscodeError,
   type TranscodeOptions,
   type TranscodeSummary,
   transcodeChunks,
@@ -43,8 +45,20 @@ export function pooledFrameCoder(priority: number = TranscodePriority.transfer):
     const whole = s.byteOffset === 0 && s.byteLength === s.buffer.byteLength;
     // The frame's buffer moves to the worker: the transcoder does not touch it after submitting.
     const source = whole ? s : new Uint8Array(s);
-    return sharedPool().run({ ...task, source }, [source.buffer as ArrayBuffer], priority);
+    return sharedPool()
+      .run({ ...task, source }, [source.buffer as ArrayBuffer], priority)
+      .catch((e: unknown) => {
+        throw asTranscodeError(e);
+      });
   };
+}
+
+/** A worker's failure as the error class the in-thread coder throws (the pool keeps only code and message). */
+function asTranscodeError(e: unknown): unknown {
+  if (!(e instanceof WorkerTaskError)) return e;
+  if (e.code === 'ERR_PIXEL_CODEC') return new PixelCodecError(e.message, { cause: e });
+  if (e.code === 'ERR_TRANSCODE_UNSUPPORTED') return new TranscodeError(e.message, { cause: e });
+  return e;
 }
 
 /** Terminates the shared pool's threads (tests, shutdown); the next transcode starts a new pool. */

@@ -83,15 +83,45 @@ describe('pacs convert', () => {
     });
   }
 
-  it('refuses a compressed target and a compressed source, leaving no output', async () => {
+  it('refuses a lossy target without --lossy and an undecodable frame, leaving no output', async () => {
     const out = join(tmp, 'refused.dcm');
     const toJpeg = await runPacs(['convert', '--ts', '1.2.840.10008.1.2.4.50', source, out]);
     assert.notEqual(toJpeg.code, 0);
-    assert.match(toJpeg.stderr, /^pacs: cannot convert to 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline/);
-    const fromJ2k = await runPacs(['convert', '--ts', 'explicit', join(TEST_FILES, 'JPEG2000.dcm'), out]);
+    assert.match(toJpeg.stderr, /^pacs: 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline.*is lossy/);
+    const corrupt = join(TEST_FILES, 'JPEG2000-embedded-sequence-delimiter.dcm');
+    const fromJ2k = await runPacs(['convert', '--ts', 'explicit', corrupt, out]);
     assert.notEqual(fromJ2k.code, 0);
-    assert.match(fromJ2k.stderr, /compressed/);
+    assert.match(fromJ2k.stderr, /^pacs: JPEG 2000 frame is/);
     assert.ok(!existsSync(out));
+    assert.deepEqual(
+      readdirSync(tmp).filter((f) => f.includes('.tmp')),
+      [],
+    );
+  });
+
+  it('converts to and from compressed syntaxes (--ts rle, jpeg-ls-lossless, j2k-lossless, htj2k-lossless)', async () => {
+    const original = parseDicom(readFileSync(source)).dataSet.bytes(0x7fe00010);
+    for (const ts of ['rle', 'jpeg-ls-lossless', 'j2k-lossless', 'htj2k-lossless']) {
+      const enc = join(tmp, `${ts}.dcm`);
+      const r = await runPacs(['convert', '--ts', ts, source, enc]);
+      assert.equal(r.code, 0, r.stderr);
+      const back = join(tmp, `${ts}-back.dcm`);
+      const b = await runPacs(['convert', '--ts', 'explicit', enc, back]);
+      assert.equal(b.code, 0, b.stderr);
+      const pixels = parseDicom(readFileSync(back)).dataSet.bytes(0x7fe00010);
+      assert.ok(pixels && original && Buffer.from(pixels).equals(Buffer.from(original)), ts);
+    }
+    const lossy = join(tmp, 'baseline.dcm');
+    const l = await runPacs([
+      'convert',
+      '--ts',
+      'jpeg-baseline',
+      '--lossy',
+      join(TEST_FILES, 'SC_rgb_rle.dcm'),
+      lossy,
+    ]);
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(parseDicom(readFileSync(lossy)).dataSet.string(0x00282110), '01');
   });
 
   it('leaves no partial output when the source is truncated', async () => {

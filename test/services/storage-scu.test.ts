@@ -6,13 +6,15 @@
  * C-MOVE originator fields. Corpus files are read in place.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { toDicomJson } from '../../src/dicom/json.js';
 import { parseDicom } from '../../src/dicom/reader.js';
 import { EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE, UID } from '../../src/dicom/uid.js';
+import { encodePart10 } from '../../src/dicom/writer.js';
 import { ApplicationEntity, type DicomServer } from '../../src/network/ae.js';
 import type { DimseAssociation } from '../../src/network/dimse.js';
 import { type DimseCommand, Priority } from '../../src/network/dimse-command.js';
@@ -33,6 +35,8 @@ const MR = UID.MRImageStorage;
 const CT = UID.CTImageStorage;
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const RLE = '1.2.840.10008.1.2.5';
+/** A compressed syntax no codec here reads. */
+const JPEG_XL = UID.JPEGXLLossless;
 
 function info(sopClassUid: string, transferSyntaxUid: string, n = 0): FileInfo {
   return {
@@ -95,6 +99,7 @@ describe('planContexts', () => {
       info(MR, EXPLICIT_VR_BE, 3),
       info(MR, JPEG_BASELINE, 4),
       info(CT, RLE, 5),
+      info(UID.SecondaryCaptureImageStorage, JPEG_XL, 6),
     ]);
     assert.deepEqual(
       contexts.map((c) => [c.abstractSyntax, c.transferSyntaxes]),
@@ -103,8 +108,11 @@ describe('planContexts', () => {
         [MR, [EXPLICIT_VR_LE]],
         [MR, [JPEG_BASELINE]],
         [MR, [EXPLICIT_VR_LE, IMPLICIT_VR_LE]],
-        // Compressed only: no fallback, since its data set cannot be re-encoded without a codec.
+        // Compressed that we can decode: the fallback too, it is transcoded when the peer needs it.
         [CT, [RLE]],
+        [CT, [EXPLICIT_VR_LE, IMPLICIT_VR_LE]],
+        // No codec: no fallback, its data set cannot be decoded.
+        [UID.SecondaryCaptureImageStorage, [JPEG_XL]],
       ],
     );
   });
@@ -149,10 +157,10 @@ describe('planAssociations', () => {
 
   it('fills a gap in an earlier association before opening another (first fit)', () => {
     const files = [
-      info('1.2.826.0.1.99.1', JPEG_BASELINE, 1), // 1 context
+      info('1.2.826.0.1.99.1', JPEG_XL, 1), // 1 context (no codec, no fallback)
       info('1.2.826.0.1.99.2', EXPLICIT_VR_LE, 2), // 2 contexts
       info('1.2.826.0.1.99.3', EXPLICIT_VR_LE, 3), // 2 more: over 4, a second association
-      info('1.2.826.0.1.99.4', RLE, 4), // 1: fits the first again
+      info('1.2.826.0.1.99.4', JPEG_XL, 4), // 1: fits the first again
     ];
     const plans = planAssociations(files, 4);
     assert.deepEqual(
@@ -323,9 +331,20 @@ describe('storeFile', () => {
   it('fails clearly without a fitting context, and the association stays usable', async () => {
     const p = await peer([MR], [EXPLICIT_VR_LE]);
     const ct = await fileInfo('CT_small.dcm');
-    const jpeg = await fileInfo('MR_small_jp2klossless.dcm');
+    // MR_small in JPEG XL, which no codec here reads.
+    const dir = mkdtempSync(join(tmpdir(), 'pacs-scu-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const xlPath = join(dir, 'mr-jxl.dcm');
+    writeFileSync(
+      xlPath,
+      encodePart10(parseDicom(readFileSync(join(TEST_FILES, 'MR_small_jp2klossless.dcm'))).dataSet, JPEG_XL),
+    );
+    const xl = await readFileInfo(xlPath);
+    assert.ok(xl.ok);
+    const jpeg = xl.value;
+    const j2k = await fileInfo('MR_small_jp2klossless.dcm');
     const mr = await fileInfo('MR_small.dcm');
-    const assoc = await p.connect([ct, jpeg, mr]);
+    const assoc = await p.connect([ct, jpeg, j2k, mr]);
     const noClass = await storeFile(assoc, ct);
     assert.equal(noClass.ok ? '' : noClass.error.code, 'ERR_NO_CONTEXT');
     assert.match(
@@ -334,11 +353,22 @@ describe('storeFile', () => {
     );
     const compressed = await storeFile(assoc, jpeg);
     assert.equal(compressed.ok ? '' : compressed.error.code, 'ERR_NO_CONTEXT');
-    assert.match(compressed.ok ? '' : compressed.error.message, /JPEG 2000.*transcoder/);
+    assert.match(compressed.ok ? '' : compressed.error.message, /JPEG XL.*no decoder/);
+    // The JPEG 2000 one is decoded for the peer (issue 13 transcoding).
+    const transcoded = await storeFile(assoc, j2k);
+    assert.ok(transcoded.ok && transcoded.value.status === Status.Success);
+    assert.equal(transcoded.value.transferSyntaxUid, EXPLICIT_VR_LE);
     const fine = await storeFile(assoc, mr);
     assert.ok(fine.ok && fine.value.status === Status.Success);
     await assoc.release();
-    assert.equal(p.received.length, 1);
+    assert.equal(p.received.length, 2);
+    // Decoded to MR_small's own pixels.
+    const mrPixels = parseDicom(readFileSync(join(TEST_FILES, 'MR_small.dcm'))).dataSet.bytes(TAG.PixelData);
+    const got = parseDicom((p.received[0] as Received).bytes, {
+      format: 'dataset',
+      transferSyntax: EXPLICIT_VR_LE,
+    });
+    assert.ok(Buffer.from(got.dataSet.bytes(TAG.PixelData) ?? []).equals(Buffer.from(mrPixels ?? [1])));
   });
 
   it('aborts the association when the file turns out malformed part-way: nothing is completed', async () => {

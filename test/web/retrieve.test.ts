@@ -194,28 +194,49 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       // No Accept at all (*/*) is the same default.
       parts = await multipart(instanceUrl(known.ct), '*/*');
       assert.ok((parts[0] as ParsedPart).body.equals(stored.get(known.ct.sop) as Buffer));
-      // A series with a losslessly compressed instance: 406 naming its syntax, and a log line.
+      // A series with a losslessly compressed instance: decoded into the default (issue 13).
       const k = known.scNative;
-      const r = await get(`${web.base}/studies/${k.study}/series/${k.series}`, {
-        accept: 'multipart/related; type="application/dicom"',
-      });
-      assert.equal(r.status, 406);
-      const body = JSON.parse(r.body.toString()) as { code: string; reason: string };
-      assert.equal(body.code, 'ERR_HTTP_NOT_ACCEPTABLE');
-      assert.match(body.reason, /1\.2\.840\.10008\.1\.2\.4\.70/);
-      assert.match(body.reason, /transfer-syntax=\*/);
-      assert.ok(web.logLines.some((l) => l.status === 406 && String(l.url).includes(k.series)));
+      parts = await multipart(
+        `${web.base}/studies/${k.study}/series/${k.series}`,
+        'multipart/related; type="application/dicom"',
+      );
+      assert.equal(parts.length, 3);
+      for (const p of parts) {
+        const sop = sopOf(p);
+        const ts = parseDicom(p.body).transferSyntax;
+        if (sop === known.scLossy.sop)
+          assert.ok(p.body.equals(stored.get(sop) as Buffer), 'lossy: as stored');
+        else assert.equal(ts, EXPLICIT_VR_LE, sop);
+        assert.equal(p.headers['content-type'], `application/dicom; transfer-syntax=${ts}`);
+      }
+      const lossless = parts.find((p) => sopOf(p) === known.scLossless.sop) as ParsedPart;
+      assert.equal(parseDicom(lossless.body).dataSet.bytes(TAG.PixelData)?.length, 100 * 100 * 3);
     });
 
-    it('refuses with 406 a compressed object asked in a native syntax, and an unknown syntax', async () => {
+    it('transcodes a compressed object asked in a native syntax; 406 for a lossy target, an unknown syntax or no codec', async () => {
       const k = known.j2kLossless;
-      let r = await get(instanceUrl(k), {
-        accept: `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LE}`,
+      const parts = await multipart(
+        instanceUrl(k),
+        `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LE}`,
+      );
+      const decoded = parseDicom((parts[0] as ParsedPart).body);
+      assert.equal(decoded.transferSyntax, EXPLICIT_VR_LE);
+      assert.equal(decoded.dataSet.string(TAG.PhotometricInterpretation), 'RGB', 'YBR_RCT decoded to RGB');
+      // Lossy is never produced unless configured: JPEG baseline is refused.
+      let r = await get(instanceUrl(known.ct), {
+        accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50',
       });
       assert.equal(r.status, 406);
       let body = JSON.parse(r.body.toString()) as { code: string; reason: string };
       assert.equal(body.code, 'ERR_HTTP_NOT_ACCEPTABLE');
-      assert.match(body.reason, new RegExp(k.ts.replace(/\./g, '\\.')));
+      assert.match(body.reason, /lossy/);
+      // JPEG XL: no codec here.
+      r = await get(instanceUrl(k), {
+        accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.110',
+      });
+      assert.equal(r.status, 406);
+      body = JSON.parse(r.body.toString()) as { code: string; reason: string };
+      assert.match(body.reason, /cannot encode into .*JPEG XL/);
       r = await get(instanceUrl(known.ct), {
         accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.3.4',
       });
@@ -239,13 +260,15 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           assert.equal(p.headers['content-type'], `application/dicom; transfer-syntax=${IMPLICIT_VR_LE}`);
           assert.equal(parseDicom(p.body).transferSyntax, IMPLICIT_VR_LE);
         } else {
-          // The compressed ones fall back to the second range: as stored.
-          assert.ok(p.body.equals(stored.get(sop) as Buffer));
+          // The compressed ones are transcoded for the first range too (issue 13).
+          assert.equal(p.headers['content-type'], `application/dicom; transfer-syntax=${IMPLICIT_VR_LE}`);
+          assert.equal(parseDicom(p.body).transferSyntax, IMPLICIT_VR_LE);
         }
       }
-      // A range that cannot be met for every instance is passed over for a lower one.
+      // A range that cannot be met for every instance (lossy JPEG baseline for the native one) is passed over.
       const r = await get(`${web.base}/studies/${k.study}/series/${k.series}`, {
-        accept: `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LE}, application/zip; q=0.2`,
+        accept:
+          'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50, application/zip; q=0.2',
       });
       assert.equal(r.status, 200);
       assert.equal(r.headers.get('content-type'), 'application/zip');

@@ -30,6 +30,7 @@ import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
 import { Status } from '../../network/dimse-status.js';
 import { SEND_HIGH_WATER_MARK } from '../../network/transport.js';
+import { isTranscodable, startTranscode, type TranscodePolicy, transcodeTarget } from './transcoding.js';
 
 /** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
 export const MAX_PRESENTATION_CONTEXTS = 128;
@@ -219,14 +220,19 @@ function addNeeds(byClass: Map<string, ClassNeeds>, f: FileInfo): void {
     byClass.set(f.sopClassUid, needs);
   }
   if (!needs.own.includes(f.transferSyntaxUid)) needs.own.push(f.transferSyntaxUid);
-  if (isReencodable(f.transferSyntaxUid)) needs.fallback = true;
+  if (hasFallback(f.transferSyntaxUid)) needs.fallback = true;
+}
+
+/** True when an object in this syntax can be sent in Explicit / Implicit VR LE (re-encoded or transcoded). */
+function hasFallback(transferSyntaxUid: string): boolean {
+  return isReencodable(transferSyntaxUid) || isTranscodable(transferSyntaxUid);
 }
 
 /** Contexts a file would add to those already planned. */
 function extraContexts(byClass: Map<string, ClassNeeds>, f: FileInfo): number {
   const needs = byClass.get(f.sopClassUid);
   const own = needs?.own.includes(f.transferSyntaxUid) ? 0 : 1;
-  const fallback = isReencodable(f.transferSyntaxUid) && !needs?.fallback ? 1 : 0;
+  const fallback = hasFallback(f.transferSyntaxUid) && !needs?.fallback ? 1 : 0;
   return own + fallback;
 }
 
@@ -242,7 +248,8 @@ function countContexts(byClass: Map<string, ClassNeeds>): number {
  * (an acceptor picks one syntax of a context by its own preference, which would otherwise turn
  * a big endian or implicit VR file into a re-encoded one); then, when a file of that class can
  * be re-encoded, one context with the uncompressed syntaxes (Explicit VR LE, Implicit VR LE) to
- * fall back on. An encapsulated (compressed) syntax thus always has a context of its own.
+ * fall back on (a compressed one that we can decode is then transcoded, services/storage/
+ * transcoding.ts). An encapsulated (compressed) syntax thus always has a context of its own.
  * Use planAssociations() to keep each association within MAX_PRESENTATION_CONTEXTS.
  */
 export function planContexts(files: readonly FileInfo[]): ProposedPresentationContext[] {
@@ -301,6 +308,8 @@ export interface StoreOptions {
   readonly events?: EventBus;
   /** What the event says the send served (default 'C-STORE'; C-MOVE and C-GET sub-operations). */
   readonly via?: 'C-STORE' | 'C-MOVE' | 'C-GET';
+  /** When a compressed object must be transcoded: whether a lossy target may be chosen (default not). */
+  readonly transcode?: TranscodePolicy;
 }
 
 /** The peer's answer to one C-STORE. */
@@ -320,6 +329,8 @@ export type StoreErrorCode =
   | 'ERR_NO_CONTEXT'
   /** The file could not be read or turned out malformed; the association was aborted if it was mid-message. */
   | 'ERR_FILE'
+  /** The object could not be transcoded (corrupt frame, no codec); nothing was sent, the association is usable. */
+  | 'ERR_TRANSCODE'
   /** The association ended (or timed out) before the response came; it is no longer usable. */
   | 'ERR_ASSOCIATION';
 
@@ -336,12 +347,15 @@ export interface ContextChoice {
   readonly contextId: number;
   readonly transferSyntaxUid: string;
   readonly reencode: boolean;
+  /** True when its pixel data is decoded and/or encoded for that syntax (services/storage/transcoding.ts). */
+  readonly transcode?: boolean;
 }
 
 /** The accepted context to send this file on, and whether its data set must be re-encoded. */
 export function chooseContext(
   assoc: Pick<DimseAssociation, 'presentationContexts'>,
   file: FileInfo,
+  policy: TranscodePolicy = {},
 ): Result<ContextChoice, StoreError> {
   const usable = assoc.presentationContexts.filter((c) => c.abstractSyntax === file.sopClassUid && c.scu);
   const own = usable.find((c) => c.transferSyntax === file.transferSyntaxUid);
@@ -357,6 +371,14 @@ export function chooseContext(
       if (c) return ok({ contextId: c.id, transferSyntaxUid: ts, reencode: true });
     }
   }
+  const target = transcodeTarget(
+    file.transferSyntaxUid,
+    usable.map((c) => c.transferSyntax),
+    policy,
+  );
+  const to = usable.find((c) => c.transferSyntax === target);
+  if (to)
+    return ok({ contextId: to.id, transferSyntaxUid: to.transferSyntax, reencode: true, transcode: true });
   const what = describeUid(file.sopClassUid);
   const syntax = describeUid(file.transferSyntaxUid);
   const message =
@@ -364,7 +386,9 @@ export function chooseContext(
       ? `the peer accepted no presentation context for ${what}`
       : isReencodable(file.transferSyntaxUid)
         ? `the peer accepted ${what} in no uncompressed transfer syntax`
-        : `the peer did not accept ${what} in ${syntax}, and a compressed data set cannot be converted without a transcoder`;
+        : isTranscodable(file.transferSyntaxUid)
+          ? `the peer accepted ${what} in no syntax ${syntax} can be transcoded into${policy.lossy ? '' : ' losslessly'}`
+          : `the peer did not accept ${what} in ${syntax}, and there is no decoder for it`;
   return err(new StoreError('ERR_NO_CONTEXT', message));
 }
 
@@ -382,9 +406,9 @@ export async function storeFile(
 ): Promise<Result<StoreOutcome, StoreError>> {
   const opened = 'handle' in file ? file : undefined;
   try {
-    const chosen = chooseContext(assoc, file);
+    const chosen = chooseContext(assoc, file, options.transcode);
     if (!chosen.ok) return chosen;
-    const { contextId, transferSyntaxUid, reencode } = chosen.value;
+    const { contextId, transferSyntaxUid, reencode, transcode } = chosen.value;
     if (reencode && !transferSyntax(transferSyntaxUid))
       return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
     // Opened before the command goes out, so that a file gone since its header was read fails alone.
@@ -407,9 +431,24 @@ export async function storeFile(
           sendBuffers,
           file.size,
         );
-    const data = reader
-      ? asStored(reader, file, options.verify ?? true, options.onBytes, fileError, counter)
-      : reencoded(fh, head, transferSyntaxUid, options.onBytes, fileError, counter);
+    let data: AsyncIterable<Uint8Array>;
+    if (transcode) {
+      // Transcoded before the request goes out: an object that cannot be fails alone.
+      const t = await startTranscode(
+        progress(fileBytes(fh, head), options.onBytes),
+        transferSyntaxUid,
+        options.transcode ?? {},
+        fileError,
+      );
+      if (!t.ok) {
+        if (!opened) await fh.close();
+        return err(new StoreError('ERR_TRANSCODE', t.error.message, { cause: t.error }));
+      }
+      data = counted(t.value, counter);
+    } else
+      data = reader
+        ? asStored(reader, file, options.verify ?? true, options.onBytes, fileError, counter)
+        : reencoded(fh, head, transferSyntaxUid, options.onBytes, fileError, counter);
     try {
       const r = await assoc.requestOne(
         contextId,
@@ -522,11 +561,7 @@ async function* reencoded(
     const writer = new DataSetWriter((c) => out.push(c), target);
     // From the start of the file, as the header read did: the meta is read and not written.
     const parser = new DicomParser(writer);
-    const chunks = async function* (): AsyncGenerator<Uint8Array> {
-      if (head !== undefined && head.length > 0) yield head;
-      yield* readChunks(fh, head?.length ?? 0, CHUNK);
-    };
-    for await (const chunk of chunks()) {
+    for await (const chunk of fileBytes(fh, head)) {
       parser.write(chunk);
       onBytes?.(chunk.length);
       if (out.length > 0) {
@@ -547,6 +582,34 @@ async function* reencoded(
   } catch (e) {
     failure.error = e as Error;
     throw e;
+  }
+}
+
+/** A file's bytes from its start: the head already read, then the rest in fresh buffers. */
+async function* fileBytes(fh: FileHandle, head: Uint8Array | undefined): AsyncGenerator<Uint8Array> {
+  if (head !== undefined && head.length > 0) yield head;
+  yield* readChunks(fh, head?.length ?? 0, CHUNK);
+}
+
+/** A data set's bytes counted as they are sent. */
+async function* counted(
+  data: AsyncIterable<Uint8Array>,
+  counter: { bytes: number },
+): AsyncGenerator<Uint8Array> {
+  for await (const c of data) {
+    counter.bytes += c.length;
+    yield c;
+  }
+}
+
+/** File bytes reported to onBytes as they are read (progress counts the file, not what is sent). */
+async function* progress(
+  bytes: AsyncIterable<Uint8Array>,
+  onBytes: ((n: number) => void) | undefined,
+): AsyncGenerator<Uint8Array> {
+  for await (const c of bytes) {
+    onBytes?.(c.length);
+    yield c;
   }
 }
 

@@ -11,11 +11,12 @@
  *   unless the origin server has only the pixel data in lossy compressed form). An object stored
  *   in it is sent as stored; one in another native syntax is re-encoded while it is streamed; a
  *   lossy compressed one is sent as stored (the standard's exception); a losslessly compressed
- *   one cannot be decoded yet (the codec issue) and the answer is 406, naming its syntax.
+ *   one is decoded (transcoded.ts), or, with no decoder for its syntax, the answer is 406.
  * - an explicit UID: as stored when it is the stored one, re-encoded when that needs no pixel
  *   codec (Implicit/Explicit VR LE, Explicit VR BE, Deflated; PS3.18 8.7.3 says Implicit and Big
  *   Endian "shall not be used" with web services, but a client that names one gets it rather
- *   than a refusal), 406 otherwise. Never 500.
+ *   than a refusal), transcoded when a codec can (never into a lossy syntax), 406 otherwise.
+ *   Never 500.
  * Several Accept ranges: the best (q, then order) for which every instance has a syntax; within
  * that media type each part gets the first range its stored syntax can satisfy.
  *
@@ -32,6 +33,7 @@ import {
 } from '../../archive/index/retrieve.js';
 import type { Logger } from '../../core/logger.js';
 import { CONVERSION_HEAD_STOP, checkConversion, startConversion } from '../../dicom/convert.js';
+import { checkTranscode } from '../../dicom/transcode.js';
 import {
   describeUid,
   EXPLICIT_VR_LE,
@@ -44,6 +46,7 @@ import { acceptOf, type MediaRange } from '../media-type.js';
 import { fileRange, type MultipartPart, sendMultipart } from '../multipart-writer.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
+import { transcodedObject } from './transcoded.js';
 import { type ZipEntry, zipChunks } from './zip.js';
 
 /** The transfer syntax a client asked for one media type: '*', a UID, or none given (the default). */
@@ -56,6 +59,8 @@ export type RequestedSyntax =
 export type SendPlan =
   | { readonly kind: 'stored'; readonly transferSyntaxUid: string }
   | { readonly kind: 'convert'; readonly transferSyntaxUid: string }
+  /** Pixel data decoded and/or encoded on the way (dicom/transcode.ts, frame by frame). */
+  | { readonly kind: 'transcode'; readonly transferSyntaxUid: string }
   | { readonly kind: 'refused'; readonly reason: string };
 
 const TS_RE = new RegExp(UID_PATTERN);
@@ -76,11 +81,13 @@ export function planSyntax(stored: string, requested: RequestedSyntax): SendPlan
     if (UNCOMPRESSED_TRANSFER_SYNTAXES.includes(stored))
       return { kind: 'convert', transferSyntaxUid: EXPLICIT_VR_LE };
     if (transferSyntax(stored)?.lossy === true) return { kind: 'stored', transferSyntaxUid: stored };
+    if (checkTranscode(stored, EXPLICIT_VR_LE) === undefined)
+      return { kind: 'transcode', transferSyntaxUid: EXPLICIT_VR_LE };
     return {
       kind: 'refused',
       reason:
         `an instance is stored in ${storedName} (${stored}); the default transfer syntax, Explicit VR Little Endian, ` +
-        'needs a decoder this server does not have yet: ask for transfer-syntax=* to get it as stored',
+        'needs a decoder this server does not have: ask for transfer-syntax=* to get it as stored',
     };
   }
   const uid = requested.uid;
@@ -92,9 +99,11 @@ export function planSyntax(stored: string, requested: RequestedSyntax): SendPlan
       ? `${stored} is not a known transfer syntax`
       : checkConversion(stored, uid);
   if (problem === undefined) return { kind: 'convert', transferSyntaxUid: uid };
+  const codecProblem = transferSyntax(stored) === undefined ? problem : checkTranscode(stored, uid);
+  if (codecProblem === undefined) return { kind: 'transcode', transferSyntaxUid: uid };
   return {
     kind: 'refused',
-    reason: `an instance is stored in ${storedName} (${stored}) and cannot be sent in ${describeUid(uid)}: ${problem}`,
+    reason: `an instance is stored in ${storedName} (${stored}) and cannot be sent in ${describeUid(uid)}: ${codecProblem}`,
   };
 }
 
@@ -186,6 +195,7 @@ export function firstPlan(stored: string, options: readonly RetrieveOption[]): S
 export function objectBody(absolutePath: string, plan: SendPlan, size: number): AsyncIterable<Uint8Array> {
   if (plan.kind === 'stored') return fileRange(absolutePath, { end: size });
   if (plan.kind === 'refused') throw new Error(plan.reason);
+  if (plan.kind === 'transcode') return transcodedObject(fileRange(absolutePath), plan.transferSyntaxUid);
   return convertedFile(absolutePath, plan.transferSyntaxUid);
 }
 
