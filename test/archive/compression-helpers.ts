@@ -1,7 +1,7 @@
 /** Fixtures of the compression-at-rest tests: archives on either engine, the pydicom oracle, files on disk. */
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { TAG } from '../../src/dicom/dictionary.js';
 import { parseDicom } from '../../src/dicom/reader.js';
 import { type FrameCoder, transcodeFrame } from '../../src/dicom/transcode.js';
 import { run } from '../helpers/cli.js';
-import { dropSchema, PG_URL, randomSchema } from './helpers.js';
+import { dropSchema, files, PG_URL, randomSchema } from './helpers.js';
 
 const DIGEST = fileURLToPath(new URL('../../../test/helpers/pixel_digest.py', import.meta.url));
 
@@ -80,24 +80,9 @@ export async function ingestFile(archive: Archive, path: string): Promise<string
   return uid;
 }
 
-/** Every file under objects/, relative to the data folder. */
+/** Every file under objects/, relative to the data folder (sorted). */
 export async function objectFiles(dataDir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return;
-    }
-    for (const n of names.sort()) {
-      const p = join(dir, n);
-      if (n.endsWith('.dcm')) out.push(`${rel}/${n}`);
-      else await walk(p, `${rel}/${n}`);
-    }
-  };
-  await walk(join(dataDir, 'objects'), 'objects');
-  return out;
+  return files(dataDir).objects;
 }
 
 /** A frame coder that changes one sample before encoding: a valid stream of the wrong pixels. */
