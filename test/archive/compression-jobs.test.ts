@@ -24,6 +24,7 @@ import { JobPriority } from '../../src/archive/jobs/job.js';
 import { EventBus, type EventOf } from '../../src/core/events.js';
 import { UID } from '../../src/dicom/uid.js';
 import { closeTranscodePool, transcodeStream } from '../../src/io/transcode.js';
+import { serverMetrics } from '../../src/server/metrics.js';
 import { TEST_FILES } from '../helpers/corpus.js';
 import { corruptingCoder, digests, ingestFile, objectFiles, openTestArchive } from './compression-helpers.js';
 
@@ -60,6 +61,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const rig = await openTestArchive(engine, events);
       const compressed: EventOf<'object-compressed'>[] = [];
       events.on('object-compressed', (e) => compressed.push(e));
+      const metrics = serverMetrics(events, {
+        associationsOpen: () => 0,
+        jobQueueDepth: async () => undefined,
+      });
       const lines: Array<{ msg: string | undefined; fields: object }> = [];
       const log = (level: string) => (fields: object, msg?: string) =>
         lines.push({ msg: `${level} ${msg}`, fields });
@@ -98,6 +103,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         );
         assert.ok(compressed.every((e) => e.bytesAfter !== undefined && e.bytesAfter < e.bytesBefore));
         assert.equal(lines.filter((l) => l.msg === 'info object compressed').length, 2);
+        const saved = compressed.reduce((n, e) => n + e.bytesBefore - (e.bytesAfter ?? e.bytesBefore), 0);
+        const text = await metrics.render();
+        assert.match(text, new RegExp(`^pacs_compression_saved_bytes_total ${saved}$`, 'm'));
+        assert.match(text, /^pacs_compression_objects_total\{outcome="compressed"\} 2$/m);
         assert.deepEqual((await objectFiles(rig.dataDir)).length, 2, 'only the compressed files are left');
 
         // A duplicate is not queued again, and an already compressed object makes no job.
@@ -107,6 +116,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         await ingestFile(rig.archive, join(TEST_FILES, 'JPEG2000.dcm'));
         assert.equal((await rig.archive.jobs.list({ kind: COMPRESS_JOB })).length, jobsBefore);
       } finally {
+        metrics.close();
         await service.stop();
         await rig.close();
       }
