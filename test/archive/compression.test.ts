@@ -9,6 +9,7 @@
  * SQLite and PostgreSQL index both.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +194,28 @@ for (const engine of ['sqlite', 'postgres'] as const) {
   });
 }
 
+/** A grey image's data set without its pixel attributes of size (the test sets them). */
+function grey(sopClassUid: string, rows: number, columns: number): DataSet {
+  const ds = new DataSet();
+  ds.setString(TAG.SOPClassUID, sopClassUid);
+  ds.setString(TAG.SOPInstanceUID, generateUid());
+  ds.setString(TAG.StudyInstanceUID, generateUid());
+  ds.setString(TAG.SeriesInstanceUID, generateUid());
+  ds.setString(TAG.Modality, 'OT');
+  ds.setString(TAG.PatientID, 'SYNTHETIC');
+  ds.setNumbers(TAG.SamplesPerPixel, 1);
+  ds.setString(TAG.PhotometricInterpretation, 'MONOCHROME2');
+  ds.setNumbers(TAG.Rows, rows);
+  ds.setNumbers(TAG.Columns, columns);
+  return ds;
+}
+
+async function written(name: string, ds: DataSet): Promise<string> {
+  const path = join(work, name);
+  await writeFile(path, encodePart10(ds, EXPLICIT_VR_LE));
+  return path;
+}
+
 describe('compression at rest: what is left alone, and why', () => {
   let rig: Awaited<ReturnType<typeof openTestArchive>>;
   before(async () => {
@@ -234,22 +257,10 @@ describe('compression at rest: what is left alone, and why', () => {
   it('deflated (its offsets are in the inflated stream)', () =>
     expectSkip(join(TEST_FILES, 'image_dfl.dcm'), 'unsupported-pixels', /deflated/i));
   it('float pixel data', async () => {
-    const ds = new DataSet();
-    ds.setString(TAG.SOPClassUID, '1.2.840.10008.5.1.4.1.1.30'); // Parametric Map
-    ds.setString(TAG.SOPInstanceUID, generateUid());
-    ds.setString(TAG.StudyInstanceUID, generateUid());
-    ds.setString(TAG.SeriesInstanceUID, generateUid());
-    ds.setString(TAG.Modality, 'OT');
-    ds.setString(TAG.PatientID, 'FLOAT');
-    ds.setNumbers(TAG.SamplesPerPixel, 1);
-    ds.setString(TAG.PhotometricInterpretation, 'MONOCHROME2');
-    ds.setNumbers(TAG.Rows, 32);
-    ds.setNumbers(TAG.Columns, 32);
+    const ds = grey('1.2.840.10008.5.1.4.1.1.30', 32, 32); // Parametric Map
     ds.setNumbers(TAG.BitsAllocated, 32);
     ds.setBytes(TAG.FloatPixelData, new Uint8Array(32 * 32 * 4).fill(7), 'OF');
-    const path = join(work, 'float.dcm');
-    await writeFile(path, encodePart10(ds, EXPLICIT_VR_LE));
-    await expectSkip(path, 'float-pixel-data', /float/);
+    await expectSkip(await written('float.dcm', ds), 'float-pixel-data', /float/);
   });
   it('an object smaller than the minimum size, and one the policy leaves to its modality', async () => {
     const uid = await ingestFile(rig.archive, join(TEST_FILES, 'CT_small.dcm'));
@@ -273,26 +284,13 @@ describe('compression at rest: what is left alone, and why', () => {
     assert.equal((await rig.archive.index.findInstance(uid))?.transferSyntaxUid, EXPLICIT_VR_LE);
   });
   it('an object whose compressed copy is not smaller (noise)', async () => {
-    const ds = new DataSet();
-    ds.setString(TAG.SOPClassUID, UID.SecondaryCaptureImageStorage);
-    ds.setString(TAG.SOPInstanceUID, generateUid());
-    ds.setString(TAG.StudyInstanceUID, generateUid());
-    ds.setString(TAG.SeriesInstanceUID, generateUid());
-    ds.setString(TAG.Modality, 'OT');
-    ds.setString(TAG.PatientID, 'NOISE');
-    ds.setNumbers(TAG.SamplesPerPixel, 1);
-    ds.setString(TAG.PhotometricInterpretation, 'MONOCHROME2');
-    ds.setNumbers(TAG.Rows, 64);
-    ds.setNumbers(TAG.Columns, 64);
+    const ds = grey(UID.SecondaryCaptureImageStorage, 64, 64);
     ds.setNumbers(TAG.BitsAllocated, 8);
     ds.setNumbers(TAG.BitsStored, 8);
     ds.setNumbers(TAG.HighBit, 7);
     ds.setNumbers(TAG.PixelRepresentation, 0);
-    const { randomBytes } = await import('node:crypto');
     ds.setBytes(TAG.PixelData, new Uint8Array(randomBytes(64 * 64)), 'OB');
-    const path = join(work, 'noise.dcm');
-    await writeFile(path, encodePart10(ds, EXPLICIT_VR_LE));
-    await expectSkip(path, 'not-smaller', /not make it smaller/);
+    await expectSkip(await written('noise.dcm', ds), 'not-smaller', /not make it smaller/);
   });
 });
 
