@@ -3,13 +3,15 @@
  * unchanged, BulkDataURIs included), its ETag changes with the file, and frames are read from the
  * new file's offsets (kept in the index at the switch): each frame as stored decodes to the
  * original's pixels, and the object retrieved in Explicit VR Little Endian (decoded on the way out)
- * has them too. SQLite and PostgreSQL.
+ * has them too. Frame requests made while an object is switched all succeed with its pixels (those
+ * that looked the row up before read the original, kept a while). SQLite and PostgreSQL.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compressInstance, storeTranscoder } from '../../src/archive/compression/compress.js';
+import { DelayedRemovals } from '../../src/archive/compression/service.js';
 import { codecFor } from '../../src/dicom/codec/registry.js';
 import { pixelModuleOf, planarToInterleaved } from '../../src/dicom/codec/types.js';
 import { TAG } from '../../src/dicom/dictionary.js';
@@ -40,6 +42,64 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       web = await startTestWeb({ engine });
     });
     after(() => web.close());
+
+    it('frame requests during the switch all succeed with the original pixels', async () => {
+      const source = join(TEST_FILES, 'MR_small.dcm');
+      const { dataSet } = parseDicom(await readFile(source));
+      const uid = dataSet.string(TAG.SOPInstanceUID) as string;
+      const url = `${web.base}/studies/${dataSet.string(TAG.StudyInstanceUID)}/series/${dataSet.string(TAG.SeriesInstanceUID)}/instances/${uid}`;
+      const m = pixelModuleOf(dataSet);
+      const original = Buffer.from(dataSet.bytes(TAG.PixelData) as Uint8Array);
+      await ingestFiles(web.archive, [source]);
+      const removals = new DelayedRemovals(web.archive, 60_000);
+      try {
+        let switching = true;
+        const answers: Array<{ status: number; pixels: Buffer | undefined; compressed: boolean }> = [];
+        const reader = (async () => {
+          while (switching || answers.length < 10) {
+            const a = await get(`${url}/frames/1`, { accept: ANY });
+            let pixels: Buffer | undefined;
+            let compressed = false;
+            if (a.status === 200) {
+              const [part] = parseMultipart(String(a.headers['content-type']), a.body);
+              const type = part?.headers['content-type'] ?? '';
+              compressed = /transfer-syntax=1\.2\.840\.10008\.1\.2\.4\.80/.test(type);
+              if (compressed) {
+                const codec = codecFor(UID.JPEGLSLossless);
+                pixels = Buffer.from(
+                  (await codec?.decodeFrame(part?.body ?? Buffer.alloc(0), m))?.pixels ?? [],
+                );
+              } else pixels = part?.body;
+            }
+            answers.push({ status: a.status, pixels, compressed });
+          }
+        })();
+        const outcome = await compressInstance(web.archive, uid, {
+          policy: { target: 'jpeg-ls-lossless' },
+          transcode: storeTranscoder(),
+          removeOriginal: (p) => removals.schedule(p),
+        });
+        assert.equal(outcome.status, 'compressed');
+        await removals.flush(); // the original goes while requests still come
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        switching = false;
+        await reader;
+        assert.ok(answers.length >= 10);
+        assert.ok(
+          answers.some((a) => !a.compressed) && answers.some((a) => a.compressed),
+          'before and after',
+        );
+        // Once the index named the copy, every later answer came from it.
+        const first = answers.findIndex((a) => a.compressed);
+        assert.ok(answers.slice(first).every((a) => a.compressed));
+        for (const [i, a] of answers.entries()) {
+          assert.equal(a.status, 200, `request ${i + 1}`);
+          assert.ok(a.pixels?.equals(original), `request ${i + 1}: the original pixels`);
+        }
+      } finally {
+        await web.archive.delete(uid);
+      }
+    });
 
     for (const target of ['jpeg-ls-lossless', 'j2k-lossless'] as const) {
       it(`${target}: metadata unchanged, frames from the new offsets with the original pixels`, async () => {
