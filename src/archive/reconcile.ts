@@ -67,21 +67,16 @@ export interface CapturedFile {
  * are not held, only their offsets. Throws DicomParseError for a file that is not DICOM.
  */
 export async function captureObjectFile(path: string): Promise<CapturedFile> {
-  const fh = await open(path, 'r');
-  try {
-    return await captureObject(readChunks(fh, 0, 64 * 1024));
-  } finally {
-    await fh.close();
-  }
-}
-
-/** captureObjectFile over the Part-10 bytes of an object (ObjectStore.readObject). */
-export async function captureObject(chunks: AsyncIterable<Uint8Array>): Promise<CapturedFile> {
   const capture = new MetadataCapture();
   const parser = new DicomParser(capture, { format: 'part10' });
   capture.track(() => parser.offset);
-  for await (const chunk of chunks) parser.write(chunk);
-  parser.end();
+  const fh = await open(path, 'r');
+  try {
+    for await (const chunk of readChunks(fh, 0, 64 * 1024)) parser.write(chunk);
+    parser.end();
+  } finally {
+    await fh.close();
+  }
   return {
     meta: capture.fileMeta,
     dataSet: capture.root,

@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PacsError } from '../client.js';
-import type { Archive, Logger } from '../index.js';
+import type { Archive, Logger, OpenArchiveOptions } from '../index.js';
 
 /**
  * The archive of a maintenance command (reindex, compress): refused where there is no archive (a
@@ -17,6 +17,8 @@ export async function openMaintenanceArchive(
     readonly dbUrl: string | undefined;
     readonly verbose: boolean | undefined;
     readonly minFreeBytes?: number;
+    /** More of openArchive's options (a keyring of an encrypted archive...). */
+    readonly archive?: Partial<OpenArchiveOptions>;
   },
   bar: { print(line: string): void },
 ): Promise<{ archive: Archive; logger: Logger }> {
@@ -33,6 +35,7 @@ export async function openMaintenanceArchive(
   const { openArchive } = await import('../index.js');
   try {
     const archive = await openArchive({
+      ...options.archive,
       dataDir,
       ...(options.dbUrl !== undefined ? { dbUrl: options.dbUrl } : {}),
       ...(options.minFreeBytes !== undefined ? { minFreeBytes: options.minFreeBytes } : {}),

@@ -17,6 +17,7 @@
  */
 
 import { TAG } from '../../dicom/dictionary.js';
+import { DicomParser } from '../../dicom/parser.js';
 import type { FrameCoder } from '../../dicom/transcode.js';
 import { EXPLICIT_VR_LE, transferSyntax } from '../../dicom/uid.js';
 import {
@@ -26,9 +27,14 @@ import {
   transcodeStream,
 } from '../../io/transcode.js';
 import type { ArchiveIndex, IndexedInstance } from '../index/archive-index.js';
-import { type BulkLayout, parseBulkLayout } from '../index/capture.js';
+import {
+  type BulkLayout,
+  type InstanceMetadataDocs,
+  MetadataCapture,
+  parseBulkLayout,
+} from '../index/capture.js';
 import { describeInstance } from '../index/extract.js';
-import { type CapturedFile, captureObject } from '../reconcile.js';
+import type { CapturedFile } from '../reconcile.js';
 import type { ObjectStore, ObjectWriter } from '../store.js';
 import {
   type CompressionPolicy,
@@ -192,7 +198,7 @@ export async function compressInstance(
 
   let original: CapturedFile;
   try {
-    original = await captureObject(store.readObject(row.path));
+    original = await captureStored(store, row.path);
   } catch (e) {
     return failed(`the original cannot be read: ${message(e)}`);
   }
@@ -242,7 +248,7 @@ export async function compressInstance(
     // 3. Verify what is on disk.
     let copy: CapturedFile;
     try {
-      copy = await captureObject(store.readObject(copyPath));
+      copy = await captureStored(store, copyPath);
     } catch (e) {
       await dropCopy();
       return failed(`the compressed copy cannot be read: ${message(e)}`);
@@ -326,6 +332,29 @@ export async function compressInstance(
     await dropCopy();
     throw e;
   }
+}
+
+/**
+ * An object read through the store (so encryption at rest applies) as the ingest path captures it:
+ * its header, syntax, and WADO-RS documents with file offsets (what reconcile.ts reads of a file).
+ */
+async function captureStored(store: ObjectStore, path: string): Promise<CapturedFile> {
+  const capture = new MetadataCapture();
+  const parser = new DicomParser(capture, { format: 'part10' });
+  capture.track(() => parser.offset);
+  for await (const chunk of store.readObject(path)) parser.write(chunk);
+  parser.end();
+  let docs: InstanceMetadataDocs | undefined;
+  return {
+    meta: capture.fileMeta,
+    dataSet: capture.root,
+    transferSyntax: parser.transferSyntaxUid || capture.transferSyntax,
+    // The parser read the file itself: its offsets are file offsets.
+    metadata: () => {
+      docs ??= capture.finish(0);
+      return docs;
+    },
+  };
 }
 
 function factsOf(row: IndexedInstance): FileFacts {
