@@ -160,10 +160,27 @@ describe('pacs archive compress: refusals', () => {
         good,
         JSON.stringify({ storage: { compression: 'none', compressionByModality: { CT: 'htj2k-lossless' } } }),
       );
-      const ok = await runPacs(['archive', 'compress', '--data', rig.dataDir, '--config', good, '--json']);
+      const started = Date.now();
+      const ok = await runPacs([
+        'archive',
+        'compress',
+        '--data',
+        rig.dataDir,
+        '--config',
+        good,
+        '--json',
+        '--remove-delay',
+        '1',
+      ]);
       assert.equal(ok.code, 0, ok.stderr);
+      assert.ok(Date.now() - started >= 1000, 'it waited for the delayed removal');
       const report = JSON.parse(ok.stdout) as CompressReport;
       assert.equal(report.compressed, 1);
+      assert.equal(
+        (await objectFiles(rig.dataDir)).length,
+        1,
+        'the original was removed before the command ended',
+      );
       assert.deepEqual(report.policy, { target: 'none', byModality: { CT: 'htj2k-lossless' }, minBytes: 0 });
       const none = await runPacs([
         'archive',
