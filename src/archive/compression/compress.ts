@@ -309,11 +309,15 @@ export async function compressInstance(
       });
     } catch (e) {
       // A commit whose answer was lost may have happened: ask the index which file it names.
-      const now = await index.findInstance(sopInstanceUid).catch(() => undefined);
-      if (now?.path === copyPath) switched = true;
+      const now = await index.findInstance(sopInstanceUid).then(
+        (r) => ({ known: true, path: r?.path }),
+        () => ({ known: false, path: undefined }),
+      );
+      if (now.path === copyPath) switched = true;
       else {
-        // Unknown or still the original: the copy is an unindexed file, removed here or by reconcile.
-        if (now !== undefined) await dropCopy();
+        // Not the copy's: drop it. Unknown (the index does not answer): the copy stays an
+        // unindexed file, which reconcile removes while the original is indexed.
+        if (now.known) await dropCopy();
         return failed(`switching the index to the copy failed: ${message(e)}`);
       }
     }
@@ -325,8 +329,10 @@ export async function compressInstance(
       );
     }
 
-    // 5. The original goes only now.
-    await (options.removeOriginal ?? ((p) => store.remove(p).then(() => undefined)))(row.path);
+    // 5. The original goes only now (one left behind is a file whose UID is indexed under the
+    // copy, which reconcile removes: a failure here does not undo the compression).
+    const remove = options.removeOriginal ?? ((p) => store.remove(p).then(() => undefined));
+    await remove(row.path).catch(() => undefined);
     return { status: 'compressed', sopInstanceUid, before, after };
   } catch (e) {
     await dropCopy();
