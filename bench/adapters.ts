@@ -552,3 +552,61 @@ export async function checkBulkFill(shape: StudyShape): Promise<void> {
     await viaBulk.index.close();
   }
 }
+
+// --- transcoding and rendering (bench/transcode.ts) -----------------------------------------------------
+
+/** Encodes each file into JPEG 2000 lossless with our encoder (io/transcode.ts), into `dir`. */
+export async function toJpeg2000Lossless(files: readonly string[], dir: string): Promise<string[]> {
+  const { transcodeFile, closeTranscodePool } = await import('../src/io/transcode.js');
+  mkdirSync(dir, { recursive: true });
+  const out: string[] = [];
+  for (const f of files) {
+    const o = join(dir, f.split('/').at(-1) as string);
+    await transcodeFile(f, o, { to: UID.JPEG2000Lossless });
+    out.push(o);
+  }
+  await closeTranscodePool();
+  return out;
+}
+
+/**
+ * A 512x512 CT frame rendered to a 256x256 JPEG thumbnail as /thumbnail and /rendered do
+ * (dicom/pixel: Modality LUT, window, scaling; the JPEG encoded by web/render/encode.ts; the
+ * render task of web/render/render-task.ts), timed here: the wall-clock and CPU milliseconds of
+ * each of `runs` renders after `warmup` ones (CPU time, process.cpuUsage over every thread of
+ * the process, says what the work costs when other processes share the cores).
+ */
+export async function thumbnailTimes(
+  runs: number,
+  warmup: number,
+): Promise<{ wall: number[]; cpu: number[] }> {
+  const { describeFrames } = await import('../src/dicom/pixel/frame.js');
+  const { renderParameters } = await import('../src/dicom/pixel/render.js');
+  const { runRenderTask } = await import('../src/web/render/render-task.js');
+  const ds = makeCtDataSet({ rows: 512, columns: 512 });
+  const info = describeFrames(ds);
+  const parameters = renderParameters(ds, info);
+  const bytes = ds.bytes(TAG.PixelData) as Uint8Array;
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < runs + warmup; i++) {
+    const c = process.cpuUsage();
+    const t = performance.now();
+    const r = await runRenderTask({
+      parameters,
+      bytes,
+      bitOffset: 0,
+      format: 'jpeg',
+      quality: 90,
+      viewport: { width: 256, height: 256 },
+    });
+    const ms = performance.now() - t;
+    const used = process.cpuUsage(c);
+    if (r.width !== 256 || r.height !== 256) throw new Error(`thumbnail is ${r.width}x${r.height}`);
+    if (i >= warmup) {
+      wall.push(ms);
+      cpu.push((used.user + used.system) / 1000);
+    }
+  }
+  return { wall, cpu };
+}

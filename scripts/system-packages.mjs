@@ -16,6 +16,12 @@ const PACKAGES = {
   'libjpeg-turbo-progs': '/usr/bin/djpeg',
   // Pixel codec tests: GDCM is the JPEG 2000 oracle (DCMTK has no JPEG 2000).
   'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
+  // bench:transcode: gdcmconv --raw, the reference decompressor for JPEG 2000 (DCMTK has none).
+  'libgdcm-tools': '/usr/bin/gdcmconv',
+  // The audit trail: rsyslog with TLS as the Audit Record Repository, xmllint for the PS3.15 A.5.1 schema.
+  rsyslog: '/usr/sbin/rsyslogd',
+  'rsyslog-gnutls': '/usr/share/doc/rsyslog-gnutls',
+  'libxml2-utils': '/usr/bin/xmllint',
 };
 
 const missing = Object.entries(PACKAGES)

@@ -118,6 +118,22 @@ export {
   tagHex,
   UNDEFINED_LENGTH,
 } from './dicom/tag.js';
+/** Transcoding (issue 13): any syntax a codec decodes into any it encodes, frame by frame, streaming. */
+export {
+  checkTranscode,
+  ENCODE_TARGETS,
+  type FrameCoder,
+  type FrameResult,
+  type FrameTask,
+  LOSSY_TARGETS,
+  needsCodec,
+  TranscodeError,
+  type TranscodeOptions,
+  Transcoder,
+  type TranscodeSummary,
+  transcodeChunks,
+  transcodeFrame,
+} from './dicom/transcode.js';
 /** UIDs (PS3.6 A): the registry, transfer syntaxes, storage SOP classes, UID generation and checks. */
 export {
   allStorageSopClasses,
@@ -160,6 +176,15 @@ export {
 } from './dicom/writer.js';
 /** DICOM files: reading a Part-10 file into a data set, converting a file to another transfer syntax. */
 export { convertFile, readDicomFile } from './io/dicom-file.js';
+/** Transcoding files and streams, frames on the shared worker pool at a priority. */
+export {
+  closeTranscodePool,
+  pooledFrameCoder,
+  TranscodePriority,
+  type TranscodeStreamOptions,
+  transcodeFile,
+  transcodeStream,
+} from './io/transcode.js';
 
 // --- network: application entities, associations, DIMSE -------------------------------------------
 
@@ -441,6 +466,41 @@ export type {
   WorklistItem,
   WorklistStore,
 } from './archive/worklist/worklist-store.js';
+
+// --- identity: users, roles, API tokens, sessions (issue 14) ----------------------------------------
+
+export { type BootstrapOptions, bootstrapAdmin, type FirstAdmin } from './archive/security/bootstrap.js';
+export { MemoryIdentityStore } from './archive/security/memory-identity-store.js';
+/** The identity store of an index, or of an index URL; the first start's admin. */
+export {
+  identityServiceFor,
+  identityStoreOf,
+  type OpenedIdentityStore,
+  openIdentityStore,
+} from './archive/security/open.js';
+/** The checks of administering users, roles and tokens (the CLI, the first admin, REST admin routes). */
+export * as identityAdmin from './security/identity-admin.js';
+/** The identity config part and its session limits. */
+export { type IdentityConfig, sessionLimits } from './security/identity-config.js';
+/** The identity service every way in authenticates through, and its options. */
+export {
+  csrfTokenMatches,
+  type IdentityServiceOptions,
+  StoredIdentityService,
+} from './security/identity-service.js';
+/** The identity store port (users, custom roles, API tokens, browser sessions). */
+export type {
+  IdentityStore,
+  RoleRecord,
+  SessionRecord,
+  TokenRecord,
+  UserRecord,
+} from './security/identity-store.js';
+export { generatePassword } from './security/passwords.js';
+export { PERMISSIONS, parsePermissions } from './security/permissions.js';
+/** Roles: built-in and custom. */
+export { allRoles, resolveRole } from './security/roles.js';
+export { MAX_TOKEN_DAYS } from './security/tokens.js';
 
 // --- server: the composition root -----------------------------------------------------------------
 

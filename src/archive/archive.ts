@@ -154,6 +154,9 @@ export class Archive {
         via: request.via,
         transferSyntaxUid: received.transferSyntaxUid,
         modality: record.series.modality,
+        ...(record.patient.patientName !== null ? { patientName: record.patient.patientName } : {}),
+        ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
+        ...(request.user !== undefined ? { user: request.user } : {}),
       });
       return ok(outcome);
     };

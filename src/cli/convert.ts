@@ -5,11 +5,17 @@
  * only with --lossy. The output is written to a temporary file and renamed into place.
  */
 import { type Command, Option } from 'commander';
-import { PacsError } from '../core/errors.js';
-import { needsCodec } from '../dicom/transcode.js';
-import { transferSyntax, UID } from '../dicom/uid.js';
-import { convertFile, readDicomFile } from '../io/dicom-file.js';
-import { closeTranscodePool, TranscodePriority, transcodeFile } from '../io/transcode.js';
+import {
+  closeTranscodePool,
+  convertFile,
+  needsCodec,
+  PacsError,
+  readDicomFile,
+  TranscodePriority,
+  transcodeFile,
+  transferSyntax,
+  UID,
+} from '../index.js';
 
 /** The names --ts takes besides a UID. */
 export const TS_ALIASES: Readonly<Record<string, string>> = {

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, PacsError, readDicomFile, toDicomJson } from '../client.js';
 import { registerArchiveCommand } from './archive.js';
+import { registerAuditCommand } from './audit.js';
 import { registerConvertCommand } from './convert.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
@@ -13,8 +14,11 @@ import { registerGetCommand } from './get.js';
 import { registerJobsCommand } from './jobs.js';
 import { registerMoveCommand } from './move.js';
 import { registerMppsCommand } from './mpps.js';
+import { registerRoleCommand } from './role.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
+import { registerTokenCommand } from './token.js';
+import { registerUserCommand } from './user.js';
 import { registerWorklistCommand } from './worklist.js';
 
 export function buildProgram(): Command {
@@ -52,6 +56,10 @@ export function buildProgram(): Command {
   registerWorklistCommand(program);
   registerMppsCommand(program);
   registerArchiveCommand(program);
+  registerUserCommand(program);
+  registerRoleCommand(program);
+  registerTokenCommand(program);
+  registerAuditCommand(program);
 
   return program;
 }

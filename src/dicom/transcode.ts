@@ -248,7 +248,7 @@ export class Transcoder implements DataSetHandler {
   private fragmentParts: Uint8Array[] = [];
   private frameParts: Uint8Array[] = [];
   private fragmentAt = 0;
-  private offsets: number[] | undefined;
+  private offsets: ReadonlySet<number> | undefined;
   private botParts: Uint8Array[] = [];
   private firstFrame: FrameOp | undefined;
   private lossyStep = false;
@@ -637,7 +637,8 @@ export class Transcoder implements DataSetHandler {
       this.botParts.push(bytes);
       const ext = this.pixelAttrs.bytes(TAG.ExtendedOffsetTable);
       const bot = concat(this.botParts);
-      this.offsets = ext && ext.length > 0 ? u64s(ext) : bot.length > 0 ? u32s(bot) : undefined;
+      const table = ext && ext.length > 0 ? u64s(ext) : bot.length > 0 ? u32s(bot) : undefined;
+      this.offsets = table ? new Set(table) : undefined;
       this.fragmentAt = 0;
       return;
     }
@@ -651,7 +652,7 @@ export class Transcoder implements DataSetHandler {
 
   /** True when a fragment at `at` (from the first fragment's item tag) begins a frame (PS3.5 A.4). */
   private startsFrame(at: number, bytes: Uint8Array): boolean {
-    if (this.offsets !== undefined) return this.offsets.includes(at);
+    if (this.offsets !== undefined) return this.offsets.has(at);
     if (this.from === UID.RLELossless) return true; // PS3.5 A.4.2: one fragment per frame
     return startsCodestream(bytes);
   }

@@ -6,6 +6,8 @@
  *   storage  services/storage/config.ts
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
+ *   identity security/identity-config.ts (the first admin's password file, session limits)
+ *   audit    security/audit/config.ts (the audit trail: spool, Audit Record Repositories)
  *   log      core/logger-config.ts
  *
  * Worklist and MPPS have no settings yet; a service that gets some adds a config.ts beside its
@@ -37,8 +39,11 @@ import {
 import type { ConfigError } from '../core/errors.js';
 import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
+import { auditConfig } from '../security/audit/config.js';
+import { identityConfig } from '../security/identity-config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
+import { transcodeConfig } from '../services/storage/transcode-config.js';
 
 /** The services `server.services` selects by (services.ts maps them to factories). */
 export const SERVICE_NAMES = ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'] as const;
@@ -193,6 +198,9 @@ const configSchema = section({
   // Unset: an SQLite file in the data folder.
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
+  ...transcodeConfig,
+  ...identityConfig,
+  ...auditConfig,
   ...logConfig,
 });
 

@@ -22,6 +22,7 @@ import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
+import { type ServerAudit, startServerAudit } from './audit-trail.js';
 import { type Config, splitCallingAet } from './config.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
@@ -90,6 +91,7 @@ interface Running {
   compression?: CompressionService | undefined;
   metrics?: ServerMetrics;
   http?: WebServerHandle;
+  audit?: ServerAudit;
 }
 
 /**
@@ -105,6 +107,7 @@ async function stopRunning(running: Running, waitMs: number, logger: Logger): Pr
   await new Promise((resolve) => setImmediate(resolve));
   running.metrics?.close();
   await stopServices(running.services, logger);
+  await running.audit?.stop();
   await running.archive?.close();
 }
 
@@ -165,6 +168,11 @@ export async function startServer(
     jobQueueDepth: () => archive.jobQueueDepth(),
   });
   running.metrics = metrics;
+  try {
+    running.audit = await startServerAudit(config, archive, events, logger);
+  } catch (e) {
+    return fail(`cannot start the audit trail: ${message(e)}`);
+  }
 
   // Compression at rest (archive/compression/): jobs after ingest, where objects are stored.
   if (runsStorage)
@@ -296,6 +304,7 @@ export async function startServer(
     },
     'server started',
   );
+  running.audit?.started();
 
   const graceMs = ms(server.shutdownTimeoutSeconds) ?? NO_LIMIT_MS;
   const shutDown = async (wait: number): Promise<void> => {

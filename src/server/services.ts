@@ -38,8 +38,14 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   ({ archive }) => worklistService({ worklist: archive.worklist }),
   ({ archive }) => mppsService({ worklist: archive.worklist }),
   ({ archive, config, logger, events }) =>
-    moveService({ archive, peers: config.peers, events, logger: logger.child({ service: 'move' }) }),
-  ({ archive }) => getService({ archive }),
+    moveService({
+      archive,
+      peers: config.peers,
+      events,
+      logger: logger.child({ service: 'move' }),
+      transcode: config.transcode,
+    }),
+  ({ archive, config }) => getService({ archive, transcode: config.transcode }),
   ({ archive, logger }) => findService({ archive, logger: logger.child({ service: 'find' }) }),
 ];
 

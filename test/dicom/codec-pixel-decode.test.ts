@@ -32,7 +32,9 @@ import {
   family,
   maxDifference,
   nativeFrames,
+  ORACLE_OVERRIDE,
   runOracle,
+  runOracleFor,
   sampleValues,
 } from './codec-pixel-oracle.js';
 
@@ -43,16 +45,6 @@ const dir = mkdtempSync(join(tmpdir(), 'pacs-codec-decode-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const files = compressedCorpusFiles();
-
-// Files the first-choice oracle cannot take, and why the other one is used.
-const ORACLE_OVERRIDE: Record<string, { oracle: string; why: string }> = {
-  // DCMTK refuses the file's header (a non-standard VR); GDCM reads it. Its Adobe marker has an
-  // invalid transform (219) and its IDs are 0,1,2: the data set's RGB is believed, by GDCM and us.
-  'SC_rgb_jpeg.dcm': { oracle: 'gdcm', why: 'dcmdjpeg cannot parse the header' },
-  // The data set says RGB, but the stream (component IDs 1,2,3, no JFIF/Adobe marker) is YCbCr:
-  // DCMTK's default trusts the data set (+cp); +cg trusts the stream, as libjpeg and we do.
-  'SC_rgb_jpeg_lossy_gdcm.dcm': { oracle: 'jpeg+cg', why: 'mislabelled YCbCr stream' },
-};
 
 describe('pixel codecs: the pydicom corpus against DCMTK and GDCM', () => {
   it('finds the compressed corpus files and has a codec for each of their syntaxes', () => {
@@ -84,9 +76,7 @@ describe('pixel codecs: the pydicom corpus against DCMTK and GDCM', () => {
     const lossy = f.transferSyntax === UID.JPEGBaseline8Bit || f.transferSyntax === UID.JPEGExtended12Bit;
     it(`${f.name} (${f.transferSyntax}) decodes like ${ORACLE_OVERRIDE[f.name]?.oracle ?? fam}`, async () => {
       const out = join(dir, f.name);
-      const override = ORACLE_OVERRIDE[f.name]?.oracle;
-      if (override === 'jpeg+cg') runOracle('jpeg', f.path, out, ['+cg']);
-      else runOracle(override === 'gdcm' || fam === 'j2k' ? 'gdcm' : fam, f.path, out);
+      runOracleFor(f.name, f.transferSyntax, f.path, out);
       const oracle = nativeFrames(out);
       const codec = codecFor(f.transferSyntax);
       assert.ok(codec);

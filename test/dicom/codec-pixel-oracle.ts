@@ -143,3 +143,21 @@ export function maxDifference(a: readonly number[], b: readonly number[]): numbe
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs((a[i] as number) - (b[i] as number)));
   return d;
 }
+
+/** Files the first-choice oracle of their family cannot take, the one used instead, and why. */
+export const ORACLE_OVERRIDE: Record<string, { oracle: string; why: string }> = {
+  // DCMTK refuses the file's header (a non-standard VR); GDCM reads it. Its Adobe marker has an
+  // invalid transform (219) and its IDs are 0,1,2: the data set's RGB is believed, by GDCM and us.
+  'SC_rgb_jpeg.dcm': { oracle: 'gdcm', why: 'dcmdjpeg cannot parse the header' },
+  // The data set says RGB, but the stream (component IDs 1,2,3, no JFIF/Adobe marker) is YCbCr:
+  // DCMTK's default trusts the data set (+cp); +cg trusts the stream, as libjpeg and we do.
+  'SC_rgb_jpeg_lossy_gdcm.dcm': { oracle: 'jpeg+cg', why: 'mislabelled YCbCr stream' },
+};
+
+/** Decompresses corpus file `name` (at `path`, in `transferSyntax`) with its oracle into `output`. */
+export function runOracleFor(name: string, transferSyntax: string, path: string, output: string): void {
+  const override = ORACLE_OVERRIDE[name]?.oracle;
+  const fam = family(transferSyntax);
+  if (override === 'jpeg+cg') runOracle('jpeg', path, output, ['+cg']);
+  else runOracle(override === 'gdcm' || fam === 'j2k' ? 'gdcm' : fam, path, output);
+}

@@ -24,10 +24,10 @@ import { closeTranscodePool, transcodeFile } from '../../src/io/transcode.js';
 import {
   CORPUS,
   compressedCorpusFiles,
-  family,
   maxDifference,
   nativeFrames,
   runOracle,
+  runOracleFor,
   sampleValues,
 } from './codec-pixel-oracle.js';
 
@@ -39,19 +39,6 @@ after(async () => {
 
 const JPEG_TOLERANCE = 2;
 const CORRUPT = 'JPEG2000-embedded-sequence-delimiter.dcm';
-// As in codec-pixel-decode.test.ts: the oracle each of these files needs, and why.
-const ORACLE_OVERRIDE: Record<string, string> = {
-  'SC_rgb_jpeg.dcm': 'gdcm', // dcmdjpeg cannot parse the header
-  'SC_rgb_jpeg_lossy_gdcm.dcm': 'jpeg+cg', // a YCbCr stream labelled RGB: trust the stream
-};
-
-function oracle(name: string, path: string, out: string): void {
-  const o = ORACLE_OVERRIDE[name];
-  const fam = family(parseDicom(readFileSync(path)).transferSyntax);
-  if (o === 'jpeg+cg') runOracle('jpeg', path, out, ['+cg']);
-  else runOracle(o === 'gdcm' || fam === 'j2k' ? 'gdcm' : fam, path, out);
-}
-
 /** Pixel samples of each frame of a native file, interleaved by pixel, as numbers (Bits Stored). */
 function samples(path: string, mask?: PixelModule): { values: number[][]; photometric: string } {
   const n = nativeFrames(path);
@@ -92,7 +79,7 @@ describe('transcoding the compressed pydicom corpus to Explicit VR LE', () => {
       assert.equal(ours.dataSet.has(TAG.ExtendedOffsetTable), false);
       if (lossy) assert.equal(ours.dataSet.string(TAG.LossyImageCompression), '01', 'PS3.3 C.7.6.1.1.5');
       const want = join(dir, `oracle-${f.name}`);
-      oracle(f.name, f.path, want);
+      runOracleFor(f.name, f.transferSyntax, f.path, want);
       const theirs = samples(want, f.module);
       const got = samples(out, f.module);
       assert.equal(got.photometric, theirs.photometric, 'photometric interpretation');

@@ -19,23 +19,15 @@ import { findService } from '../../src/services/query-retrieve/find-scp.js';
 import { getService } from '../../src/services/query-retrieve/get-scp.js';
 import { moveService } from '../../src/services/query-retrieve/move-scp.js';
 import { storageService } from '../../src/services/storage/scp.js';
-import { type FileInfo, readFileInfo } from '../../src/services/storage/scu.js';
+import type { FileInfo } from '../../src/services/storage/scu.js';
 import { run } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { type Child, freePort, spawnChild, tempDir } from '../server/helpers.js';
+import { fileInfos, finalCount, finalStatus } from './dcmtk-output.js';
 
 /** DCMTK reads TCP_NODELAY from the environment: without it, small PDUs wait for Nagle's delay. */
 const DCMTK_ENV = { TCP_NODELAY: '1' };
-
-async function fileInfos(dir: string): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  for (const name of (await readdir(dir)).sort()) {
-    const r = await readFileInfo(join(dir, name));
-    if (r.ok) out.push(r.value);
-  }
-  return out;
-}
 
 /** The data set bytes of a Part-10 file (after its meta). */
 async function dataSetBytes(f: FileInfo): Promise<Buffer> {
@@ -59,22 +51,6 @@ async function assertSameDataSets(
       `${s.sopInstanceUid}: same data set bytes`,
     );
   }
-}
-
-/** The final status DCMTK's -d output shows ("DIMSE Status : 0xa801: ..."), lower case hex. */
-function finalStatus(output: string): string | undefined {
-  const all = [...output.matchAll(/DIMSE Status\s*:\s*(0x[0-9a-f]{4})/g)].map((m) => m[1]);
-  return all.at(-1);
-}
-
-function finalCount(
-  output: string,
-  what: 'Completed' | 'Failed' | 'Remaining' | 'Warning',
-): number | undefined {
-  const all = [...output.matchAll(new RegExp(`${what} Suboperations\\s*:\\s*(\\d+)`, 'g'))].map((m) =>
-    Number(m[1]),
-  );
-  return all.at(-1);
 }
 
 describe('DCMTK movescu and getscu against our Query/Retrieve SCP', () => {

@@ -23,51 +23,28 @@ import { findService } from '../../src/services/query-retrieve/find-scp.js';
 import { getService } from '../../src/services/query-retrieve/get-scp.js';
 import { moveService } from '../../src/services/query-retrieve/move-scp.js';
 import { storageService } from '../../src/services/storage/scp.js';
-import { type FileInfo, readFileInfo } from '../../src/services/storage/scu.js';
+import type { FileInfo } from '../../src/services/storage/scu.js';
 import {
   compressedCorpusFiles,
-  family,
   maxDifference,
   nativeFrames,
-  runOracle,
+  runOracleFor,
   sampleValues,
 } from '../dicom/codec-pixel-oracle.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { type Child, freePort, spawnChild, tempDir, waitForPort } from '../server/helpers.js';
+import { fileInfos, finalCount, finalStatus } from './dcmtk-output.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const CORRUPT = 'JPEG2000-embedded-sequence-delimiter.dcm';
-const ORACLE_OVERRIDE: Record<string, string> = {
-  'SC_rgb_jpeg.dcm': 'gdcm',
-  'SC_rgb_jpeg_lossy_gdcm.dcm': 'jpeg+cg',
-};
-
-async function fileInfos(dir: string): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  for (const name of (await readdir(dir)).sort()) {
-    const r = await readFileInfo(join(dir, name));
-    if (r.ok) out.push(r.value);
-  }
-  return out;
-}
 
 /** Sample values of every frame, masked to `bitsStored`. */
 async function pixelValues(path: string, bitsStored?: number): Promise<number[][]> {
   const n = nativeFrames(path);
   const m = bitsStored === undefined ? n.module : { ...n.module, bitsStored };
   return n.frames.map((f) => sampleValues(f, m));
-}
-
-function finalStatus(output: string): string | undefined {
-  return [...output.matchAll(/DIMSE Status\s*:\s*(0x[0-9a-f]{4})/g)].map((m) => m[1]).at(-1);
-}
-
-function finalCount(output: string, what: 'Completed' | 'Failed' | 'Warning'): number | undefined {
-  return [...output.matchAll(new RegExp(`${what} Suboperations\\s*:\\s*(\\d+)`, 'g'))]
-    .map((m) => Number(m[1]))
-    .at(-1);
 }
 
 describe('transcoding on the way out, against DCMTK', () => {
@@ -222,10 +199,7 @@ describe('transcoding on the way out, against DCMTK', () => {
         const got = received.get(f.dataSet.string(0x00080018) ?? '');
         assert.ok(got, `${f.name} arrived`);
         const oracle = join(work.path, `oracle-${f.name}`);
-        const o = ORACLE_OVERRIDE[f.name];
-        const fam = family(f.transferSyntax);
-        if (o === 'jpeg+cg') runOracle('jpeg', f.path, oracle, ['+cg']);
-        else runOracle(o === 'gdcm' || fam === 'j2k' ? 'gdcm' : fam, f.path, oracle);
+        runOracleFor(f.name, f.transferSyntax, f.path, oracle);
         const want = await pixelValues(oracle, f.module.bitsStored);
         const have = await pixelValues(got.path, f.module.bitsStored);
         assert.equal(have.length, want.length, f.name);

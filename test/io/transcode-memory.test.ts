@@ -104,7 +104,10 @@ describe('a 300 MB multi-frame object transcodes with bounded memory', () => {
     assert.equal(report.b.frames, FRAMES);
     const peakMb = report.maxRssKb / 1024;
     const objectMb = (FRAME * FRAMES) / 1024 / 1024;
-    assert.ok(peakMb < objectMb * 0.75, `peak RSS ${peakMb.toFixed(0)} MB for a ${objectMb.toFixed(0)} MB object`);
+    assert.ok(
+      peakMb < objectMb * 0.75,
+      `peak RSS ${peakMb.toFixed(0)} MB for a ${objectMb.toFixed(0)} MB object`,
+    );
     // Back to Explicit VR LE: the same file as the source (same elements, same pixel bytes).
     const { createHash } = await import('node:crypto');
     const { createReadStream } = await import('node:fs');

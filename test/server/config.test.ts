@@ -65,6 +65,9 @@ describe('defaults', () => {
       data: { dir: './data' },
       db: {},
       peers: [],
+      transcode: { lossy: false },
+      identity: { sessionIdleMinutes: 30, sessionMaxHours: 12 },
+      audit: { enabled: true, repositories: [] },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });
@@ -198,6 +201,10 @@ describe('each bad value gives exactly one line', () => {
     [
       { storage: { compressionMinBytes: 1.5 } },
       'storage.compressionMinBytes: expected an integer from 0 to 9007199254740991, got 1.5',
+    ],
+    [
+      { identity: { sessionIdleMinutes: 0 } },
+      'identity.sessionIdleMinutes: expected an integer from 1 to 1440, got 0',
     ],
     [
       { server: { port: 104, http: { port: 104 } } },

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { codecFor } from '../../src/dicom/codec/registry.js';
+import { pixelModuleOf } from '../../src/dicom/codec/types.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { parseDicom } from '../../src/dicom/reader.js';
 import { negotiateFrames, parseFrameList } from '../../src/web/dicomweb/frames.js';
@@ -41,9 +43,27 @@ describe('frame negotiation', () => {
           transferSyntax: LE,
           single: false,
         });
+      // image/jpeg's default syntax (JPEG lossless SV1) has no encoder here.
       refused(
         () => negotiateFrames(parseAccept('multipart/related; type="image/jpeg"'), stored, 1),
-        /encoding/,
+        /cannot encode into 1\.2\.840\.10008\.1\.2\.4\.70/,
+      );
+      // image/jls: encoded into JPEG-LS lossless frame by frame (issue 13).
+      assert.deepEqual(negotiateFrames(parseAccept('multipart/related; type="image/jls"'), stored, 2), {
+        partType: 'image/jls',
+        transferSyntax: '1.2.840.10008.1.2.4.80',
+        single: false,
+        transcode: true,
+      });
+      // Lossy only when configured: never for a viewer's request.
+      refused(
+        () =>
+          negotiateFrames(
+            parseAccept(`multipart/related; type="image/jpeg"; transfer-syntax=${JPEG}`),
+            stored,
+            1,
+          ),
+        /lossy/,
       );
       refused(
         () =>
@@ -52,7 +72,7 @@ describe('frame negotiation', () => {
             stored,
             1,
           ),
-        /no transcoding/,
+        /application\/octet-stream in/,
       );
     }
   });
@@ -86,14 +106,22 @@ describe('frame negotiation', () => {
       ),
       { partType: 'application/octet-stream', transferSyntax: JPEG, single: false },
     );
-    refused(
-      () => negotiateFrames(parseAccept('multipart/related; type=application/octet-stream'), JPEG, 1),
-      /decoding/,
+    // Decoded to native, or transcoded into another media type's syntax (issue 13).
+    assert.deepEqual(
+      negotiateFrames(parseAccept('multipart/related; type=application/octet-stream'), JPEG, 1),
+      {
+        partType: 'application/octet-stream',
+        transferSyntax: LE,
+        single: false,
+        transcode: true,
+      },
     );
-    refused(
-      () => negotiateFrames(parseAccept('multipart/related; type="image/jp2"'), JPEG, 1),
-      /transcoding/,
-    );
+    assert.deepEqual(negotiateFrames(parseAccept('multipart/related; type="image/jp2"'), JPEG, 1), {
+      partType: 'image/jp2',
+      transferSyntax: J2K,
+      single: false,
+      transcode: true,
+    });
     refused(
       () =>
         negotiateFrames(
@@ -101,14 +129,18 @@ describe('frame negotiation', () => {
           JPEG,
           1,
         ),
-      /not 1\.2\.840\.10008\.1\.2\.4\.70/,
+      /cannot encode into 1\.2\.840\.10008\.1\.2\.4\.70/,
+    );
+    refused(
+      () => negotiateFrames(parseAccept('multipart/related; type="image/jxl"'), J2K, 1),
+      /image\/jxl is not a form frames are transcoded into/,
     );
     refused(() => negotiateFrames(parseAccept('text/html'), JPEG, 1), /text\/html/);
   });
 
   it('q-values decide between acceptable forms; a refused first choice falls back to the next', () => {
     const accept = parseAccept(
-      'multipart/related; type="image/jp2"; q=0.9, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.5',
+      'multipart/related; type="image/jxl"; q=0.9, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.5',
     );
     assert.equal(negotiateFrames(accept, JPEG, 1).partType, 'application/octet-stream');
     assert.equal(
@@ -176,6 +208,37 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           assert.equal(a.status, 200);
           assert.ok(a.body.equals(frame(n)));
         }
+      } finally {
+        await web.archive.delete(ds.string(TAG.SOPInstanceUID) ?? '');
+      }
+    });
+
+    it('transcodes frames: a JPEG 2000 frame decoded to octet-stream, a native frame encoded as image/jls', async () => {
+      const j2kPath = join(TEST_FILES, 'MR_small_jp2klossless.dcm');
+      const ds = parseDicom(readFileSync(j2kPath)).dataSet;
+      const native = parseDicom(readFileSync(join(TEST_FILES, 'MR_small.dcm'))).dataSet.bytes(TAG.PixelData);
+      await ingestFiles(web.archive, [j2kPath]);
+      const url = `${web.base}/studies/${ds.string(TAG.StudyInstanceUID)}/series/${ds.string(TAG.SeriesInstanceUID)}/instances/${ds.string(TAG.SOPInstanceUID)}/frames`;
+      try {
+        const single = await get(`${url}/1`, { accept: 'application/octet-stream' });
+        assert.equal(single.status, 200, single.body.toString());
+        assert.equal(single.headers['content-type'], `application/octet-stream; transfer-syntax=${LE}`);
+        assert.ok(single.body.equals(Buffer.from(native ?? [])), 'the decoded frame is MR_small');
+        const jls = await get(`${url}/1,1`, { accept: 'multipart/related; type="image/jls"' });
+        assert.equal(jls.status, 200);
+        const parts = parseMultipart(String(jls.headers['content-type']), jls.body);
+        assert.equal(parts.length, 2);
+        const codec = codecFor('1.2.840.10008.1.2.4.80');
+        const module = pixelModuleOf(ds);
+        for (const p of parts) {
+          assert.equal(p.headers['content-type'], 'image/jls; transfer-syntax=1.2.840.10008.1.2.4.80');
+          const back = await codec?.decodeFrame(new Uint8Array(p.body), module);
+          assert.ok(back && Buffer.from(back.pixels).equals(Buffer.from(native ?? [])));
+        }
+        // No encoder for image/jpeg's default (JPEG lossless SV1): 406 with the reason.
+        const no = await get(`${url}/1`, { accept: 'multipart/related; type="image/jpeg"' });
+        assert.equal(no.status, 406);
+        assert.match(JSON.parse(no.body.toString()).reason, /cannot encode into/);
       } finally {
         await web.archive.delete(ds.string(TAG.SOPInstanceUID) ?? '');
       }

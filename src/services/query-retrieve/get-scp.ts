@@ -47,6 +47,7 @@ import {
   type StoreOptions,
   storeFile,
 } from '../storage/scu.js';
+import type { TranscodePolicy } from '../storage/transcoding.js';
 import {
   INFORMATION_MODELS,
   type InformationModel,
@@ -361,7 +362,9 @@ export async function sendInstance(
       reason: `file changed on disk: ${file.value.size} bytes, indexed ${instance.size} (${instance.sopInstanceUid})`,
     };
   }
-  const r = await storeFile(assoc, file.value, { verify: false, ...options });
+  const study =
+    instance.studyInstanceUid !== undefined ? { studyInstanceUid: instance.studyInstanceUid } : {};
+  const r = await storeFile(assoc, file.value, { verify: false, ...study, ...options });
   if (!r.ok) {
     const ended = !assoc.canSend;
     return {
@@ -425,6 +428,8 @@ export interface GetServiceOptions {
   readonly models?: readonly InformationModel[];
   /** Agree to relational retrieval when an SCU asks (default true). */
   readonly relationalRetrieval?: boolean;
+  /** When the requestor did not propose an object's compressed syntax: may it be sent lossy (config `transcode.lossy`)? */
+  readonly transcode?: TranscodePolicy;
 }
 
 /** The C-GET SCP for the Query/Retrieve information models. */
@@ -484,6 +489,7 @@ async function* answerGet(
       const sent = await sendInstance(assoc, item, {
         ...(ctx.events !== undefined ? { events: ctx.events } : {}),
         via: 'C-GET',
+        ...(options.transcode !== undefined ? { transcode: options.transcode } : {}),
       });
       if (sent.associationEnded !== undefined) {
         // The requestor's own association is over (it went away, or a malformed file made us

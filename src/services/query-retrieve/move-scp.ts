@@ -53,6 +53,7 @@ import { RejectResult } from '../../network/pdu.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
 import { failure } from '../../network/service-error.js';
 import type { TlsClientOptions } from '../../network/transport.js';
+import type { TranscodePolicy } from '../storage/transcoding.js';
 import {
   cancelledByPeer,
   prepared,
@@ -95,6 +96,8 @@ export interface MoveServiceOptions {
   readonly runner?: JobRunnerOptions;
   /** The information models served (default all three). */
   readonly models?: readonly InformationModel[];
+  /** When a destination does not accept an object's compressed syntax: may it be sent lossy (config `transcode.lossy`)? */
+  readonly transcode?: TranscodePolicy;
   /** Agree to relational retrieval when an SCU asks (default true). */
   readonly relationalRetrieval?: boolean;
   /** Runs of a move whose destination refuses or is down, before its objects count as failed (default 3). */
@@ -481,6 +484,7 @@ async function runMoveJob(
             priority: p.priority,
             ...(options.events !== undefined ? { events: options.events } : {}),
             via: 'C-MOVE',
+            ...(options.transcode !== undefined ? { transcode: options.transcode } : {}),
           });
           if (sent.associationEnded === 'peer' && !lastAttempt && !ctx.signal.aborted) {
             // In doubt: sent again by the next run, which starts after the last object handled.

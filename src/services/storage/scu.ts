@@ -310,6 +310,8 @@ export interface StoreOptions {
   readonly via?: 'C-STORE' | 'C-MOVE' | 'C-GET';
   /** When a compressed object must be transcoded: whether a lossy target may be chosen (default not). */
   readonly transcode?: TranscodePolicy;
+  /** The archived object's study, when known (the event's, for the audit trail). */
+  readonly studyInstanceUid?: string;
 }
 
 /** The peer's answer to one C-STORE. */
@@ -487,6 +489,9 @@ export async function storeFile(
           destination: peerAeTitle(assoc),
           status,
           via: options.via ?? 'C-STORE',
+          sopClassUid: file.sopClassUid,
+          ...(options.studyInstanceUid !== undefined ? { studyInstanceUid: options.studyInstanceUid } : {}),
+          ...(options.moveOriginator !== undefined ? { user: options.moveOriginator.aeTitle } : {}),
         });
       return ok(outcome);
     } catch (e) {

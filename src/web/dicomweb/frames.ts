@@ -5,7 +5,8 @@
  * files swapped to little endian); encapsulated frames as stored, with the media type of their
  * syntax (image/jpeg, image/jls, image/jp2, image/jphc, image/dicom-rle, video/...) and the
  * stored syntax in `transfer-syntax=` on every part. What the client accepts decides; a form
- * that would need decoding or transcoding answers 406 with the reason (no codec yet).
+ * that needs decoding or encoding is transcoded frame by frame when a codec can (lossless only),
+ * 406 with the reason otherwise.
  *
  * Accepted: `multipart/related; type="application/octet-stream"` (native; compressed data only
  * with `transfer-syntax=*` or the stored syntax), `multipart/related; type="<media type of the
@@ -15,6 +16,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PixelLayout } from '../../archive/index/capture.js';
+import type { ObjectStore } from '../../archive/store.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from '../multipart-writer.js';
@@ -32,6 +34,7 @@ import {
   readValueInto,
   readValueWhole,
 } from './parts.js';
+import { frameTarget, pixelModuleOfObject, transcodedFrame } from './transcoded.js';
 
 /** Registers GET .../frames/{list}. */
 export function registerFrames(app: FastifyInstance, context: DicomwebContext): void {
@@ -54,7 +57,7 @@ export function registerFrames(app: FastifyInstance, context: DicomwebContext): 
         seriesInstanceUid: p.series,
         sopInstanceUid: p.instance,
       });
-      return sendFrames(request, reply, loaded, numbers);
+      return sendFrames(request, reply, loaded, numbers, context.archive.store);
     },
   });
 }
@@ -80,6 +83,8 @@ interface FrameForm {
   readonly partType: string;
   readonly transferSyntax: string;
   readonly single: boolean;
+  /** Set when each frame is decoded and/or encoded into transferSyntax (transcoded.ts). */
+  readonly transcode?: boolean;
 }
 
 /** The first Accept range the stored frames can be sent in without re-encoding; 406 with the reasons otherwise. */
@@ -105,7 +110,9 @@ export function negotiateFrames(
       }
       if (native || wanted === '*' || wanted === storedSyntax)
         return { partType: 'application/octet-stream', transferSyntax: ts, single: true };
-      reasons.push(`the frames are stored compressed (${storedSyntax}): decoding is not supported`);
+      const t = frameTarget(storedSyntax, range.type, wanted, frameMediaType);
+      if ('to' in t) return { partType: range.type, transferSyntax: t.to, single: true, transcode: true };
+      reasons.push(t.reason);
       continue;
     }
     if (range.type !== 'multipart/related') {
@@ -119,27 +126,25 @@ export function negotiateFrames(
       if (native) {
         if (wanted === undefined || wanted === '*' || wanted === NATIVE_FRAME_SYNTAX)
           return { partType: inner, transferSyntax: ts, single: false };
-        reasons.push(`native frames are sent in ${NATIVE_FRAME_SYNTAX}, not ${wanted} (no transcoding yet)`);
+        reasons.push(
+          `native frames are sent as application/octet-stream in ${NATIVE_FRAME_SYNTAX}, not ${wanted}: ask for the media type of ${wanted} to have them encoded`,
+        );
         continue;
       }
       if (wanted === '*' || wanted === storedSyntax)
         return { partType: inner, transferSyntax: ts, single: false };
-      reasons.push(
-        `the frames are stored in ${storedSyntax}: ${wanted === undefined ? 'uncompressed frames (the default of application/octet-stream)' : wanted} would need decoding or transcoding`,
-      );
+      const t = frameTarget(storedSyntax, inner, wanted, frameMediaType);
+      if ('to' in t) return { partType: inner, transferSyntax: t.to, single: false, transcode: true };
+      reasons.push(t.reason);
       continue;
     }
     if (inner === media && !native) {
       if (wanted === undefined || wanted === '*' || wanted === storedSyntax)
         return { partType: media, transferSyntax: ts, single: false };
-      reasons.push(`the frames are stored in ${storedSyntax}, not ${wanted} (no transcoding yet)`);
-      continue;
     }
-    reasons.push(
-      native
-        ? `the frames are native: ${inner} would need encoding (no codec yet)`
-        : `the frames are stored as ${media} (${storedSyntax}): ${inner} would need transcoding (no codec yet)`,
-    );
+    const t = frameTarget(ts, inner, wanted === '*' ? undefined : wanted, frameMediaType);
+    if ('to' in t) return { partType: inner, transferSyntax: t.to, single: false, transcode: true };
+    reasons.push(t.reason);
   }
   throw httpError(406, 'ERR_HTTP_NOT_ACCEPTABLE', `no acceptable form for the frames: ${reasons.join('; ')}`);
 }
@@ -223,6 +228,8 @@ export async function sendFrames(
   reply: FastifyReply,
   loaded: LoadedInstance,
   numbers: readonly number[],
+  /** Where the object's header is read for a transcode (without it, forms that need one are refused). */
+  store?: Pick<ObjectStore, 'readObject'>,
 ): Promise<FastifyReply> {
   const sources = frameSources(loaded, numbers);
   const form = negotiateFrames(
@@ -231,6 +238,15 @@ export async function sendFrames(
     numbers.length,
   );
   const partType = `${form.partType}; transfer-syntax=${form.transferSyntax}`;
+  if (form.transcode) {
+    if (store === undefined)
+      throw httpError(
+        406,
+        'ERR_HTTP_NOT_ACCEPTABLE',
+        'frames are transcoded by the .../frames/{list} resource only',
+      );
+    return sendTranscoded(reply, loaded, sources, form, partType, store);
+  }
   if (form.single) {
     const data = await readWhole(loaded, sources[0] as FrameSource);
     return reply.type(partType).send(data);
@@ -257,6 +273,55 @@ export async function sendFrames(
     for (let i = 0; i < sources.length; i++) {
       yield partHead(boundary, { contentType: partType }, i === 0);
       yield* readStream(loaded, sources[i] as FrameSource);
+    }
+    yield closeDelimiter(boundary);
+  }
+  return reply.send(Readable.from(body(), { objectMode: false }));
+}
+
+/**
+ * Frames decoded and/or encoded one by one on the worker pool (a viewer waits: interactive
+ * priority), the next one transcoded while the current one is sent. The first is done before the
+ * answer starts, so a frame that cannot be transcoded is a 406 with the codec's reason.
+ */
+async function sendTranscoded(
+  reply: FastifyReply,
+  loaded: LoadedInstance,
+  sources: readonly FrameSource[],
+  form: FrameForm,
+  partType: string,
+  store: Pick<ObjectStore, 'readObject'>,
+): Promise<FastifyReply> {
+  const module = await pixelModuleOfObject(store, loaded.row.path);
+  const stored = loaded.row.transferSyntaxUid;
+  const from = isNativeSyntax(stored) ? NATIVE_FRAME_SYNTAX : stored;
+  const one = async (s: FrameSource): Promise<Uint8Array> => {
+    const frame = new Uint8Array(await readWhole(loaded, s));
+    return (await transcodedFrame(frame, from, form.transferSyntax, module)).bytes;
+  };
+  let first: Uint8Array;
+  try {
+    first = await one(sources[0] as FrameSource);
+  } catch (e) {
+    throw httpError(406, 'ERR_HTTP_NOT_ACCEPTABLE', `cannot transcode the frame: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (form.single)
+    return reply.type(partType).send(Buffer.from(first.buffer, first.byteOffset, first.length));
+  const boundary = newBoundary();
+  reply.type(multipartContentType(form.partType, boundary));
+  async function* body(): AsyncGenerator<Uint8Array> {
+    let next: Promise<Uint8Array> = Promise.resolve(first);
+    for (let i = 0; i < sources.length; i++) {
+      const current = next;
+      const following = sources[i + 1];
+      if (following !== undefined) {
+        next = one(following);
+        next.catch(() => undefined); // awaited below, or the answer was cut
+      }
+      yield partHead(boundary, { contentType: partType }, i === 0);
+      yield await current;
     }
     yield closeDelimiter(boundary);
   }
