@@ -219,6 +219,50 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('deleted or replaced while it is compressed: the change wins, the copy is dropped', async () => {
+      const rig = await openTestArchive(engine);
+      try {
+        // Deleted while its copy is being written.
+        const uid = await ingestFile(rig.archive, MR);
+        const real = storeTranscoder();
+        const outcome = await compressInstance(rig.archive, uid, {
+          policy: { target: 'jpeg-ls-lossless' },
+          transcode: async (source, to, out, signal) => {
+            await real(source, to, out, signal);
+            assert.equal(await rig.archive.delete(uid), true);
+          },
+        });
+        assert.equal(outcome.status === 'skipped' && outcome.code, 'changed', JSON.stringify(outcome));
+        assert.equal(await rig.archive.index.findInstance(uid), undefined);
+        assert.deepEqual(await objectFiles(rig.dataDir), [], 'neither the original nor the copy is left');
+
+        // Replaced (duplicate policy replace) while its copy is being written: the new object stays.
+        await ingestFile(rig.archive, MR);
+        let replacedPath = '';
+        const second = await compressInstance(rig.archive, uid, {
+          policy: { target: 'jpeg-ls-lossless' },
+          transcode: async (source, to, out, signal) => {
+            await real(source, to, out, signal);
+            const again = await rig.archive.ingest([await readFile(MR)], {
+              format: 'part10',
+              source: 'TEST',
+              via: 'import',
+              duplicatePolicy: 'replace',
+            });
+            assert.ok(again.ok && again.value.status === 'replaced');
+            replacedPath = again.value.status === 'replaced' ? again.value.file.path : '';
+          },
+        });
+        assert.equal(second.status === 'skipped' && second.code, 'changed');
+        const row = await rig.archive.index.findInstance(uid);
+        assert.equal(row?.path, replacedPath);
+        assert.equal(row?.transferSyntaxUid, '1.2.840.10008.1.2.1');
+        assert.deepEqual(await objectFiles(rig.dataDir), [replacedPath]);
+      } finally {
+        await rig.close();
+      }
+    });
+
     it('retrieves during the switch: an open file reads on; a row looked up before it still opens', async () => {
       const rig = await openTestArchive(engine);
       try {

@@ -35,7 +35,7 @@ import {
 } from '../index/capture.js';
 import { describeInstance } from '../index/extract.js';
 import type { CapturedFile } from '../reconcile.js';
-import type { ObjectStore, ObjectWriter } from '../store.js';
+import type { ObjectHandle, ObjectStore, ObjectWriter } from '../store.js';
 import {
   type CompressionPolicy,
   type CompressionTarget,
@@ -178,14 +178,7 @@ export async function compressInstance(
       reason: 'not archived (deleted?)',
     };
   const before = factsOf(row);
-  const skipped = (code: SkipCode, reason: string): CompressOutcome => ({
-    status: 'skipped',
-    sopInstanceUid,
-    before,
-    code,
-    reason,
-  });
-  const failed = (reason: string): CompressOutcome => ({ status: 'failed', sopInstanceUid, before, reason });
+  const { skipped, failed } = outcomesOf(sopInstanceUid, before);
 
   const syntax = transferSyntax(row.transferSyntaxUid);
   if (syntax?.encapsulated)
@@ -196,9 +189,38 @@ export async function compressInstance(
       `smaller than the minimum size (${row.size} < ${options.policy.minBytes} bytes)`,
     );
 
+  // One open of the original for everything: a delete or replace meanwhile unlinks the file, not
+  // what this handle reads (the switch below then finds the row changed).
+  let handle: ObjectHandle;
+  try {
+    handle = await store.openObject(row.path);
+  } catch (e) {
+    const now = await index.findInstance(sopInstanceUid);
+    if (now?.path !== row.path) return skipped('changed', 'the object changed before it was compressed');
+    return failed(`the original cannot be read: ${message(e)}`);
+  }
+  try {
+    return await compressOpen(archive, row, before, handle, options);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** compressInstance from the original's policy check on, its file open. */
+async function compressOpen(
+  archive: CompressionArchive,
+  row: IndexedInstance,
+  before: FileFacts,
+  handle: ObjectHandle,
+  options: CompressOptions,
+): Promise<CompressOutcome> {
+  const { store, index } = archive;
+  const sopInstanceUid = row.sopInstanceUid;
+  const { skipped, failed } = outcomesOf(sopInstanceUid, before);
+  const syntax = transferSyntax(row.transferSyntaxUid);
   let original: CapturedFile;
   try {
-    original = await captureStored(store, row.path);
+    original = await capture(handle.chunks());
   } catch (e) {
     return failed(`the original cannot be read: ${message(e)}`);
   }
@@ -231,7 +253,7 @@ export async function compressInstance(
   if (!begun.ok) return failed(begun.error.message);
   const writer = begun.value;
   try {
-    await options.transcode(store.readObject(row.path), targetUid, writer, options.signal);
+    await options.transcode(handle.chunks(), targetUid, writer, options.signal);
   } catch (e) {
     await writer.abort();
     if (options.signal?.aborted) throw e;
@@ -247,27 +269,38 @@ export async function compressInstance(
   try {
     // 3. Verify what is on disk.
     let copy: CapturedFile;
+    let copyHandle: ObjectHandle;
     try {
-      copy = await captureStored(store, copyPath);
+      copyHandle = await store.openObject(copyPath);
     } catch (e) {
       await dropCopy();
       return failed(`the compressed copy cannot be read: ${message(e)}`);
     }
-    if (copy.transferSyntax !== targetUid) {
+    try {
+      copy = await capture(copyHandle.chunks());
+    } catch (e) {
+      await copyHandle.close();
       await dropCopy();
-      return failed(`the compressed copy is in ${copy.transferSyntax}, not ${targetUid}`);
+      return failed(`the compressed copy cannot be read: ${message(e)}`);
     }
     const copyLayout = parseBulkLayout(copy.metadata().bulk);
-    const checked: CheckedObject = { path: row.path, file: original, layout: originalLayout };
-    const problem = copyLayout
-      ? await verifyCopy(
-          store,
-          checked,
-          { path: copyPath, file: copy, layout: copyLayout },
-          options.decode ?? decodeInProcess,
-          options.signal,
-        )
-      : 'the layout of the compressed copy cannot be read';
+    const checked: CheckedObject = { handle, file: original, layout: originalLayout };
+    let problem: string | undefined;
+    try {
+      problem =
+        copy.transferSyntax !== targetUid
+          ? `the copy is in ${copy.transferSyntax}, not ${targetUid}`
+          : copyLayout
+            ? await verifyCopy(
+                checked,
+                { handle: copyHandle, file: copy, layout: copyLayout },
+                options.decode ?? decodeInProcess,
+                options.signal,
+              )
+            : 'the layout of the compressed copy cannot be read';
+    } finally {
+      await copyHandle.close();
+    }
     if (problem) {
       await dropCopy();
       return failed(`verification of the ${targetUid} copy failed: ${problem}`);
@@ -341,25 +374,40 @@ export async function compressInstance(
 }
 
 /**
- * An object read through the store (so encryption at rest applies) as the ingest path captures it:
- * its header, syntax, and WADO-RS documents with file offsets (what reconcile.ts reads of a file).
+ * An object's Part-10 bytes (read through the store, so encryption at rest applies) as the ingest
+ * path captures them: its header, syntax, and WADO-RS documents with file offsets (what
+ * reconcile.ts reads of a file).
  */
-async function captureStored(store: ObjectStore, path: string): Promise<CapturedFile> {
-  const capture = new MetadataCapture();
-  const parser = new DicomParser(capture, { format: 'part10' });
-  capture.track(() => parser.offset);
-  for await (const chunk of store.readObject(path)) parser.write(chunk);
+async function capture(chunks: AsyncIterable<Uint8Array>): Promise<CapturedFile> {
+  const capturing = new MetadataCapture();
+  const parser = new DicomParser(capturing, { format: 'part10' });
+  capturing.track(() => parser.offset);
+  for await (const chunk of chunks) parser.write(chunk);
   parser.end();
   let docs: InstanceMetadataDocs | undefined;
   return {
-    meta: capture.fileMeta,
-    dataSet: capture.root,
-    transferSyntax: parser.transferSyntaxUid || capture.transferSyntax,
+    meta: capturing.fileMeta,
+    dataSet: capturing.root,
+    transferSyntax: parser.transferSyntaxUid || capturing.transferSyntax,
     // The parser read the file itself: its offsets are file offsets.
     metadata: () => {
-      docs ??= capture.finish(0);
+      docs ??= capturing.finish(0);
       return docs;
     },
+  };
+}
+
+/** The skipped and failed outcomes of one object. */
+function outcomesOf(
+  sopInstanceUid: string,
+  before: FileFacts,
+): {
+  skipped: (code: SkipCode, reason: string) => CompressOutcome;
+  failed: (reason: string) => CompressOutcome;
+} {
+  return {
+    skipped: (code, reason) => ({ status: 'skipped', sopInstanceUid, before, code, reason }),
+    failed: (reason) => ({ status: 'failed', sopInstanceUid, before, reason }),
   };
 }
 

@@ -2,8 +2,8 @@
  * The check a compressed copy passes before it replaces its original (compression at rest): every
  * frame of the copy, decoded, has the original's sample values (exactly: the targets are
  * lossless), and every attribute but the ones the transfer syntax itself governs is unchanged.
- * Both objects are read through the store (what is on disk is what is checked), one frame at a
- * time, by the bulk layouts captured from the files (capture.ts).
+ * Both objects are read through store handles (what is on disk is what is checked), one frame at
+ * a time, by the bulk layouts captured from the files (capture.ts).
  */
 import { codecFor } from '../../dicom/codec/registry.js';
 import {
@@ -16,7 +16,7 @@ import {
 import { swapBytes } from '../../dicom/vr.js';
 import type { BulkLayout, PixelLayout } from '../index/capture.js';
 import type { CapturedFile } from '../reconcile.js';
-import type { ObjectHandle, ObjectStore } from '../store.js';
+import type { ObjectHandle } from '../store.js';
 
 /** Decodes one encoded frame of `transferSyntaxUid` (the codec registry's, or a worker pool's). */
 export type FrameDecoder = (
@@ -32,9 +32,9 @@ export const decodeInProcess: FrameDecoder = async (encoded, module, ts) => {
   return codec.decodeFrame(encoded, module);
 };
 
-/** An object read for the check: the store path, what was captured of it, and its layout. */
+/** An object read for the check: open through the store, what was captured of it, and its layout. */
 export interface CheckedObject {
-  readonly path: string;
+  readonly handle: ObjectHandle;
   readonly file: CapturedFile;
   readonly layout: BulkLayout;
 }
@@ -49,7 +49,6 @@ const SYNTAX_GOVERNED = new Set(['00280004', '00280006', '7FE00001', '7FE00002',
 
 /** Why the copy does not hold the original's object, or undefined when it does. */
 export async function verifyCopy(
-  store: ObjectStore,
   original: CheckedObject,
   copy: CheckedObject,
   decode: FrameDecoder,
@@ -68,30 +67,20 @@ export async function verifyCopy(
   if (to.frames.length !== frames) return `the copy has ${to.frames.length} frames, the original ${frames}`;
   const copyModule = pixelModuleOf(copy.file.dataSet);
 
-  const a = await store.openObject(original.path);
-  try {
-    const b = await store.openObject(copy.path);
+  for (let k = 0; k < frames; k++) {
+    signal?.throwIfAborted();
+    const native = await nativeFrame(original.handle, from, k, module);
+    const encoded = await encapsulatedFrame(copy.handle, to, k);
+    let decoded: DecodedFrame;
     try {
-      for (let k = 0; k < frames; k++) {
-        signal?.throwIfAborted();
-        const native = await nativeFrame(a, from, k, module);
-        const encoded = await encapsulatedFrame(b, to, k);
-        let decoded: DecodedFrame;
-        try {
-          decoded = await decode(encoded, copyModule, copy.file.transferSyntax);
-        } catch (e) {
-          return `frame ${k + 1} of the copy does not decode: ${e instanceof Error ? e.message : String(e)}`;
-        }
-        if (decoded.photometricInterpretation !== module.photometricInterpretation)
-          return `frame ${k + 1} decodes as ${decoded.photometricInterpretation}, the original is ${module.photometricInterpretation}`;
-        const difference = compareSamples(native, decoded, module);
-        if (difference) return `frame ${k + 1}: ${difference}`;
-      }
-    } finally {
-      await b.close();
+      decoded = await decode(encoded, copyModule, copy.file.transferSyntax);
+    } catch (e) {
+      return `frame ${k + 1} of the copy does not decode: ${e instanceof Error ? e.message : String(e)}`;
     }
-  } finally {
-    await a.close();
+    if (decoded.photometricInterpretation !== module.photometricInterpretation)
+      return `frame ${k + 1} decodes as ${decoded.photometricInterpretation}, the original is ${module.photometricInterpretation}`;
+    const difference = compareSamples(native, decoded, module);
+    if (difference) return `frame ${k + 1}: ${difference}`;
   }
   return undefined;
 }
