@@ -27,6 +27,13 @@ const FILES = [
   'JPEG2000.dcm',
 ];
 
+/** Runs `pacs archive compress ARGS --json`; its report (the command must succeed). */
+async function compressJson(args: readonly string[]): Promise<CompressReport> {
+  const r = await runPacs(['archive', 'compress', ...args, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as CompressReport;
+}
+
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`pacs archive compress (${engine})`, () => {
     it('compresses what the policy names, reports the disk saved; a dry run and a second run change nothing', async () => {
@@ -40,17 +47,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         await rig.archive.close();
         const where = ['--data', rig.dataDir, ...(rig.dbUrl ? ['--db', rig.dbUrl] : [])];
 
-        const dry = await runPacs([
-          'archive',
-          'compress',
-          ...where,
-          '--ts',
-          'jpeg-ls-lossless',
-          '--dry-run',
-          '--json',
-        ]);
-        assert.equal(dry.code, 0, dry.stderr);
-        const d = JSON.parse(dry.stdout) as CompressReport;
+        const d = await compressJson([...where, '--ts', 'jpeg-ls-lossless', '--dry-run']);
         assert.equal(d.dryRun, true);
         assert.equal(d.objects, 6);
         assert.equal(d.eligible, 3);
@@ -63,24 +60,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         });
 
         // Only MR first.
-        const mr = await runPacs([
-          'archive',
-          'compress',
-          ...where,
-          '--ts',
-          'j2k-lossless',
-          '--modality',
-          'MR',
-          '--json',
-        ]);
-        assert.equal(mr.code, 0, mr.stderr);
-        const m = JSON.parse(mr.stdout) as CompressReport;
+        const m = await compressJson([...where, '--ts', 'j2k-lossless', '--modality', 'MR']);
         assert.equal(m.compressed, 1);
         assert.deepEqual(m.skippedBy, { modality: 4, 'already-compressed': 1 });
 
-        const all = await runPacs(['archive', 'compress', ...where, '--ts', 'jpeg-ls-lossless', '--json']);
-        assert.equal(all.code, 0, all.stderr);
-        const r = JSON.parse(all.stdout) as CompressReport;
+        const r = await compressJson([...where, '--ts', 'jpeg-ls-lossless']);
         assert.equal(r.objects, 6);
         assert.equal(r.compressed, 2, 'CT and the RGB image (MR is compressed already)');
         assert.equal(r.failed, 0);
