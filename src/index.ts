@@ -407,6 +407,33 @@ export {
   type OpenArchiveOptions,
   openArchive,
 } from './archive/archive.js';
+/** Compressing one archived object (the work of `pacs archive compress` and of the 'compress' job). */
+export {
+  type CompressOptions,
+  type CompressOutcome,
+  closeCompressionPools,
+  compressInstance,
+  pooledDecoder,
+  storeTranscoder,
+} from './archive/compression/compress.js';
+/** Compression at rest: the policy, one object compressed (verified before it replaces its original), the server's jobs. */
+export {
+  COMPRESSION_TARGETS,
+  type CompressionPolicy,
+  type CompressionTarget,
+  isCompressionTarget,
+  policyCompresses,
+  type SkipCode,
+  TARGET_SYNTAX,
+} from './archive/compression/policy.js';
+/** The server's compression jobs and the delayed removal of compressed originals. */
+export {
+  COMPRESS_JOB,
+  type CompressJobResult,
+  compressionService,
+  DelayedRemovals,
+  policyOf,
+} from './archive/compression/service.js';
 /** Archive failures (disk full, missing file, ...) with a stable code. */
 export { ArchiveError, type ArchiveErrorCode } from './archive/errors.js';
 /** The index port the query, retrieve and storage services use. */

@@ -152,6 +152,8 @@ export class Archive {
         bytes: received.bytes,
         source: request.source,
         via: request.via,
+        transferSyntaxUid: received.transferSyntaxUid,
+        modality: record.series.modality,
         ...(record.patient.patientName !== null ? { patientName: record.patient.patientName } : {}),
         ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
         ...(request.user !== undefined ? { user: request.user } : {}),

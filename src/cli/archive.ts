@@ -8,13 +8,13 @@
  * temporary file being received, an object renamed into place and not yet indexed). Rows are only
  * removed when their file is missing, which a running server never causes for an acknowledged object.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { PacsError } from '../client.js';
-import type { Archive, ReconcileProgress, ReconcileReport } from '../index.js';
+import type { ReconcileProgress, ReconcileReport } from '../index.js';
+import { registerCompressCommand } from './archive-compress.js';
 import { indexUrlFlag, integerFlag } from './common.js';
+import { openMaintenanceArchive } from './maintenance.js';
 import { Progress } from './progress.js';
 
 interface ReindexFlags {
@@ -56,17 +56,13 @@ export function registerArchiveCommand(program: Command): void {
     .action(async (flags: ReindexFlags) => {
       await reindex(flags);
     });
+  registerCompressCommand(archive);
 }
 
 async function reindex(flags: ReindexFlags): Promise<void> {
   const graceSeconds = integerFlag('--grace', flags.grace, 0, 10 * 365 * 86400);
   if (flags.db !== undefined) await indexUrlFlag(flags.db);
   const dataDir = flags.data ?? './data';
-  // Reindexing must not create an empty archive where there is none (a mistyped --data).
-  if (!isDirectory(dataDir)) throw new PacsError('ERR_ARCHIVE', `no data folder at ${dataDir}`);
-  if (!isDirectory(join(dataDir, 'objects')) && !existsSync(join(dataDir, 'index.sqlite')))
-    throw new PacsError('ERR_ARCHIVE', `${dataDir} is not an archive's data folder (no objects/ in it)`);
-
   const bar = new Progress<ReconcileProgress | undefined>(
     {
       head: () => 'reindex',
@@ -77,25 +73,11 @@ async function reindex(flags: ReindexFlags): Promise<void> {
     },
     undefined,
   );
-  const { default: pino } = await import('pino');
-  const logger = pino(
-    { level: flags.verbose ? 'info' : 'warn', base: null, timestamp: false },
-    { write: (line: string) => bar.print(describeLogLine(line)) },
+  // The floor only matters to new objects; reindex writes none.
+  const { archive } = await openMaintenanceArchive(
+    { dataDir, dbUrl: flags.db, verbose: flags.verbose, minFreeBytes: 0 },
+    bar,
   );
-  let archive: Archive;
-  // The archive (index engines, kysely) loads only now (src/client.ts says why).
-  const { openArchive } = await import('../index.js');
-  try {
-    archive = await openArchive({
-      dataDir,
-      ...(flags.db !== undefined ? { dbUrl: flags.db } : {}),
-      // The floor only matters to new objects; reindex writes none.
-      minFreeBytes: 0,
-      logger,
-    });
-  } catch (e) {
-    throw new PacsError('ERR_ARCHIVE', `cannot open the archive: ${(e as Error).message}`);
-  }
   const started = performance.now();
   let report: ReconcileReport;
   try {
@@ -124,14 +106,6 @@ async function reindex(flags: ReindexFlags): Promise<void> {
   } else process.stdout.write(`${summary(dataDir, report, repaired, seconds)}\n`);
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 function summary(dataDir: string, r: ReconcileReport, repaired: number, seconds: number): string {
   const n = (count: number, one: string, many = `${one}s`) => `${count} ${count === 1 ? one : many}`;
   const head = `reindex of ${dataDir}: ${n(r.filesChecked, 'file')} and ${n(r.rowsChecked, 'index row')} checked in ${seconds.toFixed(1)} s`;
@@ -144,22 +118,4 @@ function summary(dataDir: string, r: ReconcileReport, repaired: number, seconds:
     r.unreadableFiles.length > 0 ? `${n(r.unreadableFiles.length, 'unreadable file')} left in place` : '',
   ].filter((p) => p !== '');
   return `${head}; ${parts.join(', ')}`;
-}
-
-/** A pino JSON line as "pacs: warning: message (path, SOP Instance UID)". */
-function describeLogLine(line: string): string {
-  let entry: Record<string, unknown>;
-  try {
-    entry = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return `pacs: ${line.trimEnd()}`;
-  }
-  const level = typeof entry['level'] === 'number' ? entry['level'] : 30;
-  const label = level >= 50 ? 'error: ' : level >= 40 ? 'warning: ' : '';
-  const details = ['path', 'sopInstanceUid', 'indexedPath', 'missingPath', 'reason', 'count']
-    .filter((k) => entry[k] !== undefined)
-    .map((k) => `${k} ${String(entry[k])}`);
-  const err = entry['err'] as { message?: unknown } | undefined;
-  if (typeof err?.message === 'string') details.push(err.message);
-  return `pacs: ${label}${String(entry['msg'] ?? '')}${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
 }

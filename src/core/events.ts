@@ -65,9 +65,29 @@ export type PacsEvent =
       readonly via: 'C-STORE' | 'STOW-RS' | 'upload' | 'import';
       /** The patient's name as stored (the audit trail's patient participant object). */
       readonly patientName?: string;
+      /** The transfer syntax it is stored in, and its series' Modality (for work scheduled after ingest). */
+      readonly transferSyntaxUid?: string;
+      readonly modality?: string | null;
       /** The authenticated user (STOW-RS, upload) or user@AE, when known. */
       readonly user?: string;
       readonly remoteAddress?: string | undefined;
+    }
+  /**
+   * Compression at rest handled an archived object (the server's 'compress' job): compressed
+   * (its file replaced by a verified lossless copy), skipped (left as it is) or failed (left as it
+   * is, the reason recorded in the job).
+   */
+  | {
+      readonly type: 'object-compressed';
+      readonly outcome: 'compressed' | 'skipped' | 'failed';
+      readonly sopInstanceUid: string;
+      /** The stored syntax before, and (compressed) after. */
+      readonly fromTransferSyntaxUid: string;
+      readonly toTransferSyntaxUid?: string;
+      /** File sizes before and (compressed) after. */
+      readonly bytesBefore: number;
+      readonly bytesAfter?: number;
+      readonly reason?: string;
     }
   /** An object was sent to a peer (C-STORE SCU: pacs store, C-MOVE and C-GET sub-operations). */
   | {

@@ -73,6 +73,15 @@ export function serverMetrics(events: EventBus, gauges: ScrapedGauges): ServerMe
     'pacs_bytes_sent_total',
     'Data set bytes sent on C-GET and C-MOVE sub-operations',
   );
+  const compressions = counter(
+    'pacs_compression_objects_total',
+    'Objects handled by compression at rest, by outcome (compressed, skipped, failed)',
+    ['outcome'],
+  );
+  const compressionSaved = counter(
+    'pacs_compression_saved_bytes_total',
+    'Disk bytes saved by compression at rest (file sizes before minus after)',
+  );
   const findSeconds = new Histogram({
     name: 'pacs_cfind_duration_seconds',
     help: 'C-FIND time from request to final response',
@@ -128,6 +137,11 @@ export function serverMetrics(events: EventBus, gauges: ScrapedGauges): ServerMe
     events.on('object-received', (e) => {
       objectsReceived.inc();
       bytesReceived.inc(e.bytes);
+    }),
+    events.on('object-compressed', (e) => {
+      compressions.inc({ outcome: e.outcome });
+      if (e.outcome === 'compressed' && e.bytesAfter !== undefined)
+        compressionSaved.inc(Math.max(0, e.bytesBefore - e.bytesAfter));
     }),
     events.on('object-sent', (e) => {
       if (e.via === 'C-STORE') return; // pacs store's own sends; the server counts retrieves

@@ -7,6 +7,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { type Archive, openArchive } from '../archive/archive.js';
+import { type CompressionService, startCompression } from '../archive/compression/service.js';
 import { PacsError } from '../core/errors.js';
 import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
@@ -87,6 +88,7 @@ interface Running {
   readonly listening: Array<{ readonly kind: 'tcp' | 'tls'; readonly dicom: DicomServer }>;
   readonly services: DimseService[];
   archive?: Archive;
+  compression?: CompressionService | undefined;
   metrics?: ServerMetrics;
   http?: WebServerHandle;
   audit?: ServerAudit;
@@ -100,6 +102,7 @@ interface Running {
 async function stopRunning(running: Running, waitMs: number, logger: Logger): Promise<void> {
   await Promise.all(running.listening.map((l) => l.dicom.close(waitMs)));
   await running.http?.close();
+  await running.compression?.stop();
   // Association end lines are logged from promise callbacks; let them run before "stopped".
   await new Promise((resolve) => setImmediate(resolve));
   running.metrics?.close();
@@ -170,6 +173,15 @@ export async function startServer(
   } catch (e) {
     return fail(`cannot start the audit trail: ${message(e)}`);
   }
+
+  // Compression at rest (archive/compression/): jobs after ingest, where objects are stored.
+  if (runsStorage)
+    running.compression = startCompression({
+      settings: config.storage,
+      archive,
+      events,
+      logger: logger.child({ service: 'compression' }),
+    });
 
   for (const factory of selected) {
     const service = factory({ config, logger, archive, events });

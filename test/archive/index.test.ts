@@ -12,6 +12,7 @@ import type {
   ArchiveIndex,
   InsertResult,
   InstanceFile,
+  InstanceFileSwitch,
   StudySummary,
 } from '../../src/archive/index/archive-index.js';
 import { MIGRATIONS } from '../../src/archive/index/migrations.js';
@@ -520,4 +521,71 @@ describe('index URLs', () => {
 
 function args(e: ReturnType<typeof entry>): [typeof e.record, typeof e.headers] {
   return [e.record, e.headers];
+}
+
+for (const engine of ALL_ENGINES) {
+  describe(`switchInstanceFile on ${engine.name} (compression at rest)`, () => {
+    test('points the row at another file only while it names the expected one', () =>
+      withIndex(engine, async (index) => {
+        const e = entry({ sopUid: '1.2.3.4.9.1' });
+        inserted(await index.insertInstance(...args(e)));
+        inserted(await index.insertInstance(...args(entry({ sopUid: '1.2.3.4.9.2' }))));
+        const before = await index.findInstance('1.2.3.4.9.1');
+        assert.ok(before);
+        const scope = {
+          studyInstanceUid: '1.2.3.4',
+          seriesInstanceUid: '1.2.3.4.1',
+          sopInstanceUid: '1.2.3.4.9.1',
+        };
+        const version = await index.metadataVersion(scope);
+        const to: InstanceFileSwitch = {
+          path: 'objects/ab/cd/abcd0000000000000000000000000001.dcm',
+          transferSyntaxUid: '1.2.840.10008.1.2.4.80',
+          size: 400,
+          header: { '00080018': { vr: 'UI', Value: ['1.2.3.4.9.1'] } },
+          stored: {
+            metadata: '{"00080018":{"vr":"UI","Value":["1.2.3.4.9.1"]}}',
+            bulk: '{"version":1,"addressable":true,"values":[]}',
+          },
+        };
+        assert.equal(await index.switchInstanceFile('1.2.3.4.9.1', 'objects/no/such/file.dcm', to), false);
+        assert.deepEqual(await index.findInstance('1.2.3.4.9.1'), before, 'nothing changed');
+        assert.equal(await index.switchInstanceFile('1.2.3.4.9.1', before.path, to), true);
+        const after = await index.findInstance('1.2.3.4.9.1');
+        assert.deepEqual(after, {
+          ...before,
+          path: to.path,
+          transferSyntaxUid: to.transferSyntaxUid,
+          size: 400,
+        });
+        assert.equal((await index.instanceBulk(scope))?.bulk, to.stored.bulk);
+        assert.equal((await index.instanceBulk(scope))?.path, to.path);
+        const docs: string[] = [];
+        for await (const r of index.instanceMetadata(scope)) docs.push(r.metadata ?? '');
+        assert.deepEqual(docs, [to.stored.metadata]);
+        assert.notDeepEqual(await index.metadataVersion(scope), version, 'the ETag of the instance changes');
+        // The counters are those of before: no instance came or went.
+        assert.equal(await index.countInstances(), 2);
+        assert.equal((await index.findStudy('1.2.3.4'))?.numberOfInstances, 2);
+        assert.equal((await index.findSeries('1.2.3.4.1'))?.numberOfInstances, 2);
+        // Switched away from, the old path is no longer the row's: a second switch from it does nothing.
+        assert.equal(
+          await index.switchInstanceFile('1.2.3.4.9.1', before.path, { ...to, path: 'objects/x' }),
+          false,
+        );
+        await index.deleteInstance('1.2.3.4.9.1');
+        assert.equal(await index.switchInstanceFile('1.2.3.4.9.1', to.path, to), false, 'deleted meanwhile');
+        // Inside a transaction that throws, the switch is undone.
+        const other = await index.findInstance('1.2.3.4.9.2');
+        assert.ok(other);
+        await assert.rejects(
+          index.withTransaction(async (tx) => {
+            assert.equal(await tx.switchInstanceFile('1.2.3.4.9.2', other.path, to), true);
+            throw new Error('rolled back');
+          }),
+          /rolled back/,
+        );
+        assert.deepEqual(await index.findInstance('1.2.3.4.9.2'), other);
+      }));
+  });
 }

@@ -119,6 +119,9 @@ for (const engine of ALL_ENGINES) {
             bytes: bytes.length,
             source: 'MODALITY',
             via: 'C-STORE',
+            patientName: 'Doe^Jane',
+            transferSyntaxUid: EXPLICIT_VR_LE,
+            modality: 'CT',
           },
         ]);
       }));

@@ -53,7 +53,15 @@ describe('defaults', () => {
         workers: 1,
         http: { cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
       },
-      storage: { duplicatePolicy: 'keep', durability: 'fsync', minFreeMegabytes: 64, extraSopClasses: [] },
+      storage: {
+        duplicatePolicy: 'keep',
+        durability: 'fsync',
+        minFreeMegabytes: 64,
+        extraSopClasses: [],
+        compression: 'none',
+        compressionByModality: {},
+        compressionMinBytes: 0,
+      },
       data: { dir: './data' },
       db: {},
       peers: [],
@@ -174,6 +182,26 @@ describe('each bad value gives exactly one line', () => {
     ],
     [{ server: { services: [] } }, 'server.services: expected at least one service name, got an empty list'],
     [{ server: { workers: 0 } }, 'server.workers: expected an integer from 1 to 64, got 0'],
+    [
+      { storage: { compression: 'jpeg' } },
+      'storage.compression: expected one of "none", "jpeg-ls-lossless", "j2k-lossless" or "htj2k-lossless", got "jpeg"',
+    ],
+    [
+      { storage: { compressionByModality: { CT: 'rle' } } },
+      'storage.compressionByModality.CT: expected one of "none", "jpeg-ls-lossless", "j2k-lossless" or "htj2k-lossless", got "rle"',
+    ],
+    [
+      { storage: { compressionByModality: { 'c t!': 'none' } } },
+      'storage.compressionByModality["c t!"]: "c t!" is not a Modality code (capitals, digits, underscore; up to 16)',
+    ],
+    [
+      { storage: { compressionByModality: ['CT'] } },
+      'storage.compressionByModality: expected an object of Modality: compression target, got a list',
+    ],
+    [
+      { storage: { compressionMinBytes: 1.5 } },
+      'storage.compressionMinBytes: expected an integer from 0 to 9007199254740991, got 1.5',
+    ],
     [
       { identity: { sessionIdleMinutes: 0 } },
       'identity.sessionIdleMinutes: expected an integer from 1 to 1440, got 0',

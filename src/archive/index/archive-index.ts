@@ -171,6 +171,24 @@ export interface InstanceWrites {
    * too. Returns the removed row (its file is the caller's to remove), or undefined when not indexed.
    */
   deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
+  /**
+   * Points an indexed object at another file holding the same object (compression at rest): its
+   * path, transfer syntax, size, instance header and WADO-RS documents change, nothing else; the
+   * series and study count as changed (their metadata ETags). Only while the row still names
+   * `from`: false when it is gone or names another file (nothing is written then).
+   */
+  switchInstanceFile(sopInstanceUid: string, from: string, to: InstanceFileSwitch): Promise<boolean>;
+}
+
+/** The new file of an object (switchInstanceFile): what the index keeps of it, read from that file. */
+export interface InstanceFileSwitch {
+  readonly path: string;
+  readonly transferSyntaxUid: string;
+  readonly size: number;
+  /** The instance level's attributes as DICOM JSON (LevelHeaders.instance). */
+  readonly header: DicomJsonObject;
+  /** Its WADO-RS metadata and bulk layout (the frame offsets are the new file's). */
+  readonly stored: InstanceMetadataDocs;
 }
 
 /** The operations of one transaction (see ArchiveIndex.withTransaction). */

@@ -13,6 +13,7 @@ import type {
   InsertOptions,
   InsertResult,
   InstanceFile,
+  InstanceFileSwitch,
   InstanceMetadataRow,
   InstanceRecord,
   LevelHeaders,
@@ -128,6 +129,10 @@ export class MemoryArchiveIndex implements ArchiveIndex {
 
   deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
     return this.withTransaction((tx) => tx.deleteInstance(sopInstanceUid));
+  }
+
+  switchInstanceFile(sopInstanceUid: string, from: string, to: InstanceFileSwitch): Promise<boolean> {
+    return this.withTransaction((tx) => tx.switchInstanceFile(sopInstanceUid, from, to));
   }
 
   async findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
@@ -423,6 +428,17 @@ class MemoryTransaction implements IndexTransaction {
     const existing = this.t.instances.get(sopInstanceUid)?.instance;
     if (existing) this.remove(sopInstanceUid);
     return existing;
+  }
+
+  async switchInstanceFile(sopInstanceUid: string, from: string, to: InstanceFileSwitch): Promise<boolean> {
+    const row = this.t.instances.get(sopInstanceUid);
+    if (!row || row.instance.path !== from) return false;
+    this.put(this.t.instances, sopInstanceUid, {
+      instance: { ...row.instance, path: to.path, transferSyntaxUid: to.transferSyntaxUid, size: to.size },
+      header: to.header,
+      stored: to.stored,
+    });
+    return true;
   }
 
   private remove(sopInstanceUid: string): void {

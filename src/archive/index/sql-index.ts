@@ -25,6 +25,7 @@ import type {
   InsertOptions,
   InsertResult,
   InstanceFile,
+  InstanceFileSwitch,
   InstanceMetadataRow,
   InstanceRecord,
   LevelHeaders,
@@ -109,6 +110,10 @@ export class SqlArchiveIndex implements ArchiveIndex {
 
   deleteInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
     return this.withTransaction((tx) => tx.deleteInstance(sopInstanceUid));
+  }
+
+  switchInstanceFile(sopInstanceUid: string, from: string, to: InstanceFileSwitch): Promise<boolean> {
+    return this.withTransaction((tx) => tx.switchInstanceFile(sopInstanceUid, from, to));
   }
 
   findInstance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
@@ -539,6 +544,34 @@ class SqlTransaction implements IndexTransaction {
     if (!existing) return undefined;
     await this.remove(sopInstanceUid);
     return existing;
+  }
+
+  async switchInstanceFile(sopInstanceUid: string, from: string, to: InstanceFileSwitch): Promise<boolean> {
+    const conn = this.conn;
+    const row = await conn
+      .updateTable('instance')
+      .set({
+        path: to.path,
+        transfer_syntax_uid: to.transferSyntaxUid,
+        size: to.size,
+        header: JSON.stringify(to.header),
+        metadata: to.stored.metadata,
+        bulk: to.stored.bulk,
+      })
+      .where('sop_instance_uid', '=', sopInstanceUid)
+      .where('path', '=', from)
+      .returning(['series_fk', 'study_fk'])
+      .executeTakeFirst();
+    if (!row) return false;
+    const now = new Date().toISOString();
+    // Study before series, as every writer orders its locks.
+    await conn.updateTable('study').set({ updated_at: now }).where('id', '=', Number(row.study_fk)).execute();
+    await conn
+      .updateTable('series')
+      .set({ updated_at: now })
+      .where('id', '=', Number(row.series_fk))
+      .execute();
+    return true;
   }
 
   /** Removes an instance row and updates (or removes) its series, study and patient rows. */

@@ -1,10 +1,12 @@
 /**
  * The Storage service's part of the config (`storage`, ISSUE 4): what happens to duplicates, how
  * durable a write is before success, and the free-space floor under which C-STORE answers A700.
- * The archive applies the first three; the SCP accepts the extra SOP classes.
+ * The archive applies the first three; the SCP accepts the extra SOP classes; the compression
+ * settings are the policy of compression at rest (archive/compression/).
  */
 import { z } from 'zod';
-import { type ConfigPart, expecting, integer, list, oneOf, section } from '../../core/config.js';
+import { COMPRESSION_TARGETS } from '../../archive/compression/policy.js';
+import { addRule, type ConfigPart, expecting, integer, list, oneOf, section } from '../../core/config.js';
 
 const storageSchema = section({
   duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),
@@ -14,6 +16,23 @@ const storageSchema = section({
   extraSopClasses: list(z.string(expecting('a UID')).regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/)).default(
     [],
   ),
+  /** Compression at rest (archive/compression/): the lossless syntax stored objects are compressed into after ingest. */
+  compression: oneOf(COMPRESSION_TARGETS).default('none'),
+  /** Per Modality: a target (or "none") that overrides `compression` for objects of that modality. */
+  compressionByModality: z
+    .record(z.string(), oneOf(COMPRESSION_TARGETS), expecting('an object of Modality: compression target'))
+    .superRefine((byModality, ctx) => {
+      for (const key of Object.keys(byModality))
+        if (!/^[A-Z0-9_ ]{1,16}$/.test(key))
+          addRule(
+            ctx,
+            [key],
+            `${JSON.stringify(key)} is not a Modality code (capitals, digits, underscore; up to 16)`,
+          );
+    })
+    .default({}),
+  /** Objects whose file is smaller than this are not compressed. */
+  compressionMinBytes: integer(0, Number.MAX_SAFE_INTEGER).default(0),
 });
 
 /** `storage`: the Storage SCP and the archive's write policy. */
