@@ -93,3 +93,16 @@ export async function loadKeyring(keyFile: string, previousKeyFiles: readonly st
   for (const p of previousKeyFiles) previous.push(await readKeyFile(p));
   return makeKeyring(current, previous);
 }
+
+/** The keyring of a `storage.encryption` config section, or undefined when it names no key file. */
+export async function keyringOf(encryption: {
+  readonly keyFile?: string | undefined;
+  readonly previousKeyFiles?: readonly string[];
+}): Promise<Keyring | undefined> {
+  if (encryption.keyFile === undefined) {
+    if ((encryption.previousKeyFiles ?? []).length > 0)
+      throw new KeyFileError('storage.encryption.previousKeyFiles is set without storage.encryption.keyFile');
+    return undefined;
+  }
+  return loadKeyring(encryption.keyFile, encryption.previousKeyFiles);
+}

@@ -4,7 +4,7 @@
  * The archive applies the first three; the SCP accepts the extra SOP classes.
  */
 import { z } from 'zod';
-import { type ConfigPart, expecting, integer, list, oneOf, section } from '../../core/config.js';
+import { type ConfigPart, expecting, filePath, integer, list, oneOf, section } from '../../core/config.js';
 
 const storageSchema = section({
   duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),
@@ -14,6 +14,14 @@ const storageSchema = section({
   extraSopClasses: list(z.string(expecting('a UID')).regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/)).default(
     [],
   ),
+  /**
+   * Encryption at rest (issue 14): `keyFile` is the key-encryption key new objects are sealed
+   * under (`pacs archive new-key FILE`); `previousKeyFiles` open objects not yet rotated to it.
+   */
+  encryption: section({
+    keyFile: filePath.optional(),
+    previousKeyFiles: list(filePath).default([]),
+  }).default({}),
 });
 
 /** `storage`: the Storage SCP and the archive's write policy. */

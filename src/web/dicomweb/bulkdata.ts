@@ -98,8 +98,8 @@ async function sendBulk(
   const length = value.ranges.reduce((n, r) => n + r[1], 0);
   const read = (start: number, end: number): AsyncGenerator<Buffer> | Promise<Buffer> =>
     loaded.layout.addressable
-      ? readValue(loaded.absolutePath, value.ranges, value.swap, start, end)
-      : readValueByParsing(loaded.absolutePath, value.path, start, end);
+      ? readValue(loaded.object, value.ranges, value.swap, start, end)
+      : readValueByParsing(loaded.object, value.path, start, end);
   const stream = (start: number, end: number) => {
     const r = read(start, end);
     return r instanceof Promise

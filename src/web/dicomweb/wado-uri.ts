@@ -28,8 +28,6 @@ import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
 export interface RenderRequest {
   /** The archived object (its SOP class, stored syntax, study and series). */
   readonly instance: IndexedInstance;
-  /** Its object file. */
-  readonly absolutePath: string;
   readonly mediaType: 'image/jpeg' | 'image/png';
   /** `frameNumber`, 1-based; default the first frame. */
   readonly frameNumber?: number;
@@ -214,7 +212,6 @@ async function wadoUri(
       `no object ${objectUid} in series ${seriesUid} of study ${studyUid} in the archive`,
     );
   const contentType = chooseContentType(p.contentType, isImageClass(instance.sopClassUid));
-  const absolutePath = context.archive.store.absolutePath(instance.path);
   reply.header('cache-control', 'private, no-cache');
 
   if (contentType === 'application/dicom') {
@@ -227,7 +224,7 @@ async function wadoUri(
     if (plan.kind === 'stored') reply.header('content-length', String(instance.size));
     if (request.method === 'HEAD') return reply.send();
     return reply.send(
-      Readable.from(objectBody(absolutePath, plan, instance.size), {
+      Readable.from(objectBody(context.archive.store, instance.path, plan, instance.size), {
         objectMode: false,
         highWaterMark: 64 * 1024,
       }),
@@ -246,7 +243,6 @@ async function wadoUri(
   request.raw.once('close', () => abort.abort());
   const image = await options.render({
     instance,
-    absolutePath,
     mediaType: contentType,
     ...(rendering.frameNumber !== undefined ? { frameNumber: rendering.frameNumber } : {}),
     ...(rendering.rows !== undefined ? { rows: rendering.rows } : {}),
