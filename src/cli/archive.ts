@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { PacsError } from '../client.js';
 import type { Archive, ReconcileProgress, ReconcileReport } from '../index.js';
+import { registerKeyCommands } from './archive-keys.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { Progress } from './progress.js';
 
@@ -56,6 +57,7 @@ export function registerArchiveCommand(program: Command): void {
     .action(async (flags: ReindexFlags) => {
       await reindex(flags);
     });
+  registerKeyCommands(archive);
 }
 
 async function reindex(flags: ReindexFlags): Promise<void> {
