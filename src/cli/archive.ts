@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { PacsError } from '../client.js';
 import type { Archive, ReconcileProgress, ReconcileReport } from '../index.js';
+import { loadKeyring } from '../security/key-file.js';
 import { registerKeyCommands } from './archive-keys.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { Progress } from './progress.js';
@@ -24,6 +25,7 @@ interface ReindexFlags {
   grace: string;
   json?: boolean;
   verbose?: boolean;
+  keyFile: string[];
 }
 
 /** The --json report: the reconcile report, where, and how long it took. */
@@ -54,6 +56,12 @@ export function registerArchiveCommand(program: Command): void {
     )
     .option('--json', 'print the report as JSON on standard output')
     .option('--verbose', 'also print one line per object file indexed')
+    .option(
+      '--key-file <file>',
+      'a key-encryption key of an encrypted archive (storage.encryption.keyFile; repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .action(async (flags: ReindexFlags) => {
       await reindex(flags);
     });
@@ -87,9 +95,12 @@ async function reindex(flags: ReindexFlags): Promise<void> {
   let archive: Archive;
   // The archive (index engines, kysely) loads only now (src/client.ts says why).
   const { openArchive } = await import('../index.js');
+  const [current, ...previous] = flags.keyFile;
+  const keyring = current !== undefined ? await loadKeyring(current, previous) : undefined;
   try {
     archive = await openArchive({
       dataDir,
+      ...(keyring ? { keyring } : {}),
       ...(flags.db !== undefined ? { dbUrl: flags.db } : {}),
       // The floor only matters to new objects; reindex writes none.
       minFreeBytes: 0,

@@ -144,6 +144,28 @@ export async function* handleRange(
 }
 
 /**
+ * `source` with its first item read now: a body whose object fails to open or to decrypt fails
+ * here, before the answer's headers are out (a 500 with its reason rather than a cut connection).
+ */
+export async function primed<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+  const it = source[Symbol.asyncIterator]();
+  const first = await it.next();
+  return (async function* () {
+    try {
+      if (first.done) return;
+      yield first.value;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      await it.return?.();
+    }
+  })();
+}
+
+/**
  * A byte stream of the multipart body, pulled as its reader asks (highWaterMark of one chunk).
  * Destroying it (fastify does when the client goes away) ends the parts' iteration.
  */

@@ -42,7 +42,7 @@ import {
 } from '../../dicom/uid.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
-import { FILE_CHUNK, type MultipartPart, sendMultipart } from '../multipart-writer.js';
+import { FILE_CHUNK, type MultipartPart, primed, sendMultipart } from '../multipart-writer.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
 import { type ZipEntry, zipChunks } from './zip.js';
@@ -312,7 +312,7 @@ async function retrieve(
     reply.header('content-type', `application/dicom; transfer-syntax=${plan.transferSyntaxUid}`);
     if (plan.kind === 'stored') reply.header('content-length', String(first.size));
     if (request.method === 'HEAD') return reply.send();
-    const body = logged(objectBody(store, first.path, plan, first.size), logger, request);
+    const body = logged(await primed(objectBody(store, first.path, plan, first.size)), logger, request);
     return reply.send(Readable.from(body, { objectMode: false, highWaterMark: 64 * 1024 }));
   }
 

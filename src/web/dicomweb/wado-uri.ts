@@ -22,6 +22,7 @@ import { httpError } from '../errors.js';
 import { parseAccept, rangeMatches } from '../media-type.js';
 import type { DicomwebContext } from './context.js';
 import { checkUid, UID_PATTERN } from './params.js';
+import { primed } from '../multipart-writer.js';
 import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
 
 /** What the renderer is asked: one frame of one archived object as a JPEG or PNG image. */
@@ -224,7 +225,7 @@ async function wadoUri(
     if (plan.kind === 'stored') reply.header('content-length', String(instance.size));
     if (request.method === 'HEAD') return reply.send();
     return reply.send(
-      Readable.from(objectBody(context.archive.store, instance.path, plan, instance.size), {
+      Readable.from(await primed(objectBody(context.archive.store, instance.path, plan, instance.size)), {
         objectMode: false,
         highWaterMark: 64 * 1024,
       }),
