@@ -232,14 +232,23 @@ export class ObjectStore {
   }
 
   /** Authenticates an envelope header and unwraps its data key, or throws the ArchiveError that says why not. */
-  private openEnvelope(path: string, head: Uint8Array, fileSize: number, keyring = this.keyring): OpenedHeader {
+  private openEnvelope(
+    path: string,
+    head: Uint8Array,
+    fileSize: number,
+    keyring = this.keyring,
+  ): OpenedHeader {
     if (!keyring)
-      throw new ArchiveError('ERR_ARCHIVE_KEY', `${path} is encrypted and no storage.encryption.keyFile is configured`);
+      throw new ArchiveError(
+        'ERR_ARCHIVE_KEY',
+        `${path} is encrypted and no storage.encryption.keyFile is configured`,
+      );
     try {
       return openHeader(head, objectIdOf(path), fileSize, keyring);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
-      if (e.code === 'ERR_ENVELOPE_NO_KEY') throw new ArchiveError('ERR_ARCHIVE_KEY', `${path}: ${e.message}`);
+      if (e.code === 'ERR_ENVELOPE_NO_KEY')
+        throw new ArchiveError('ERR_ARCHIVE_KEY', `${path}: ${e.message}`);
       throw this.integrityFailure(path, e.message);
     }
   }
@@ -414,7 +423,8 @@ export class ObjectStore {
 /** The 16-byte object id of an object path (objects/ab/cd/<32 hex>.dcm). */
 function objectIdOf(path: string): Buffer {
   const m = /([0-9a-f]{32})\.dcm$/.exec(path);
-  if (!m?.[1]) throw new ArchiveError('ERR_ARCHIVE_INTEGRITY', `${JSON.stringify(path)} does not name an object id`);
+  if (!m?.[1])
+    throw new ArchiveError('ERR_ARCHIVE_INTEGRITY', `${JSON.stringify(path)} does not name an object id`);
   return Buffer.from(m[1], 'hex');
 }
 

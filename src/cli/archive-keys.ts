@@ -26,14 +26,18 @@ interface RotateFlags {
 export function registerKeyCommands(archive: Command): void {
   archive
     .command('new-key <file>')
-    .description('write a new key-encryption key for storage.encryption.keyFile (mode 0600, never overwrites)')
+    .description(
+      'write a new key-encryption key for storage.encryption.keyFile (mode 0600, never overwrites)',
+    )
     .action(async (file: string) => {
       const kek = await writeNewKeyFile(file);
       process.stdout.write(`wrote key ${kek.id.toString('hex')} to ${file}\n`);
     });
   archive
     .command('rotate-key')
-    .description("rewrap every encrypted object's data key under a new key (objects are not rewritten; resumable)")
+    .description(
+      "rewrap every encrypted object's data key under a new key (objects are not rewritten; resumable)",
+    )
     .option('--data <dir>', 'the data folder (default ./data)')
     .requiredOption('--new-key <file>', 'the new key-encryption key (pacs archive new-key)')
     .option(
@@ -90,7 +94,10 @@ async function rotate(flags: RotateFlags): Promise<void> {
     for (const f of report.failed) process.stderr.write(`  ${f.path}: ${f.reason}\n`);
   }
   if (report.failed.length > 0)
-    throw new PacsError('ERR_ARCHIVE', `${report.failed.length} objects could not be rewrapped (see above); run again once fixed`);
+    throw new PacsError(
+      'ERR_ARCHIVE',
+      `${report.failed.length} objects could not be rewrapped (see above); run again once fixed`,
+    );
 }
 
 function isDirectory(path: string): boolean {

@@ -39,7 +39,11 @@ export interface PositionalReader {
  * A file's bytes from `start` to its end, `first` bytes then 256 KiB at a time. Each chunk is a
  * fresh buffer: a data set or an association may still hold views into it while the next is read.
  */
-export async function* readChunks(fh: PositionalReader, start: number, first: number): AsyncGenerator<Buffer> {
+export async function* readChunks(
+  fh: PositionalReader,
+  start: number,
+  first: number,
+): AsyncGenerator<Buffer> {
   let position = start;
   let size = first;
   for (;;) {

@@ -82,7 +82,9 @@ export function makeKeyring(current: KeyEncryptionKey, previous: readonly KeyEnc
 
 /** True when `head` (the first bytes of a file) starts like an envelope. */
 export function isEnvelope(head: Uint8Array): boolean {
-  return head.length >= ENVELOPE_MAGIC.length && ENVELOPE_MAGIC.equals(head.subarray(0, ENVELOPE_MAGIC.length));
+  return (
+    head.length >= ENVELOPE_MAGIC.length && ENVELOPE_MAGIC.equals(head.subarray(0, ENVELOPE_MAGIC.length))
+  );
 }
 
 /** The number of segments of a plaintext of `size` bytes (a last, short or empty one always). */
@@ -184,10 +186,12 @@ export function openHeader(
   fileSize: number,
   keyring: Keyring,
 ): OpenedHeader {
-  if (header.length < HEADER_SIZE) throw integrity(`encrypted object header cut short (${header.length} bytes)`);
+  if (header.length < HEADER_SIZE)
+    throw integrity(`encrypted object header cut short (${header.length} bytes)`);
   if (!isEnvelope(header)) throw integrity('not an encrypted object (bad magic)');
   const b = Buffer.from(header.buffer, header.byteOffset, HEADER_SIZE);
-  if (b[8] !== ENVELOPE_VERSION) throw integrity(`encrypted object version ${b[8]} is not one this program reads`);
+  if (b[8] !== ENVELOPE_VERSION)
+    throw integrity(`encrypted object version ${b[8]} is not one this program reads`);
   const segmentSize = b.readUInt32BE(12);
   if (segmentSize < 1 || segmentSize > MAX_SEGMENT_SIZE) throw integrity(`bad segment size ${segmentSize}`);
   if (b.readUInt32BE(48) !== HEADER_SIZE) throw integrity('bad header size');
@@ -249,7 +253,10 @@ export function rewrapSlots(
   if (opened.kekId.equals(kek.id)) {
     // The newest slot is under the new key already: the older one may still hold the old wrap.
     if (!done(other, opened.sequence))
-      writes.push({ offset: SLOT_OFFSETS[other], bytes: sealSlot(fixed, opened.sequence, kek, opened.dataKey) });
+      writes.push({
+        offset: SLOT_OFFSETS[other],
+        bytes: sealSlot(fixed, opened.sequence, kek, opened.dataKey),
+      });
     return writes;
   }
   const sequence = (opened.sequence + 1) >>> 0;
@@ -305,7 +312,8 @@ export class EnvelopeWriter {
 
   constructor(objectId: Uint8Array, kek: KeyEncryptionKey, segmentSize: number = DEFAULT_SEGMENT_SIZE) {
     if (objectId.length !== OBJECT_ID_SIZE) throw new RangeError(`an object id is ${OBJECT_ID_SIZE} bytes`);
-    if (segmentSize < 1 || segmentSize > MAX_SEGMENT_SIZE) throw new RangeError(`bad segment size ${segmentSize}`);
+    if (segmentSize < 1 || segmentSize > MAX_SEGMENT_SIZE)
+      throw new RangeError(`bad segment size ${segmentSize}`);
     this.objectId = Buffer.from(objectId);
     this.kek = kek;
     this.segmentSize = segmentSize;

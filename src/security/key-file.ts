@@ -7,7 +7,14 @@
 import { constants } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { PacsError } from '../core/errors.js';
-import { KEK_ID_SIZE, KEY_SIZE, type KeyEncryptionKey, type Keyring, makeKeyring, newKeyEncryptionKey } from './envelope.js';
+import {
+  KEK_ID_SIZE,
+  KEY_SIZE,
+  type KeyEncryptionKey,
+  type Keyring,
+  makeKeyring,
+  newKeyEncryptionKey,
+} from './envelope.js';
 
 export class KeyFileError extends PacsError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -33,7 +40,8 @@ export function parseKeyFile(text: string, where: string): KeyEncryptionKey {
   const o = v as { type?: unknown; version?: unknown; id?: unknown; key?: unknown } | null;
   if (o === null || typeof o !== 'object' || o.type !== 'pacs-kek')
     throw new KeyFileError(`key file ${where} is malformed: not a pacs key-encryption key`);
-  if (o.version !== 1) throw new KeyFileError(`key file ${where} has version ${String(o.version)}, expected 1`);
+  if (o.version !== 1)
+    throw new KeyFileError(`key file ${where} has version ${String(o.version)}, expected 1`);
   if (typeof o.id !== 'string' || !HEX_ID.test(o.id))
     throw new KeyFileError(`key file ${where} is malformed: "id" is not 32 hex digits`);
   if (typeof o.key !== 'string' || !BASE64.test(o.key))
@@ -87,7 +95,10 @@ export async function writeNewKeyFile(path: string): Promise<KeyEncryptionKey> {
 }
 
 /** The keyring of a config: the current key file and the previous ones (for objects not yet rotated). */
-export async function loadKeyring(keyFile: string, previousKeyFiles: readonly string[] = []): Promise<Keyring> {
+export async function loadKeyring(
+  keyFile: string,
+  previousKeyFiles: readonly string[] = [],
+): Promise<Keyring> {
   const current = await readKeyFile(keyFile);
   const previous: KeyEncryptionKey[] = [];
   for (const p of previousKeyFiles) previous.push(await readKeyFile(p));

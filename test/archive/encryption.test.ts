@@ -144,9 +144,18 @@ describe('encrypted object store: tampering is detected and never served', () =>
   const size = 6 * SEG + 100;
   const seg = (i: number) => HEADER_SIZE + i * (SEG + TAG_SIZE);
 
-  async function setup(): Promise<{ store: ObjectStore; file: StoredFile; plain: Buffer; alerts: string[]; abs: string }> {
+  async function setup(): Promise<{
+    store: ObjectStore;
+    file: StoredFile;
+    plain: Buffer;
+    alerts: string[];
+    abs: string;
+  }> {
     const alerts: string[] = [];
-    const store = await openStore(newDir(), { keyring, onIntegrityFailure: (p, d) => alerts.push(`${p}: ${d}`) });
+    const store = await openStore(newDir(), {
+      keyring,
+      onIntegrityFailure: (p, d) => alerts.push(`${p}: ${d}`),
+    });
     const plain = randomBytes(size);
     const file = await put(store, plain);
     return { store, file, plain, alerts, abs: store.absolutePath(file.path) };
@@ -240,9 +249,15 @@ describe('encrypted object store: tampering is detected and never served', () =>
 });
 
 describe('encrypted archive: real corpus files', () => {
-  const corpus = ['CT_small.dcm', 'MR_small.dcm', 'rtdose.dcm', 'ExplVR_BigEnd.dcm', 'SC_rgb_rle_2frame.dcm', 'JPEG2000.dcm', 'liver_1frame.dcm'].map(
-    (f) => join(TEST_FILES, f),
-  );
+  const corpus = [
+    'CT_small.dcm',
+    'MR_small.dcm',
+    'rtdose.dcm',
+    'ExplVR_BigEnd.dcm',
+    'SC_rgb_rle_2frame.dcm',
+    'JPEG2000.dcm',
+    'liver_1frame.dcm',
+  ].map((f) => join(TEST_FILES, f));
   let archive: Archive | undefined;
   after(async () => archive?.close());
 
@@ -251,7 +266,12 @@ describe('encrypted archive: real corpus files', () => {
     const events = new EventBus();
     const seen: PacsEvent[] = [];
     events.subscribe((e) => seen.push(e));
-    const a = await openArchive({ dataDir, durability: 'none', keyring: makeKeyring(newKeyEncryptionKey()), events });
+    const a = await openArchive({
+      dataDir,
+      durability: 'none',
+      keyring: makeKeyring(newKeyEncryptionKey()),
+      events,
+    });
     archive = a;
     const { createReadStream } = await import('node:fs');
     for (const path of corpus) {
@@ -263,7 +283,11 @@ describe('encrypted archive: real corpus files', () => {
       const stored = readFileSync(a.store.absolutePath(r.value.file.path));
       const name = (await readDicomFile(path, { stopAtTag: TAG.PixelData })).dataSet.string(TAG.PatientName);
       assert.ok(name && name.length >= 4, `${path} has a patient name`);
-      assert.equal(stored.indexOf(Buffer.from(name, 'latin1')), -1, `${path}: the patient name is not in clear`);
+      assert.equal(
+        stored.indexOf(Buffer.from(name, 'latin1')),
+        -1,
+        `${path}: the patient name is not in clear`,
+      );
       // The pixel data fills the end of these files: a varied 64-byte run after the first 40%.
       let at = Math.floor(source.length * 0.4);
       while (at + 64 < source.length && new Set(source.subarray(at, at + 64)).size <= 2) at += 64;
@@ -308,16 +332,25 @@ describe('key rotation', () => {
       const bytes = randomBytes(Math.floor(Math.random() * 5 * SEG));
       objects.set((await put(store, bytes)).path, bytes);
     }
-    const segmentsBefore = new Map([...objects.keys()].map((p) => [p, readFileSync(store.absolutePath(p)).subarray(HEADER_SIZE)]));
+    const segmentsBefore = new Map(
+      [...objects.keys()].map((p) => [p, readFileSync(store.absolutePath(p)).subarray(HEADER_SIZE)]),
+    );
     const both: Keyring = makeKeyring(k2, [k1]);
     const report = await rotateKeys(store, both);
-    assert.deepEqual({ ...report, failed: report.failed.length }, { checked: 21, rewrapped: 20, current: 0, plain: 1, failed: 0 });
+    assert.deepEqual(
+      { ...report, failed: report.failed.length },
+      { checked: 21, rewrapped: 20, current: 0, plain: 1, failed: 0 },
+    );
     const onlyNew = await openStore(dir, { keyring: makeKeyring(k2) });
     const onlyOld = await openStore(dir, { keyring: makeKeyring(k1) });
     for (const [p, bytes] of objects) {
       assert.deepEqual(await readAll(onlyNew, p), bytes);
       await assert.rejects(onlyOld.openObject(p), isCode('ERR_ARCHIVE_KEY'));
-      assert.deepEqual(readFileSync(store.absolutePath(p)).subarray(HEADER_SIZE), segmentsBefore.get(p), 'segments untouched');
+      assert.deepEqual(
+        readFileSync(store.absolutePath(p)).subarray(HEADER_SIZE),
+        segmentsBefore.get(p),
+        'segments untouched',
+      );
     }
     assert.equal((await readAll(onlyNew, plain.path)).length, 1000);
     const again = await rotateKeys(store, both);
@@ -333,9 +366,15 @@ describe('key files', () => {
     const kek = await writeNewKeyFile(path);
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.deepEqual((await readKeyFile(path)).key, kek.key);
-    await assert.rejects(writeNewKeyFile(path), (e: unknown) => e instanceof KeyFileError && /never overwritten/.test(e.message));
+    await assert.rejects(
+      writeNewKeyFile(path),
+      (e: unknown) => e instanceof KeyFileError && /never overwritten/.test(e.message),
+    );
     const refused = async (p: string, why: RegExp) =>
-      assert.rejects(readKeyFile(p), (e: unknown) => e instanceof KeyFileError && why.test(e.message) && !e.message.includes('\n'));
+      assert.rejects(
+        readKeyFile(p),
+        (e: unknown) => e instanceof KeyFileError && why.test(e.message) && !e.message.includes('\n'),
+      );
     await refused(join(dir, 'missing.json'), /does not exist/);
     chmodSync(path, 0o644);
     await refused(path, /readable by others \(mode 0644\)/);

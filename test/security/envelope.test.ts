@@ -34,7 +34,12 @@ function seal(plain: Buffer, id: Buffer, kek: KeyEncryptionKey, chunk = 100, seg
 /** Opens every segment of a file and joins them. */
 function open(file: Buffer, id: Buffer, kek: KeyEncryptionKey | KeyEncryptionKey[]): Buffer {
   const keys = Array.isArray(kek) ? kek : [kek];
-  const h = openHeader(file.subarray(0, HEADER_SIZE), id, file.length, makeKeyring(keys[0] as KeyEncryptionKey, keys.slice(1)));
+  const h = openHeader(
+    file.subarray(0, HEADER_SIZE),
+    id,
+    file.length,
+    makeKeyring(keys[0] as KeyEncryptionKey, keys.slice(1)),
+  );
   return Buffer.concat(segments(file, h));
 }
 
@@ -89,7 +94,10 @@ describe('envelope: round trips', () => {
   test('the same plaintext gives different files (fresh data key and nonces)', () => {
     const id = randomBytes(16);
     const plain = randomBytes(3 * SEG);
-    assert.notDeepEqual(seal(plain, id, kek).subarray(HEADER_SIZE), seal(plain, id, kek).subarray(HEADER_SIZE));
+    assert.notDeepEqual(
+      seal(plain, id, kek).subarray(HEADER_SIZE),
+      seal(plain, id, kek).subarray(HEADER_SIZE),
+    );
   });
 });
 
@@ -118,7 +126,13 @@ describe('envelope: tampering is detected', () => {
       // A changed key id reads as a key we do not hold: refused too, never opened.
       assert.throws(() => open(f, id, kek), EnvelopeError);
     }
-    for (const at of [HEADER_SIZE, HEADER_SIZE + 10, HEADER_SIZE + SEG, HEADER_SIZE + SEG + TAG_SIZE - 1, file.length - 1]) {
+    for (const at of [
+      HEADER_SIZE,
+      HEADER_SIZE + 10,
+      HEADER_SIZE + SEG,
+      HEADER_SIZE + SEG + TAG_SIZE - 1,
+      file.length - 1,
+    ]) {
       const f = Buffer.from(file);
       f[at] = (f[at] as number) ^ 0x04;
       fails(f);
@@ -167,7 +181,12 @@ describe('envelope: tampering is detected', () => {
     fails(relabelled, id);
     // Our header with a segment of the other object.
     const mixed = Buffer.from(file);
-    other.copy(mixed, HEADER_SIZE + SEG + TAG_SIZE, HEADER_SIZE + SEG + TAG_SIZE, HEADER_SIZE + 2 * (SEG + TAG_SIZE));
+    other.copy(
+      mixed,
+      HEADER_SIZE + SEG + TAG_SIZE,
+      HEADER_SIZE + SEG + TAG_SIZE,
+      HEADER_SIZE + 2 * (SEG + TAG_SIZE),
+    );
     fails(mixed);
   });
 
@@ -175,7 +194,8 @@ describe('envelope: tampering is detected', () => {
     const other = newKeyEncryptionKey();
     assert.throws(
       () => open(file, id, other),
-      (e: unknown) => e instanceof EnvelopeError && e.code === 'ERR_ENVELOPE_NO_KEY' && /not configured/.test(e.message),
+      (e: unknown) =>
+        e instanceof EnvelopeError && e.code === 'ERR_ENVELOPE_NO_KEY' && /not configured/.test(e.message),
     );
     // The right id with other key bytes: the slot tag fails.
     fails(file, id, { id: kek.id, key: other.key });
@@ -210,7 +230,10 @@ describe('envelope: rewrapping', () => {
     const done = Buffer.from(mid);
     w2.bytes.copy(done, w2.offset);
     assert.deepEqual(open(done, id, next), plain);
-    assert.throws(() => open(done, id, old), (e: unknown) => e instanceof EnvelopeError && e.code === 'ERR_ENVELOPE_NO_KEY');
+    assert.throws(
+      () => open(done, id, old),
+      (e: unknown) => e instanceof EnvelopeError && e.code === 'ERR_ENVELOPE_NO_KEY',
+    );
     const hDone = openHeader(done.subarray(0, HEADER_SIZE), id, done.length, both);
     assert.equal(rewrapSlots(done.subarray(0, HEADER_SIZE), hDone, next).length, 0);
     // The segments were not touched.
@@ -231,6 +254,9 @@ describe('key files', () => {
       ['{"type":"pacs-kek","version":1,"id":"zz","key":""}', /"id"/],
       [`{"type":"pacs-kek","version":1,"id":"${kek.id.toString('hex')}","key":"AAAA"}`, /"key"/],
     ] as const)
-      assert.throws(() => parseKeyFile(text, 'k'), (e: unknown) => e instanceof Error && why.test(e.message) && !e.message.includes('\n'));
+      assert.throws(
+        () => parseKeyFile(text, 'k'),
+        (e: unknown) => e instanceof Error && why.test(e.message) && !e.message.includes('\n'),
+      );
   });
 });

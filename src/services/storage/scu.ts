@@ -170,7 +170,11 @@ export async function openArchivedFile(
   return r;
 }
 
-async function inspect(fh: PositionalReader, path: string, size: number): Promise<Result<OpenFile, FileInfoError>> {
+async function inspect(
+  fh: PositionalReader,
+  path: string,
+  size: number,
+): Promise<Result<OpenFile, FileInfoError>> {
   const header = new HeaderBuilder();
   const parser = new DicomParser(header, { stopAtTag: TAG.SOPInstanceUID + 1 });
   header.parser = parser;

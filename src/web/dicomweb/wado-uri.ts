@@ -20,9 +20,9 @@ import type { IndexedInstance } from '../../archive/index/archive-index.js';
 import { lookupUid } from '../../dicom/uid.js';
 import { httpError } from '../errors.js';
 import { parseAccept, rangeMatches } from '../media-type.js';
+import { primed } from '../multipart-writer.js';
 import type { DicomwebContext } from './context.js';
 import { checkUid, UID_PATTERN } from './params.js';
-import { primed } from '../multipart-writer.js';
 import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
 
 /** What the renderer is asked: one frame of one archived object as a JPEG or PNG image. */
