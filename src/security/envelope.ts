@@ -212,7 +212,7 @@ export function openHeader(
   const found = slots.map((s) => ({ slot: s, key: unwrapSlot(fixed, s, keyring) }));
   const valid = found.filter((f) => f.key !== undefined).sort((x, y) => y.slot.sequence - x.slot.sequence);
   const best = valid[0];
-  if (!best || !best.key) {
+  if (!best?.key) {
     const ids = [...new Set(slots.map((s) => s.kekId.toString('hex')))].join(', ');
     const ours = slots.some((s) => keyring.all.some((k) => k.id.equals(s.kekId)));
     throw ours
@@ -246,7 +246,7 @@ export function rewrapSlots(
   const fixed = header.subarray(0, FIXED_SIZE);
   const done = (i: 0 | 1, seq: number): boolean => {
     const s = opened.slots[i];
-    return s !== undefined && s.valid && s.kekId.equals(kek.id) && s.sequence === seq;
+    return s?.valid === true && s.kekId.equals(kek.id) && s.sequence === seq;
   };
   const writes: { offset: number; bytes: Buffer }[] = [];
   const other: 0 | 1 = opened.slot === 0 ? 1 : 0;

@@ -180,10 +180,7 @@ async function stow(
 
   const body = request.body as Readable;
   // Who sent it: the user, else the remote address (an IPv4-mapped IPv6 address as plain IPv4).
-  const source =
-    (request.identity?.kind === 'user' ? request.identity.name : undefined) ??
-    request.ip?.replace(/^::ffff:/, '') ??
-    null;
+  const source = (request.identity?.kind === 'user' ? request.identity.name : undefined) ?? request.ip?.replace(/^::ffff:/, '') ?? null;
   const report: StowReport = { stored: [], failed: [] };
   const metadata: Array<{ json: unknown; part: number }> = [];
   const bulk = new Map<string, BulkPart>();
