@@ -402,6 +402,8 @@ export interface PacsServerOptions {
   readonly startTimeoutMs?: number;
   /** The `pacs` executable (default bin/pacs of this checkout; an A/B bench passes another build's). */
   readonly bin?: string;
+  /** More `storage` settings of its config (e.g. `encryption`). */
+  readonly storage?: Readonly<Record<string, unknown>>;
 }
 
 /** `node bin/pacs server` with a config file of its own, log level warn. */
@@ -409,7 +411,7 @@ export async function startPacsServer(o: PacsServerOptions): Promise<Peer> {
   const durability = o.durability ?? 'fsync';
   mkdirSync(o.dir, { recursive: true });
   const config = join(o.dir, 'pacs.json');
-  writeFileSync(config, JSON.stringify({ storage: { durability } }));
+  writeFileSync(config, JSON.stringify({ storage: { durability, ...o.storage } }));
   const data = join(o.dir, 'data');
   const aet = o.aet ?? 'PACS';
   const { child, port } = await startOnFreePort(

@@ -721,7 +721,7 @@ export class ObjectWriter {
     try {
       if (this.envelope && !this.failure) {
         const { tail, header } = this.envelope.end();
-        this.enqueue(tail);
+        for (const t of tail) this.enqueue(t);
         while (this.pumping) await this.pumping;
         if (this.failure) throw this.failure;
         await this.fh.write(header, 0, header.length, 0);

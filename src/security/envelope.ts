@@ -325,16 +325,15 @@ export class EnvelopeWriter {
     return this.size;
   }
 
-  private seal(bytes: Uint8Array, last: boolean): Buffer {
+  /** Seals one segment into `out`: its ciphertext then its tag (two buffers: no copy to join them). */
+  private seal(bytes: Uint8Array, last: boolean, out: Buffer[]): void {
     const c = createCipheriv('aes-256-gcm', this.dataKey, segmentNonce(this.noncePrefix, this.index));
     c.setAAD(segmentAad(this.objectId, this.index, last));
-    const out = Buffer.allocUnsafe(bytes.length + TAG_SIZE);
     const body = c.update(bytes);
-    out.set(body, 0);
+    if (body.length > 0) out.push(body);
     c.final();
-    out.set(c.getAuthTag(), bytes.length);
+    out.push(c.getAuthTag());
     this.index++;
-    return out;
   }
 
   /** Encrypts `chunk` (not kept): the ciphertext to append, in order (often none). */
@@ -346,7 +345,7 @@ export class EnvelopeWriter {
       const room = this.segmentSize - this.inSegment;
       if (this.inSegment === 0 && chunk.length - at >= this.segmentSize) {
         // A whole segment in the chunk: sealed from it, without gathering.
-        out.push(this.seal(chunk.subarray(at, at + this.segmentSize), false));
+        this.seal(chunk.subarray(at, at + this.segmentSize), false, out);
         at += this.segmentSize;
         this.size += this.segmentSize;
         continue;
@@ -357,7 +356,7 @@ export class EnvelopeWriter {
       this.size += take;
       at += take;
       if (this.inSegment === this.segmentSize) {
-        out.push(this.seal(this.segment, false));
+        this.seal(this.segment, false, out);
         this.inSegment = 0;
       }
     }
@@ -365,10 +364,11 @@ export class EnvelopeWriter {
   }
 
   /** Ends the stream: the last segment (short or empty) with its tag, and the header to write at offset 0. */
-  end(): { readonly tail: Buffer; readonly header: Buffer } {
+  end(): { readonly tail: Buffer[]; readonly header: Buffer } {
     if (this.ended) throw new Error('envelope already ended');
     this.ended = true;
-    const tail = this.seal(this.segment.subarray(0, this.inSegment), true);
+    const tail: Buffer[] = [];
+    this.seal(this.segment.subarray(0, this.inSegment), true, tail);
     const header = Buffer.alloc(HEADER_SIZE);
     ENVELOPE_MAGIC.copy(header, 0);
     header[8] = ENVELOPE_VERSION;

@@ -28,7 +28,7 @@ function seal(plain: Buffer, id: Buffer, kek: KeyEncryptionKey, chunk = 100, seg
   const parts: Buffer[] = [];
   for (let i = 0; i < plain.length; i += chunk) parts.push(...w.push(plain.subarray(i, i + chunk)));
   const { tail, header } = w.end();
-  return Buffer.concat([header, ...parts, tail]);
+  return Buffer.concat([header, ...parts, ...tail]);
 }
 
 /** Opens every segment of a file and joins them. */
