@@ -30,6 +30,7 @@ import {
   folderBytes,
   freePort,
   HOST,
+  httpGetBytes,
   median,
   numberArg,
   printPeers,
@@ -44,24 +45,7 @@ const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
 function retrieve(port: number, path: string): Promise<{ bytes: number; seconds: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: HOST, port, path, agent, headers: { accept: ACCEPT } }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`GET ${path}: ${res.statusCode}`));
-          return;
-        }
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-        });
-        res.on('end', () => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
-  });
+  return httpGetBytes(agent, port, path, ACCEPT);
 }
 
 interface Round {

@@ -538,6 +538,14 @@ class EncryptedObjectHandle implements ObjectHandle {
     return out;
   }
 
+  /** The part of segment `index`'s plaintext that lies in [start, end) of the object. */
+  private within(plain: Buffer, index: number, start: number, end: number): Buffer {
+    const s = index * this.opened.segmentSize;
+    const from = Math.max(start, s) - s;
+    const to = Math.max(from, Math.min(end, s + plain.length) - s);
+    return from === 0 && to === plain.length ? plain : plain.subarray(from, to);
+  }
+
   async read(
     buffer: Uint8Array,
     offset: number,
@@ -552,12 +560,9 @@ class EncryptedObjectHandle implements ObjectHandle {
     const plains = await this.segments(first, last);
     let at = offset;
     for (let i = first; i <= last; i++) {
-      const plain = plains[i - first] as Buffer;
-      const s = i * seg;
-      const from = Math.max(position, s) - s;
-      const to = Math.min(end, s + plain.length) - s;
-      buffer.set(plain.subarray(from, to), at);
-      at += to - from;
+      const part = this.within(plains[i - first] as Buffer, i, position, end);
+      buffer.set(part, at);
+      at += part.length;
     }
     return { bytesRead: at - offset };
   }
@@ -575,11 +580,8 @@ class EncryptedObjectHandle implements ObjectHandle {
       const last = Math.min(first + perRead - 1, lastSegment);
       const plains = await this.segments(first, last);
       for (let i = first; i <= last; i++) {
-        const plain = plains[i - first] as Buffer;
-        const s = i * seg;
-        const from = Math.max(start, s) - s;
-        const to = Math.min(end, s + plain.length) - s;
-        if (to > from) yield from === 0 && to === plain.length ? plain : plain.subarray(from, to);
+        const part = this.within(plains[i - first] as Buffer, i, start, end);
+        if (part.length > 0) yield part;
       }
     }
   }

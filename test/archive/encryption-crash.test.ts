@@ -23,7 +23,7 @@ import { type FileInfo, openArchivedFile, readFileInfo } from '../../src/service
 import { PACS_BIN, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { spawnChild, startPacsServer, tempDir } from '../server/helpers.js';
+import { spawnChild, startPacsServer, storescuAcknowledged, tempDir } from '../server/helpers.js';
 
 const LIMIT_MS = 10 * 60_000;
 
@@ -104,14 +104,7 @@ describe('encryption at rest: crashes', () => {
     } finally {
       await storescu.exited;
     }
-    const acknowledged: string[] = [];
-    let sending: string | undefined;
-    for (const line of storescu.output.split('\n')) {
-      const file = /^I: Sending file: (.*)$/.exec(line);
-      if (file) sending = file[1];
-      if (/^I: Received Store Response \(Success\)$/.test(line) && sending !== undefined)
-        acknowledged.push(sending);
-    }
+    const acknowledged = storescuAcknowledged(storescu.output);
     assert.ok(acknowledged.length >= 100 && acknowledged.length < 300, `${acknowledged.length} acknowledged`);
 
     // Every file among the objects is a whole envelope: opened, authenticated, decrypted to the end.

@@ -115,6 +115,32 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     port = started.port;
   }
 
+  /** DCMTK's getscu (into `dir`) or movescu of one study from the server: its exit, output. */
+  function retrieveStudy(tool: readonly string[], study: string) {
+    const [name, ...extra] = tool;
+    return run(
+      dcmtkTool(name ?? 'getscu'),
+      [
+        '-d',
+        '-S',
+        ...extra,
+        '-aec',
+        'PACS',
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${study}`,
+        '127.0.0.1',
+        String(port),
+      ],
+      { env: DCMTK_ENV },
+    );
+  }
+
+  function getscu(dir: string, study: string) {
+    return retrieveStudy(['getscu', '+B', '-od', dir], study);
+  }
+
   async function stopServer(): Promise<void> {
     const s = server;
     server = undefined;
@@ -184,25 +210,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     const dir = join(work.path, 'getscu');
     await mkdir(dir);
     for (const s of sources) {
-      const r = await run(
-        dcmtkTool('getscu'),
-        [
-          '-d',
-          '-S',
-          '+B',
-          '-aec',
-          'PACS',
-          '-od',
-          dir,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${s.study}`,
-          '127.0.0.1',
-          String(port),
-        ],
-        { env: DCMTK_ENV },
-      );
+      const r = await getscu(dir, s.study);
       const out = r.stdout + r.stderr;
       assert.equal(finalStatus(out), '0x0000', out);
     }
@@ -213,24 +221,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
 
   it('movescu to storescp: every study arrives byte for byte', async () => {
     for (const s of sources) {
-      const r = await run(
-        dcmtkTool('movescu'),
-        [
-          '-d',
-          '-S',
-          '-aec',
-          'PACS',
-          '-aem',
-          'STORESCP',
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${s.study}`,
-          '127.0.0.1',
-          String(port),
-        ],
-        { env: DCMTK_ENV },
-      );
+      const r = await retrieveStudy(['movescu', '-aem', 'STORESCP'], s.study);
       const out = r.stdout + r.stderr;
       assert.equal(finalStatus(out), '0x0000', out);
       assert.equal(finalCount(out, 'Completed'), 1);
@@ -317,25 +308,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     assert.match(server?.output ?? '', /failed its integrity check/);
     const dir = join(work.path, 'getscu-tampered');
     await mkdir(dir);
-    const g = await run(
-      dcmtkTool('getscu'),
-      [
-        '-d',
-        '-S',
-        '+B',
-        '-aec',
-        'PACS',
-        '-od',
-        dir,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${ct.study}`,
-        '127.0.0.1',
-        String(port),
-      ],
-      { env: DCMTK_ENV },
-    );
+    const g = await getscu(dir, ct.study);
     const out = g.stdout + g.stderr;
     assert.equal(finalCount(out, 'Failed'), 1, out);
     assert.notEqual(finalStatus(out), '0x0000');
@@ -379,25 +352,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     const dir = join(work.path, 'getscu-rotated');
     await mkdir(dir);
     for (const s of sources) {
-      const g = await run(
-        dcmtkTool('getscu'),
-        [
-          '-d',
-          '-S',
-          '+B',
-          '-aec',
-          'PACS',
-          '-od',
-          dir,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${s.study}`,
-          '127.0.0.1',
-          String(port),
-        ],
-        { env: DCMTK_ENV },
-      );
+      const g = await getscu(dir, s.study);
       assert.equal(finalStatus(g.stdout + g.stderr), '0x0000', g.stdout + g.stderr);
     }
     const got = await received(dir);
