@@ -1,9 +1,13 @@
 /**
- * `pacs archive rotate-key`: every encrypted object's data key rewrapped under a new
- * key-encryption key, without rewriting the objects (store.rewrapKey: two slot writes, each
- * made durable before the next). Resumable: run again after a crash, it finishes what is left
- * (objects already under the new key cost a header read); every object stays readable with the
- * old or the new key whenever it stops.
+ * Passes over every object of a store for encryption at rest (issue 14):
+ *   rotateKeys (`pacs archive rotate-key`): every encrypted object's data key rewrapped under a new
+ *     key-encryption key, without rewriting the objects (store.rewrapKey: two slot writes, each
+ *     made durable before the next). Every object stays readable with the old or the new key
+ *     whenever it stops.
+ *   encryptObjects (`pacs archive encrypt`): the plain objects of an archive encrypted in place
+ *     (store.encryptObject: a temporary file renamed over the plain one).
+ * Both are resumable: run again after a crash, they finish what is left (objects already done
+ * cost a header read).
  */
 import type { Keyring } from '../security/envelope.js';
 import type { ObjectStore } from './store.js';
@@ -34,26 +38,67 @@ export interface RotationReport {
 export async function rotateKeys(
   store: ObjectStore,
   keyring: Keyring,
-  options: { readonly onProgress?: (p: RotationProgress) => void; readonly concurrency?: number } = {},
+  options: ObjectPassOptions = {},
 ): Promise<RotationReport> {
   const counts = { checked: 0, rewrapped: 0, current: 0, plain: 0 };
+  const failed = await eachObject(store, options, async (path) => {
+    counts[await store.rewrapKey(path, keyring)]++;
+    counts.checked++;
+  });
+  return { ...counts, checked: counts.checked + failed.length, failed };
+}
+
+export interface EncryptionReport {
+  readonly checked: number;
+  /** Plain objects encrypted in place. */
+  readonly encrypted: number;
+  /** Encrypted already. */
+  readonly already: number;
+  readonly failed: readonly { readonly path: string; readonly reason: string }[];
+}
+
+/** Encrypts every plain object of the store in place (`pacs archive encrypt`), under its keyring's current key. */
+export async function encryptObjects(
+  store: ObjectStore,
+  options: ObjectPassOptions = {},
+): Promise<EncryptionReport> {
+  const counts = { checked: 0, encrypted: 0, already: 0 };
+  const failed = await eachObject(store, options, async (path) => {
+    counts[await store.encryptObject(path)]++;
+    counts.checked++;
+  });
+  return { ...counts, checked: counts.checked + failed.length, failed };
+}
+
+export interface ObjectPassOptions {
+  readonly onProgress?: (p: RotationProgress) => void;
+  readonly concurrency?: number;
+}
+
+/** Runs `work` on every object file, `concurrency` at a time; returns the failures (path, reason). */
+async function eachObject(
+  store: ObjectStore,
+  options: ObjectPassOptions,
+  work: (path: string) => Promise<void>,
+): Promise<{ path: string; reason: string }[]> {
   const failed: { path: string; reason: string }[] = [];
   const running = new Set<Promise<void>>();
   const limit = options.concurrency ?? 4;
+  let checked = 0;
   for await (const file of store.walkObjects()) {
     const job = (async () => {
       try {
-        counts[await store.rewrapKey(file.path, keyring)]++;
+        await work(file.path);
       } catch (e) {
         failed.push({ path: file.path, reason: e instanceof Error ? e.message : String(e) });
       }
-      counts.checked++;
-      options.onProgress?.({ fraction: file.fraction, checked: counts.checked });
+      checked++;
+      options.onProgress?.({ fraction: file.fraction, checked });
     })();
     running.add(job);
     void job.finally(() => running.delete(job));
     if (running.size >= limit) await Promise.race(running);
   }
   await Promise.all(running);
-  return { ...counts, failed };
+  return failed;
 }

@@ -301,6 +301,34 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Encrypts a plain stored object in place under `keyring.current` (`pacs archive encrypt`): the
+   * envelope is written to a temporary file as the object is read, made durable, then renamed over
+   * the plain file, so the object at `path` is whole, plain or encrypted, at every moment. Same
+   * path, same Part-10 bytes (the index needs no change). 'already' for an encrypted object.
+   */
+  async encryptObject(path: string): Promise<'encrypted' | 'already'> {
+    if (!this.keyring) throw new ArchiveError('ERR_ARCHIVE_KEY', 'no key-encryption key to encrypt with');
+    const source = await this.openObject(path);
+    let writer: ObjectWriter | undefined;
+    try {
+      if (!(source instanceof PlainObjectHandle)) return 'already';
+      const id = objectIdOf(path).toString('hex');
+      const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}${PART}`);
+      const fh = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      this.active.add(tmpPath);
+      const envelope = new EnvelopeWriter(Buffer.from(id, 'hex'), this.keyring.current, this.segmentSize);
+      writer = new ObjectWriter(this, id, tmpPath, fh, this.highWaterMark, envelope, true);
+      for await (const chunk of source.chunks()) if (!writer.write(chunk)) await writer.drain();
+      const done = await writer.commit();
+      if (!done.ok) throw done.error;
+      return 'encrypted';
+    } finally {
+      await writer?.abort();
+      await source.close();
+    }
+  }
+
   /** Removes a stored object; false when it was not there. */
   async remove(path: string): Promise<boolean> {
     try {
@@ -617,6 +645,8 @@ export class ObjectWriter {
   private ending: Promise<unknown> | undefined;
   /** With encryption: the segments are sealed here, the header written at commit. */
   private readonly envelope: EnvelopeWriter | undefined;
+  /** Rewrites an object that exists under this id (encryptObject): commit replaces it atomically. */
+  private readonly replacing: boolean;
 
   /** @internal Made by ObjectStore.beginObject. */
   constructor(
@@ -626,6 +656,7 @@ export class ObjectWriter {
     fh: FileHandle,
     highWaterMark: number,
     envelope?: EnvelopeWriter,
+    replacing = false,
   ) {
     this.store = store;
     this.id = id;
@@ -633,6 +664,7 @@ export class ObjectWriter {
     this.fh = fh;
     this.highWaterMark = highWaterMark;
     this.envelope = envelope;
+    this.replacing = replacing;
     // The header's place is left for commit(), which writes it last, before the fsync.
     if (envelope) this.written = HEADER_SIZE;
   }
@@ -741,8 +773,9 @@ export class ObjectWriter {
       const error = fileError(`committing object ${this.id}`, e);
       if (!closed) await this.fh.close().catch(() => undefined);
       await this.removeTemp();
-      // If the rename happened and the folder sync failed, the object is not known durable: take it back.
-      await this.store.remove(ObjectStore.pathOf(this.id)).catch(() => undefined);
+      // If the rename happened and the folder sync failed, the object is not known durable: take it
+      // back (not when it replaced an object in place: the file there is then the old or the new one).
+      if (!this.replacing) await this.store.remove(ObjectStore.pathOf(this.id)).catch(() => undefined);
       this.state = 'aborted';
       return err(error);
     }

@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { type Archive, openArchive } from '../../src/archive/archive.js';
 import { ArchiveError } from '../../src/archive/errors.js';
-import { rotateKeys } from '../../src/archive/key-rotation.js';
+import { encryptObjects, rotateKeys } from '../../src/archive/key-rotation.js';
 import { ObjectStore, type ObjectStoreOptions, type StoredFile } from '../../src/archive/store.js';
 import { EventBus, type PacsEvent } from '../../src/core/events.js';
 import { TAG } from '../../src/dicom/dictionary.js';
@@ -20,13 +20,15 @@ import { readDicomFile } from '../../src/io/dicom-file.js';
 import {
   envelopeSize,
   HEADER_SIZE,
+  isEnvelope,
   type Keyring,
   makeKeyring,
   newKeyEncryptionKey,
   TAG_SIZE,
 } from '../../src/security/envelope.js';
-import { KeyFileError, readKeyFile, writeNewKeyFile } from '../../src/security/key-file.js';
+import { formatKeyFile, KeyFileError, readKeyFile, writeNewKeyFile } from '../../src/security/key-file.js';
 import { openArchivedFile, readFileInfo } from '../../src/services/storage/scu.js';
+import { runPacs } from '../helpers/cli.js';
 import { TEST_FILES } from '../helpers/corpus.js';
 import { tempDir } from './helpers.js';
 
@@ -356,6 +358,39 @@ describe('key rotation', () => {
     const again = await rotateKeys(store, both);
     assert.equal(again.current, 20, 'a second run has nothing left to do');
     assert.equal(again.rewrapped, 0);
+  });
+});
+
+describe('pacs archive encrypt', () => {
+  test('encrypts the plain objects of an archive in place: same paths, same bytes; resumable', async () => {
+    const dir = newDir();
+    const plainStore = await openStore(dir);
+    const objects = new Map<string, Buffer>();
+    for (let i = 0; i < 12; i++) {
+      const bytes = randomBytes(Math.floor(Math.random() * 4 * SEG));
+      objects.set((await put(plainStore, bytes)).path, bytes);
+    }
+    const kek = newKeyEncryptionKey();
+    const store = await openStore(dir, { keyring: makeKeyring(kek) });
+    const sealed = await put(store, randomBytes(500));
+    const report = await encryptObjects(store, { concurrency: 3 });
+    assert.deepEqual(
+      { ...report, failed: report.failed.length },
+      { checked: 13, encrypted: 12, already: 1, failed: 0 },
+    );
+    for (const [p, bytes] of objects) {
+      assert.ok(isEnvelope(readFileSync(store.absolutePath(p))), `${p} encrypted on disk`);
+      assert.deepEqual(await readAll(store, p), bytes);
+    }
+    assert.equal(readdirSync(join(dir, 'tmp')).length, 0, 'no temporary file left');
+    // The command line, run again: nothing left to do.
+    const keyFile = join(dir, 'kek.json');
+    writeFileSync(keyFile, formatKeyFile(kek), { mode: 0o600 });
+    const r = await runPacs(['archive', 'encrypt', '--data', dir, '--key-file', keyFile, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const cli = JSON.parse(r.stdout) as { checked: number; encrypted: number; already: number };
+    assert.deepEqual([cli.checked, cli.encrypted, cli.already], [13, 0, 13]);
+    assert.ok(sealed.size === 500);
   });
 });
 
