@@ -26,7 +26,13 @@ import {
   newKeyEncryptionKey,
   TAG_SIZE,
 } from '../../src/security/envelope.js';
-import { formatKeyFile, KeyFileError, readKeyFile, writeNewKeyFile } from '../../src/security/key-file.js';
+import {
+  formatKeyFile,
+  KeyFileError,
+  keyringOf,
+  readKeyFile,
+  writeNewKeyFile,
+} from '../../src/security/key-file.js';
 import { openArchivedFile, readFileInfo } from '../../src/services/storage/scu.js';
 import { runPacs } from '../helpers/cli.js';
 import { TEST_FILES } from '../helpers/corpus.js';
@@ -190,6 +196,20 @@ describe('encrypted object store: tampering is detected and never served', () =>
       flip(s.abs, at);
       await assertRefused(s);
     });
+
+  test('a range away from a damaged segment reads (only the segments a read covers are decrypted); one over it fails', async () => {
+    const s = await setup();
+    flip(s.abs, seg(5) + 9);
+    const h = await s.store.openObject(s.file.path);
+    try {
+      const buf = Buffer.alloc(2 * SEG);
+      assert.equal((await h.read(buf, 0, buf.length, SEG + 10)).bytesRead, buf.length);
+      assert.deepEqual(buf, s.plain.subarray(SEG + 10, 3 * SEG + 10));
+      await assert.rejects(h.read(buf, 0, 100, 5 * SEG + 50), isCode('ERR_ARCHIVE_INTEGRITY'));
+    } finally {
+      await h.close();
+    }
+  });
 
   test('a flipped byte in one key slot is survived (the other slot), in both it is refused', async () => {
     const s = await setup();
@@ -395,6 +415,14 @@ describe('pacs archive encrypt', () => {
 });
 
 describe('key files', () => {
+  test('previousKeyFiles without keyFile is refused; no keyFile is no encryption', async () => {
+    assert.equal(await keyringOf({}), undefined);
+    await assert.rejects(
+      keyringOf({ previousKeyFiles: ['x'] }),
+      (e: unknown) => e instanceof KeyFileError && /without/.test(e.message),
+    );
+  });
+
   test('new-key writes mode 0600 and refuses to overwrite; bad files refused with one-line reasons', async () => {
     const dir = newDir();
     const path = join(dir, 'kek.json');
