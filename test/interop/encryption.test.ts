@@ -279,7 +279,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     assert.deepEqual(part.body, whole.body.subarray(1000, 21000));
   });
 
-  it('a flipped byte: HTTP 500 ERR_ARCHIVE_INTEGRITY with a log line, a failed C-GET sub-operation, never wrong bytes', async () => {
+  it('a flipped byte: HTTP 500 ERR_ARCHIVE_INTEGRITY with a log line, a failed C-GET and C-MOVE sub-operation, never wrong bytes', async () => {
     const ct = sources.find((s) => s.info.path.endsWith('CT_small.dcm')) as Source;
     // Find the CT's object file by reading each through a WADO-RS instance retrieve... the index path is
     // not exposed: flip the file whose plaintext size matches (the CT is the only one of its size).
@@ -312,6 +312,10 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     const out = g.stdout + g.stderr;
     assert.equal(finalCount(out, 'Failed'), 1, out);
     assert.notEqual(finalStatus(out), '0x0000');
+    const m = await retrieveStudy(['movescu', '-aem', 'STORESCP'], ct.study);
+    const moved = m.stdout + m.stderr;
+    assert.equal(finalCount(moved, 'Failed'), 1, moved);
+    assert.equal(finalCount(moved, 'Completed'), 0, moved);
     for (const f of await readdir(dir)) {
       const got = await readFileInfo(join(dir, f));
       assert.ok(
