@@ -384,9 +384,6 @@ export {
 } from './archive/archive.js';
 /** Archive failures (disk full, missing file, ...) with a stable code. */
 export { ArchiveError, type ArchiveErrorCode } from './archive/errors.js';
-/** Encryption at rest: key-encryption keys and key files (openArchive's `keyring`). */
-export { type KeyEncryptionKey, type Keyring, makeKeyring, newKeyEncryptionKey } from './security/envelope.js';
-export { KeyFileError, keyringOf, loadKeyring, readKeyFile, writeNewKeyFile } from './security/key-file.js';
 /** The index port the query, retrieve and storage services use. */
 export type { ArchiveIndex, IndexEngine } from './archive/index/archive-index.js';
 /** The in-memory index (tests, embedding without a database). */
@@ -417,6 +414,14 @@ export type {
   WorklistItem,
   WorklistStore,
 } from './archive/worklist/worklist-store.js';
+/** Encryption at rest: key-encryption keys and key files (openArchive's `keyring`). */
+export {
+  type KeyEncryptionKey,
+  type Keyring,
+  makeKeyring,
+  newKeyEncryptionKey,
+} from './security/envelope.js';
+export { KeyFileError, keyringOf, loadKeyring, readKeyFile, writeNewKeyFile } from './security/key-file.js';
 
 // --- server: the composition root -----------------------------------------------------------------
 
