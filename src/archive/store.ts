@@ -306,6 +306,7 @@ export class ObjectStore {
    * envelope is written to a temporary file as the object is read, made durable, then renamed over
    * the plain file, so the object at `path` is whole, plain or encrypted, at every moment. Same
    * path, same Part-10 bytes (the index needs no change). 'already' for an encrypted object.
+   * Not for a store a server is using: an object it removes meanwhile would be renamed back.
    */
   async encryptObject(path: string): Promise<'encrypted' | 'already'> {
     if (!this.keyring) throw new ArchiveError('ERR_ARCHIVE_KEY', 'no key-encryption key to encrypt with');

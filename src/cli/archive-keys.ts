@@ -60,7 +60,9 @@ export function registerKeyCommands(archive: Command): void {
     });
   archive
     .command('encrypt')
-    .description('encrypt in place the objects stored before encryption was turned on (resumable)')
+    .description(
+      'encrypt in place the objects stored before encryption was turned on (server stopped; resumable)',
+    )
     .option('--data <dir>', 'the data folder (default ./data)')
     .requiredOption('--key-file <file>', 'the key-encryption key (storage.encryption.keyFile)')
     .option('--json', 'print the report as JSON on standard output')
