@@ -306,6 +306,12 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
     assert.equal(body.code, 'ERR_ARCHIVE_INTEGRITY');
     assert.match(body.reason, /failed its integrity check/);
     assert.match(server?.output ?? '', /failed its integrity check/);
+    // The study as multipart: the first part is read before the answer starts, so a 500 too.
+    const study = await get(`${base}/studies/${ct.study}`, {
+      accept: 'multipart/related; type="application/dicom"; transfer-syntax=*',
+    });
+    assert.equal(study.status, 500, study.body.toString());
+    assert.equal((JSON.parse(study.body.toString()) as { code: string }).code, 'ERR_ARCHIVE_INTEGRITY');
     const dir = join(work.path, 'getscu-tampered');
     await mkdir(dir);
     const g = await getscu(dir, ct.study);

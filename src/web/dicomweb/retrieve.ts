@@ -42,7 +42,13 @@ import {
 } from '../../dicom/uid.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
-import { FILE_CHUNK, type MultipartPart, primed, sendMultipart } from '../multipart-writer.js';
+import {
+  FILE_CHUNK,
+  type MultipartPart,
+  primed,
+  primedFirstPart,
+  sendMultipart,
+} from '../multipart-writer.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
 import { type ZipEntry, zipChunks } from './zip.js';
@@ -356,7 +362,7 @@ async function retrieve(
       };
     }
   }
-  return sendMultipart(reply, 'application/dicom', logged(parts(), logger, request));
+  return sendMultipart(reply, 'application/dicom', logged(await primedFirstPart(parts()), logger, request));
 }
 
 async function firstOf<T>(items: AsyncIterable<T>): Promise<T | undefined> {
