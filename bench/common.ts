@@ -12,6 +12,7 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -297,6 +298,36 @@ export function printTable(
   for (const r of rows) console.log(line(r));
 }
 
+/**
+ * One HTTP GET with a persistent client (`agent`): bytes and seconds; the body is read and dropped.
+ * Anything but 200 rejects.
+ */
+export function httpGetBytes(
+  agent: http.Agent,
+  port: number,
+  path: string,
+  accept: string,
+): Promise<{ bytes: number; seconds: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: HOST, port, path, agent, headers: { accept } }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`GET ${path}: ${res.statusCode}`));
+          return;
+        }
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+        });
+        res.on('end', () => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
 /** Prints what each peer is and how it is configured (the figures are meaningless without it). */
 export function printPeers(peers: ReadonlyArray<{ readonly name: string; readonly config: string }>): void {
   console.log('peers:');
@@ -402,6 +433,8 @@ export interface PacsServerOptions {
   readonly startTimeoutMs?: number;
   /** The `pacs` executable (default bin/pacs of this checkout; an A/B bench passes another build's). */
   readonly bin?: string;
+  /** More `storage` settings of its config (e.g. `encryption`). */
+  readonly storage?: Readonly<Record<string, unknown>>;
 }
 
 /** `node bin/pacs server` with a config file of its own, log level warn. */
@@ -409,7 +442,7 @@ export async function startPacsServer(o: PacsServerOptions): Promise<Peer> {
   const durability = o.durability ?? 'fsync';
   mkdirSync(o.dir, { recursive: true });
   const config = join(o.dir, 'pacs.json');
-  writeFileSync(config, JSON.stringify({ storage: { durability } }));
+  writeFileSync(config, JSON.stringify({ storage: { durability, ...o.storage } }));
   const data = join(o.dir, 'data');
   const aet = o.aet ?? 'PACS';
   const { child, port } = await startOnFreePort(

@@ -42,6 +42,7 @@ import {
   fmt,
   HOST,
   have,
+  httpGetBytes,
   median,
   mib,
   numberArg,
@@ -122,26 +123,8 @@ async function startOrthanc(dir: string): Promise<Started & { version: string }>
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-/** One retrieve with a persistent Node client: bytes and seconds; the body is read and dropped. */
 function nodeRetrieve(port: number, path: string): Promise<{ bytes: number; seconds: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: HOST, port, path, agent, headers: { accept: ACCEPT } }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`GET ${path}: ${res.statusCode}`));
-          return;
-        }
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-        });
-        res.on('end', () => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
-  });
+  return httpGetBytes(agent, port, path, ACCEPT);
 }
 
 /** One retrieve with curl (its own transfer time, process start not counted), output to /dev/null. */

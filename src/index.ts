@@ -466,6 +466,14 @@ export type {
   WorklistItem,
   WorklistStore,
 } from './archive/worklist/worklist-store.js';
+/** Encryption at rest: key-encryption keys and key files (openArchive's `keyring`). */
+export {
+  type KeyEncryptionKey,
+  type Keyring,
+  makeKeyring,
+  newKeyEncryptionKey,
+} from './security/envelope.js';
+export { KeyFileError, keyringOf, loadKeyring, readKeyFile, writeNewKeyFile } from './security/key-file.js';
 
 // --- identity: users, roles, API tokens, sessions (issue 14) ----------------------------------------
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
+import type { Keyring } from '../security/envelope.js';
 import { ArchiveError } from './errors.js';
 import type { ArchiveIndex, IndexedInstance, IndexWarning } from './index/archive-index.js';
 import { describeInstance } from './index/extract.js';
@@ -60,6 +61,8 @@ export interface OpenArchiveOptions extends ArchiveOptions {
   readonly durability?: Durability;
   readonly minFreeBytes?: number;
   readonly groupCommit?: GroupCommitOptions;
+  /** Encryption at rest (security/envelope.ts): new objects sealed under its current key. */
+  readonly keyring?: Keyring;
 }
 
 export class Archive {
@@ -298,9 +301,16 @@ function indexFailure(uid: string, cause: unknown): ArchiveError {
 /** Opens the store and the index of a data folder (creating what is missing, running migrations). */
 export async function openArchive(options: OpenArchiveOptions): Promise<Archive> {
   const durability = options.durability ?? 'fsync';
+  const { logger, events } = options;
   const store = await ObjectStore.open({
     dataDir: options.dataDir,
     durability,
+    ...(options.keyring ? { keyring: options.keyring } : {}),
+    // A tampered object is never served: the reader gets ERR_ARCHIVE_INTEGRITY, the officer an alert.
+    onIntegrityFailure: (path, detail) => {
+      logger?.error({ path, detail }, `object ${path} failed its integrity check: ${detail}`);
+      events?.emit({ type: 'security-alert', kind: 'integrity-failure', detail: `${path}: ${detail}` });
+    },
     ...(options.minFreeBytes === undefined ? {} : { minFreeBytes: options.minFreeBytes }),
   });
   const { index } = await openIndex(options.dbUrl ?? `sqlite:${join(store.dataDir, 'index.sqlite')}`, {

@@ -26,7 +26,11 @@ export type ArchiveErrorCode =
   /** The index schema is newer than this program knows, or its URL is not one we open. */
   | 'ERR_ARCHIVE_SCHEMA'
   /** An object handle was used after commit or abort, or the archive is closed. */
-  | 'ERR_ARCHIVE_STATE';
+  | 'ERR_ARCHIVE_STATE'
+  /** An encrypted object file fails its authentication: tampered, truncated, swapped. Never served. */
+  | 'ERR_ARCHIVE_INTEGRITY'
+  /** An object is encrypted under a key-encryption key that is not configured. */
+  | 'ERR_ARCHIVE_KEY';
 
 export class ArchiveError extends PacsError {
   override readonly code: ArchiveErrorCode;

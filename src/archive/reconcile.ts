@@ -8,7 +8,7 @@
  * The files (walked in path order) and the index rows (read in path order, a page at a time)
  * are merged like two sorted lists, so memory stays bounded whatever the archive's size.
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 import type { DataSet } from '../dicom/dataset.js';
 import { TAG } from '../dicom/dictionary.js';
@@ -58,6 +58,8 @@ export interface CapturedFile {
   readonly meta: DataSet | undefined;
   readonly dataSet: DataSet;
   readonly transferSyntax: string;
+  /** Bytes of the Part-10 object (an encrypted file is larger on disk). */
+  readonly size: number;
   /** The WADO-RS documents with file offsets. */
   readonly metadata: () => InstanceMetadataDocs;
 }
@@ -66,11 +68,12 @@ export interface CapturedFile {
  * Reads a whole object file through the capture of the ingest path: values over the header limits
  * are not held, only their offsets. Throws DicomParseError for a file that is not DICOM.
  */
-export async function captureObjectFile(path: string): Promise<CapturedFile> {
+export async function captureObjectFile(store: ObjectStore, path: string): Promise<CapturedFile> {
   const capture = new MetadataCapture();
   const parser = new DicomParser(capture, { format: 'part10' });
   capture.track(() => parser.offset);
-  const fh = await open(path, 'r');
+  const fh = await store.openObject(path);
+  const size = fh.size;
   try {
     for await (const chunk of readChunks(fh, 0, 64 * 1024)) parser.write(chunk);
     parser.end();
@@ -81,6 +84,7 @@ export async function captureObjectFile(path: string): Promise<CapturedFile> {
     meta: capture.fileMeta,
     dataSet: capture.root,
     transferSyntax: parser.transferSyntaxUid || capture.transferSyntax,
+    size,
     // The parser read the file itself: its offsets are file offsets.
     metadata: () => capture.finish(0),
   };
@@ -126,7 +130,7 @@ export async function reconcile(
     let header: CapturedFile;
     try {
       // The whole file: the frame layout and the attributes after Pixel Data are kept too.
-      header = await captureObjectFile(file.absolutePath);
+      header = await captureObjectFile(store, file.path);
     } catch (e) {
       unreadableFiles.push(file.path);
       log?.warn({ err: e, path: file.path }, 'object file is not readable DICOM: left in place');
@@ -138,7 +142,7 @@ export async function reconcile(
       {
         transferSyntaxUid: header.transferSyntax,
         path: file.path,
-        size: info.size,
+        size: header.size,
         receivedAt: info.mtime,
         callingAet:
           meta?.string(TAG.SendingApplicationEntityTitle) ??

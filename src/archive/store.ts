@@ -6,12 +6,31 @@
  * DATA/tmp/<id>.part; commit() fsyncs it, renames it into place and fsyncs the folder, so after a
  * crash an object file is either complete or absent. Concurrent commits into one folder share its
  * fsync. abort() removes the temporary file. Below a free-space floor no object is begun.
+ *
+ * Encryption at rest (issue 14, security/envelope.ts): with a keyring, new objects are written as
+ * envelopes (AES-256-GCM segments under a per-object data key wrapped by the current KEK) as they
+ * stream, and openObject() decrypts only the segments a read needs. Files are told apart by their
+ * first bytes, so a store with a key reads the plain objects stored before it had one.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
+import {
+  EnvelopeError,
+  EnvelopeWriter,
+  HEADER_SIZE,
+  isEnvelope,
+  type Keyring,
+  type OpenedHeader,
+  openHeader,
+  openSegment,
+  rewrapSlots,
+  segmentCount,
+  segmentPlace,
+  TAG_SIZE,
+} from '../security/envelope.js';
 import { ArchiveError, fileError } from './errors.js';
 import { FolderSyncer, fsyncFolder } from './fsync.js';
 
@@ -26,6 +45,12 @@ export interface ObjectStoreOptions {
   readonly minFreeBytes?: number;
   /** Bytes queued per object before write() returns false and the writer should await drain() (default 1 MiB). */
   readonly highWaterMark?: number;
+  /** Encrypts new objects under `keyring.current` and opens objects sealed under any of its keys. */
+  readonly keyring?: Keyring;
+  /** Plaintext bytes per encrypted segment (default 64 KiB). */
+  readonly segmentSize?: number;
+  /** Told of every object found tampered with (before the ERR_ARCHIVE_INTEGRITY is thrown). */
+  readonly onIntegrityFailure?: (path: string, detail: string) => void;
 }
 
 export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
@@ -43,6 +68,7 @@ export interface StoredFile {
   readonly id: string;
   /** Relative to the data folder, '/' separated: what the index keeps. */
   readonly path: string;
+  /** Bytes of the Part-10 object (what the index keeps; an encrypted file is larger on disk). */
   readonly size: number;
 }
 
@@ -66,6 +92,9 @@ export class ObjectStore {
   readonly durability: Durability;
   readonly minFreeBytes: number;
   private readonly highWaterMark: number;
+  readonly keyring: Keyring | undefined;
+  private readonly segmentSize: number | undefined;
+  private readonly onIntegrityFailure: ((path: string, detail: string) => void) | undefined;
   private readonly objectsDir: string;
   private readonly tmpDir: string;
   private readonly dirSync = new FolderSyncer();
@@ -84,6 +113,9 @@ export class ObjectStore {
     this.durability = options.durability ?? 'fsync';
     this.minFreeBytes = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
+    this.keyring = options.keyring;
+    this.segmentSize = options.segmentSize;
+    this.onIntegrityFailure = options.onIntegrityFailure;
     this.objectsDir = join(this.dataDir, OBJECTS);
     this.tmpDir = join(this.dataDir, TMP);
   }
@@ -133,7 +165,10 @@ export class ObjectStore {
       const tmpPath = join(this.tmpDir, id + PART);
       const fh = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
       this.active.add(tmpPath);
-      return ok(new ObjectWriter(this, id, tmpPath, fh, this.highWaterMark));
+      const envelope = this.keyring
+        ? new EnvelopeWriter(Buffer.from(id, 'hex'), this.keyring.current, this.segmentSize)
+        : undefined;
+      return ok(new ObjectWriter(this, id, tmpPath, fh, this.highWaterMark, envelope));
     } catch (e) {
       return err(fileError('cannot begin an object file', e));
     }
@@ -185,10 +220,71 @@ export class ObjectStore {
     const fh = await open(this.absolutePath(path), 'r');
     try {
       const { size } = await fh.stat();
-      return new PlainObjectHandle(fh, size);
+      const head = Buffer.allocUnsafe(Math.min(size, HEADER_SIZE));
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      if (!isEnvelope(head.subarray(0, bytesRead))) return new PlainObjectHandle(fh, size);
+      const opened = this.openEnvelope(path, head.subarray(0, bytesRead), size);
+      return new EncryptedObjectHandle(fh, opened, (detail) => this.integrityFailure(path, detail));
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw e;
+    }
+  }
+
+  /** Authenticates an envelope header and unwraps its data key, or throws the ArchiveError that says why not. */
+  private openEnvelope(
+    path: string,
+    head: Uint8Array,
+    fileSize: number,
+    keyring = this.keyring,
+  ): OpenedHeader {
+    if (!keyring)
+      throw new ArchiveError(
+        'ERR_ARCHIVE_KEY',
+        `${path} is encrypted and no storage.encryption.keyFile is configured`,
+      );
+    try {
+      return openHeader(head, objectIdOf(path), fileSize, keyring);
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      if (e.code === 'ERR_ENVELOPE_NO_KEY')
+        throw new ArchiveError('ERR_ARCHIVE_KEY', `${path}: ${e.message}`);
+      throw this.integrityFailure(path, e.message);
+    }
+  }
+
+  /** Reports a tampered object and returns the error to throw. */
+  private integrityFailure(path: string, detail: string): ArchiveError {
+    try {
+      this.onIntegrityFailure?.(path, detail);
+    } catch {
+      // An observer's failure never hides the integrity error.
+    }
+    return new ArchiveError('ERR_ARCHIVE_INTEGRITY', `object ${path} failed its integrity check: ${detail}`);
+  }
+
+  /**
+   * Rewraps an encrypted object's data key under `keyring.current` without rewriting the object
+   * (security/envelope.ts rewrapSlots: two slot writes, each made durable before the next, so a
+   * crash leaves it readable under the old or the new key). `keyring` holds the new key and the
+   * old ones. 'plain' for an object not encrypted, 'current' when nothing was left to do.
+   */
+  async rewrapKey(path: string, keyring: Keyring): Promise<'rewrapped' | 'current' | 'plain'> {
+    const fh = await open(this.absolutePath(path), 'r+');
+    try {
+      const { size } = await fh.stat();
+      const head = Buffer.alloc(Math.min(size, HEADER_SIZE));
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      if (!isEnvelope(head.subarray(0, bytesRead))) return 'plain';
+      const opened = this.openEnvelope(path, head.subarray(0, bytesRead), size, keyring);
+      const writes = rewrapSlots(head, opened, keyring.current);
+      for (const w of writes) {
+        await fh.write(w.bytes, 0, w.bytes.length, w.offset);
+        await fh.datasync();
+      }
+      return writes.length === 0 ? 'current' : 'rewrapped';
+    } finally {
+      await fh.close();
     }
   }
 
@@ -202,6 +298,35 @@ export class ObjectStore {
       yield* handle.chunks(options);
     } finally {
       await handle.close();
+    }
+  }
+
+  /**
+   * Encrypts a plain stored object in place under `keyring.current` (`pacs archive encrypt`): the
+   * envelope is written to a temporary file as the object is read, made durable, then renamed over
+   * the plain file, so the object at `path` is whole, plain or encrypted, at every moment. Same
+   * path, same Part-10 bytes (the index needs no change). 'already' for an encrypted object.
+   * Not for a store a server is using: an object it removes meanwhile would be renamed back.
+   */
+  async encryptObject(path: string): Promise<'encrypted' | 'already'> {
+    if (!this.keyring) throw new ArchiveError('ERR_ARCHIVE_KEY', 'no key-encryption key to encrypt with');
+    const source = await this.openObject(path);
+    let writer: ObjectWriter | undefined;
+    try {
+      if (!(source instanceof PlainObjectHandle)) return 'already';
+      const id = objectIdOf(path).toString('hex');
+      const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}${PART}`);
+      const fh = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      this.active.add(tmpPath);
+      const envelope = new EnvelopeWriter(Buffer.from(id, 'hex'), this.keyring.current, this.segmentSize);
+      writer = new ObjectWriter(this, id, tmpPath, fh, this.highWaterMark, envelope, true);
+      for await (const chunk of source.chunks()) if (!writer.write(chunk)) await writer.drain();
+      const done = await writer.commit();
+      if (!done.ok) throw done.error;
+      return 'encrypted';
+    } finally {
+      await writer?.abort();
+      await source.close();
     }
   }
 
@@ -324,6 +449,14 @@ export class ObjectStore {
   }
 }
 
+/** The 16-byte object id of an object path (objects/ab/cd/<32 hex>.dcm). */
+function objectIdOf(path: string): Buffer {
+  const m = /([0-9a-f]{32})\.dcm$/.exec(path);
+  if (!m?.[1])
+    throw new ArchiveError('ERR_ARCHIVE_INTEGRITY', `${JSON.stringify(path)} does not name an object id`);
+  return Buffer.from(m[1], 'hex');
+}
+
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
@@ -386,6 +519,108 @@ class PlainObjectHandle implements ObjectHandle {
   }
 }
 
+/**
+ * An encrypted object open for reading: reads decrypt only the segments they cover, and each
+ * segment's plaintext is handed out only after its tag checks. The last segment opened is kept
+ * (readers go forward in small reads: a header, then PDV-sized pieces).
+ */
+class EncryptedObjectHandle implements ObjectHandle {
+  readonly size: number;
+  private cached: { index: number; plain: Buffer } | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly opened: OpenedHeader,
+    private readonly failed: (detail: string) => ArchiveError,
+  ) {
+    this.size = opened.plaintextSize;
+  }
+
+  /** Opens segments `first`..`last` with one file read. */
+  private async segments(first: number, last: number): Promise<Buffer[]> {
+    const { plaintextSize, segmentSize } = this.opened;
+    if (this.cached && first === last && this.cached.index === first) return [this.cached.plain];
+    const from = segmentPlace(first, plaintextSize, segmentSize);
+    const to = segmentPlace(last, plaintextSize, segmentSize);
+    const total = to.offset + to.length + TAG_SIZE - from.offset;
+    const sealed = Buffer.allocUnsafe(total);
+    let got = 0;
+    while (got < total) {
+      const { bytesRead } = await this.fh.read(sealed, got, total - got, from.offset + got);
+      if (bytesRead === 0) throw this.failed(`file ended at ${from.offset + got} (truncated)`);
+      got += bytesRead;
+    }
+    const out: Buffer[] = [];
+    for (let i = first, at = 0; i <= last; i++) {
+      const place = segmentPlace(i, plaintextSize, segmentSize);
+      const n = place.length + TAG_SIZE;
+      try {
+        out.push(openSegment(this.opened, i, sealed.subarray(at, at + n)));
+      } catch (e) {
+        if (e instanceof EnvelopeError) throw this.failed(e.message);
+        throw e;
+      }
+      at += n;
+    }
+    const lastPlain = out[out.length - 1];
+    if (lastPlain) this.cached = { index: last, plain: lastPlain };
+    return out;
+  }
+
+  /** The part of segment `index`'s plaintext that lies in [start, end) of the object. */
+  private within(plain: Buffer, index: number, start: number, end: number): Buffer {
+    const s = index * this.opened.segmentSize;
+    const from = Math.max(start, s) - s;
+    const to = Math.max(from, Math.min(end, s + plain.length) - s);
+    return from === 0 && to === plain.length ? plain : plain.subarray(from, to);
+  }
+
+  async read(
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }> {
+    const end = Math.min(position + length, this.size);
+    if (position >= end) return { bytesRead: 0 };
+    const seg = this.opened.segmentSize;
+    const first = Math.floor(position / seg);
+    const last = Math.floor((end - 1) / seg);
+    const plains = await this.segments(first, last);
+    let at = offset;
+    for (let i = first; i <= last; i++) {
+      const part = this.within(plains[i - first] as Buffer, i, position, end);
+      buffer.set(part, at);
+      at += part.length;
+    }
+    return { bytesRead: at - offset };
+  }
+
+  async *chunks(
+    options: { readonly start?: number; readonly end?: number; readonly chunkSize?: number } = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const end = Math.min(options.end ?? this.size, this.size);
+    const start = options.start ?? 0;
+    if (start >= end) return;
+    const seg = this.opened.segmentSize;
+    const perRead = Math.max(1, Math.floor((options.chunkSize ?? 256 * 1024) / seg));
+    const lastSegment = Math.min(Math.floor((end - 1) / seg), segmentCount(this.size, seg) - 1);
+    for (let first = Math.floor(start / seg); first <= lastSegment; first += perRead) {
+      const last = Math.min(first + perRead - 1, lastSegment);
+      const plains = await this.segments(first, last);
+      for (let i = first; i <= last; i++) {
+        const part = this.within(plains[i - first] as Buffer, i, start, end);
+        if (part.length > 0) yield part;
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.cached = undefined;
+    return this.fh.close();
+  }
+}
+
 type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
 
 /**
@@ -409,14 +644,30 @@ export class ObjectWriter {
   private failure: ArchiveError | undefined;
   private drainWaiters: (() => void)[] = [];
   private ending: Promise<unknown> | undefined;
+  /** With encryption: the segments are sealed here, the header written at commit. */
+  private readonly envelope: EnvelopeWriter | undefined;
+  /** Rewrites an object that exists under this id (encryptObject): commit replaces it atomically. */
+  private readonly replacing: boolean;
 
   /** @internal Made by ObjectStore.beginObject. */
-  constructor(store: ObjectStore, id: string, tmpPath: string, fh: FileHandle, highWaterMark: number) {
+  constructor(
+    store: ObjectStore,
+    id: string,
+    tmpPath: string,
+    fh: FileHandle,
+    highWaterMark: number,
+    envelope?: EnvelopeWriter,
+    replacing = false,
+  ) {
     this.store = store;
     this.id = id;
     this.tmpPath = tmpPath;
     this.fh = fh;
     this.highWaterMark = highWaterMark;
+    this.envelope = envelope;
+    this.replacing = replacing;
+    // The header's place is left for commit(), which writes it last, before the fsync.
+    if (envelope) this.written = HEADER_SIZE;
   }
 
   /** Bytes accepted by write() so far. */
@@ -433,9 +684,15 @@ export class ObjectWriter {
     if (this.state !== 'open')
       throw new ArchiveError('ERR_ARCHIVE_STATE', `object ${this.id} is ${this.state}: cannot write`);
     if (this.failure || chunk.length === 0) return true;
+    this.accepted += chunk.length;
+    if (this.envelope) for (const sealed of this.envelope.push(chunk)) this.enqueue(sealed);
+    else this.enqueue(chunk);
+    return this.queued < this.highWaterMark;
+  }
+
+  private enqueue(chunk: Uint8Array): boolean {
     this.queue.push(chunk);
     this.queued += chunk.length;
-    this.accepted += chunk.length;
     this.pumping ??= this.pump();
     return this.queued < this.highWaterMark;
   }
@@ -497,6 +754,13 @@ export class ObjectWriter {
   private async finish(): Promise<Result<StoredFile, ArchiveError>> {
     let closed = false;
     try {
+      if (this.envelope && !this.failure) {
+        const { tail, header } = this.envelope.end();
+        for (const t of tail) this.enqueue(t);
+        while (this.pumping) await this.pumping;
+        if (this.failure) throw this.failure;
+        await this.fh.write(header, 0, header.length, 0);
+      }
       while (this.pumping) await this.pumping;
       if (this.failure) throw this.failure;
       if (this.store.durability === 'fsync') await this.fh.datasync();
@@ -505,13 +769,14 @@ export class ObjectWriter {
       const path = await this.store.install(this.id, this.tmpPath);
       this.store.committed(this.written);
       this.state = 'committed';
-      return ok({ id: this.id, path, size: this.written });
+      return ok({ id: this.id, path, size: this.accepted });
     } catch (e) {
       const error = fileError(`committing object ${this.id}`, e);
       if (!closed) await this.fh.close().catch(() => undefined);
       await this.removeTemp();
-      // If the rename happened and the folder sync failed, the object is not known durable: take it back.
-      await this.store.remove(ObjectStore.pathOf(this.id)).catch(() => undefined);
+      // If the rename happened and the folder sync failed, the object is not known durable: take it
+      // back (not when it replaced an object in place: the file there is then the old or the new one).
+      if (!this.replacing) await this.store.remove(ObjectStore.pathOf(this.id)).catch(() => undefined);
       this.state = 'aborted';
       return err(error);
     }

@@ -12,7 +12,9 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { PacsError } from '../client.js';
 import type { ReconcileProgress, ReconcileReport } from '../index.js';
+import { loadKeyring } from '../security/key-file.js';
 import { registerCompressCommand } from './archive-compress.js';
+import { registerKeyCommands } from './archive-keys.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { openMaintenanceArchive } from './maintenance.js';
 import { Progress } from './progress.js';
@@ -23,6 +25,7 @@ interface ReindexFlags {
   grace: string;
   json?: boolean;
   verbose?: boolean;
+  keyFile: string[];
 }
 
 /** The --json report: the reconcile report, where, and how long it took. */
@@ -53,10 +56,17 @@ export function registerArchiveCommand(program: Command): void {
     )
     .option('--json', 'print the report as JSON on standard output')
     .option('--verbose', 'also print one line per object file indexed')
+    .option(
+      '--key-file <file>',
+      'a key-encryption key of an encrypted archive (storage.encryption.keyFile; repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .action(async (flags: ReindexFlags) => {
       await reindex(flags);
     });
   registerCompressCommand(archive);
+  registerKeyCommands(archive);
 }
 
 async function reindex(flags: ReindexFlags): Promise<void> {
@@ -73,9 +83,11 @@ async function reindex(flags: ReindexFlags): Promise<void> {
     },
     undefined,
   );
+  const [current, ...previous] = flags.keyFile;
+  const keyring = current !== undefined ? await loadKeyring(current, previous) : undefined;
   // The floor only matters to new objects; reindex writes none.
   const { archive } = await openMaintenanceArchive(
-    { dataDir, dbUrl: flags.db, verbose: flags.verbose, minFreeBytes: 0 },
+    { dataDir, dbUrl: flags.db, verbose: flags.verbose, minFreeBytes: 0, ...(keyring ? { archive: { keyring } } : {}) },
     bar,
   );
   const started = performance.now();

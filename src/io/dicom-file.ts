@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { CONVERSION_HEAD_STOP, startConversion } from '../dicom/convert.js';
 import { type DicomObject, type ReadOptions, readDicomChunks } from '../dicom/reader.js';
 
@@ -27,10 +27,23 @@ export async function readDicomFile(path: string, options: ReadOptions = {}): Pr
 const CHUNK = 256 * 1024;
 
 /**
+ * What reads bytes at a position: an open file (FileHandle) or an archived object's handle
+ * (archive/store.ts ObjectHandle, which may decrypt what it reads).
+ */
+export interface PositionalReader {
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+/**
  * A file's bytes from `start` to its end, `first` bytes then 256 KiB at a time. Each chunk is a
  * fresh buffer: a data set or an association may still hold views into it while the next is read.
  */
-export async function* readChunks(fh: FileHandle, start: number, first: number): AsyncGenerator<Buffer> {
+export async function* readChunks(
+  fh: PositionalReader,
+  start: number,
+  first: number,
+): AsyncGenerator<Buffer> {
   let position = start;
   let size = first;
   for (;;) {

@@ -20,6 +20,8 @@ import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
 import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import type { Keyring } from '../security/envelope.js';
+import { keyringOf } from '../security/key-file.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type ServerAudit, startServerAudit } from './audit-trail.js';
@@ -355,10 +357,13 @@ export async function openServerArchive(
   logger: Logger,
   options: { reconcile: boolean; graceMs: number; events?: EventBus } = { reconcile: true, graceMs: 0 },
 ): Promise<Result<Archive, PacsError>> {
+  const keyring = await configuredKeyring(config);
+  if (!keyring.ok) return keyring;
   let archive: Archive;
   try {
     archive = await openArchive({
       dataDir: config.data.dir,
+      ...(keyring.value ? { keyring: keyring.value } : {}),
       ...(config.db.url !== undefined ? { dbUrl: config.db.url } : {}),
       durability: config.storage.durability,
       minFreeBytes: config.storage.minFreeMegabytes * 1024 * 1024,
@@ -382,6 +387,15 @@ export async function openServerArchive(
     return err(new PacsError('ERR_SERVER_START', `archive start-up check failed: ${message(e)}`));
   }
   return ok(archive);
+}
+
+/** The keys of `storage.encryption`: a missing, unreadable, world-readable or malformed key file stops the start. */
+async function configuredKeyring(config: Config): Promise<Result<Keyring | undefined, PacsError>> {
+  try {
+    return ok(await keyringOf(config.storage.encryption));
+  } catch (e) {
+    return err(new PacsError('ERR_SERVER_START', `storage.encryption: ${message(e)}`));
+  }
 }
 
 async function prepareDataDir(dir: string): Promise<Result<void, PacsError>> {

@@ -21,6 +21,7 @@ import Fastify, {
   type FastifyServerFactory,
 } from 'fastify';
 import FindMyWay from 'find-my-way';
+import { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { applyCors, type CorsOptions, NO_CORS } from './cors.js';
 import { DICOMWEB_PREFIX } from './dicomweb/context.js';
@@ -46,6 +47,9 @@ declare module 'fastify' {
     identity: WebIdentity;
   }
 }
+
+/** Archive errors answered as 500 with their own code and reason (encryption at rest, issue 14). */
+const STORED_OBJECT_FAILURES: ReadonlySet<string> = new Set(['ERR_ARCHIVE_INTEGRITY', 'ERR_ARCHIVE_KEY']);
 
 export type HealthResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -230,6 +234,11 @@ function answerError(
     code = 'ERR_HTTP_BAD_REQUEST';
     reason =
       `${(error as FastifyError).validationContext ?? 'request'} ${error.message.replace(/^(params|querystring|body|headers)\/?/, '')}`.trim();
+  } else if (error instanceof PacsError && STORED_OBJECT_FAILURES.has(error.code)) {
+    // A stored object that fails its integrity check (or whose key is missing) is never served.
+    status = 500;
+    code = error.code;
+    reason = error.message;
   } else if (
     typeof (error as FastifyError).statusCode === 'number' &&
     ((error as FastifyError).statusCode as number) < 500

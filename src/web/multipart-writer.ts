@@ -144,6 +144,52 @@ export async function* handleRange(
 }
 
 /**
+ * `source` with its first item read now: a body whose object fails to open or to decrypt fails
+ * here, before the answer's headers are out (a 500 with its reason rather than a cut connection).
+ */
+export async function primed<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+  const it = source[Symbol.asyncIterator]();
+  const first = await it.next();
+  return (async function* () {
+    try {
+      if (first.done) return;
+      yield first.value;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      await it.return?.();
+    }
+  })();
+}
+
+/** `parts` with the first part's body primed (primed()): a first object that fails is a 500, not a cut answer. */
+export async function primedFirstPart(
+  parts: AsyncIterable<MultipartPart>,
+): Promise<AsyncIterable<MultipartPart>> {
+  const it = parts[Symbol.asyncIterator]();
+  const first = await it.next();
+  const part = first.done ? undefined : first.value;
+  const head =
+    part === undefined || part.body instanceof Uint8Array ? part : { ...part, body: await primed(part.body) };
+  return (async function* () {
+    try {
+      if (head === undefined) return;
+      yield head;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      await it.return?.();
+    }
+  })();
+}
+
+/**
  * A byte stream of the multipart body, pulled as its reader asks (highWaterMark of one chunk).
  * Destroying it (fastify does when the client goes away) ends the parts' iteration.
  */

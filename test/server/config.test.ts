@@ -61,6 +61,7 @@ describe('defaults', () => {
         compression: 'none',
         compressionByModality: {},
         compressionMinBytes: 0,
+        encryption: { previousKeyFiles: [] },
       },
       data: { dir: './data' },
       db: {},

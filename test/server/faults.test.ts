@@ -30,7 +30,7 @@ import { type FileInfo, readFileInfo } from '../../src/services/storage/scu.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { makeCtDataSet, writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, spawnChild, startPacsServer, tempDir } from './helpers.js';
+import { type Child, spawnChild, startPacsServer, storescuAcknowledged, tempDir } from './helpers.js';
 
 const CT = UID.CTImageStorage;
 /** A safety net for a hung child or condition only (the suite runs on busy machines: no timing is asserted). */
@@ -474,14 +474,7 @@ describe('storage faults against the pacs server process', () => {
       await storescu.exited;
     }
     // Each response storescu got, by the file it sent.
-    const acknowledged: string[] = [];
-    let sending: string | undefined;
-    for (const line of storescu.output.split('\n')) {
-      const file = /^I: Sending file: (.*)$/.exec(line);
-      if (file) sending = file[1];
-      if (/^I: Received Store Response \(Success\)$/.test(line) && sending !== undefined)
-        acknowledged.push(sending);
-    }
+    const acknowledged = storescuAcknowledged(storescu.output);
     assert.ok(acknowledged.length >= 150 && acknowledged.length < 500, `${acknowledged.length} acknowledged`);
     const partial = await tmpFiles(dataDir);
 

@@ -163,6 +163,19 @@ export async function startPacsServer(
   return { server, port, tlsPort: tls ? Number(tls[1]) : undefined };
 }
 
+/** The files `storescu -v` got a success response for, from its output ("Sending file", then the response). */
+export function storescuAcknowledged(output: string): string[] {
+  const acknowledged: string[] = [];
+  let sending: string | undefined;
+  for (const line of output.split('\n')) {
+    const file = /^I: Sending file: (.*)$/.exec(line);
+    if (file) sending = file[1];
+    if (/^I: Received Store Response \(Success\)$/.test(line) && sending !== undefined)
+      acknowledged.push(sending);
+  }
+  return acknowledged;
+}
+
 /** Resolves once something accepts TCP connections on the port (for DCMTK servers). */
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

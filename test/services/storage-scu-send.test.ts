@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EventBus, type PacsEvent } from '../../src/core/events.js';
@@ -112,7 +112,7 @@ describe('storeFile send path', () => {
       assert.equal(seen.length, before + 1);
       assert.equal(seen.at(-1)?.sha256, expected);
       assert.equal(r.bytes, opened.size - opened.dataSetOffset);
-      assert.equal(opened.handle.fd, -1, 'the handle is closed once sent');
+      assert.equal((opened.handle as FileHandle).fd, -1, 'the handle is closed once sent');
     } finally {
       await assoc.release();
     }
@@ -124,7 +124,7 @@ describe('storeFile send path', () => {
     try {
       const r = await storeFile(assoc, opened);
       assert.equal(r.ok, false);
-      assert.equal(opened.handle.fd, -1);
+      assert.equal((opened.handle as FileHandle).fd, -1);
     } finally {
       await assoc.release();
     }

@@ -382,10 +382,15 @@ async function capture(chunks: AsyncIterable<Uint8Array>): Promise<CapturedFile>
   const capturing = new MetadataCapture();
   const parser = new DicomParser(capturing, { format: 'part10' });
   capturing.track(() => parser.offset);
-  for await (const chunk of chunks) parser.write(chunk);
+  let size = 0;
+  for await (const chunk of chunks) {
+    size += chunk.length;
+    parser.write(chunk);
+  }
   parser.end();
   let docs: InstanceMetadataDocs | undefined;
   return {
+    size,
     meta: capturing.fileMeta,
     dataSet: capturing.root,
     transferSyntax: parser.transferSyntaxUid || capturing.transferSyntax,

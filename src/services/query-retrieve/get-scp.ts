@@ -26,7 +26,7 @@ import {
   type RetrieveSource,
   retrieveSource,
 } from '../../archive/index/retrieve.js';
-import type { ObjectStore } from '../../archive/store.js';
+import type { ObjectHandle, ObjectStore } from '../../archive/store.js';
 import { err, type Result } from '../../core/result.js';
 import { DataSet } from '../../dicom/dataset.js';
 import { keywordOf, TAG } from '../../dicom/dictionary.js';
@@ -42,7 +42,7 @@ import {
   type FileInfo,
   FileInfoError,
   type OpenFile,
-  openFile,
+  openArchivedFile,
   planAssociations,
   type StoreOptions,
   storeFile,
@@ -279,13 +279,14 @@ export interface PreparedInstance {
 }
 
 async function prepare(store: ObjectStore, instance: RetrieveInstance): Promise<PreparedInstance> {
-  let path: string;
+  // Through the store (which decrypts objects encrypted at rest), never a path opened here.
+  let handle: ObjectHandle;
   try {
-    path = store.absolutePath(instance.path);
+    handle = await store.openObject(instance.path);
   } catch (e) {
-    return { instance, file: err(new FileInfoError('ERR_FILE', (e as Error).message)) };
+    return { instance, file: err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e })) };
   }
-  return { instance, file: await openFile(path) };
+  return { instance, file: await openArchivedFile(instance.path, handle, handle.size) };
 }
 
 async function closeUnsent(item: PreparedInstance | undefined): Promise<void> {

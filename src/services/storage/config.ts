@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { COMPRESSION_TARGETS } from '../../archive/compression/policy.js';
-import { addRule, type ConfigPart, expecting, integer, list, oneOf, section } from '../../core/config.js';
+import { addRule, type ConfigPart, expecting, filePath, integer, list, oneOf, section } from '../../core/config.js';
 
 const storageSchema = section({
   duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),
@@ -33,6 +33,14 @@ const storageSchema = section({
     .default({}),
   /** Objects whose file is smaller than this are not compressed. */
   compressionMinBytes: integer(0, Number.MAX_SAFE_INTEGER).default(0),
+  /**
+   * Encryption at rest (issue 14): `keyFile` is the key-encryption key new objects are sealed
+   * under (`pacs archive new-key FILE`); `previousKeyFiles` open objects not yet rotated to it.
+   */
+  encryption: section({
+    keyFile: filePath.optional(),
+    previousKeyFiles: list(filePath).default([]),
+  }).default({}),
 });
 
 /** `storage`: the Storage SCP and the archive's write policy. */

@@ -24,7 +24,7 @@ import {
   transferSyntax,
 } from '../../dicom/uid.js';
 import { DataSetWriter } from '../../dicom/writer.js';
-import { readChunks } from '../../io/dicom-file.js';
+import { type PositionalReader, readChunks } from '../../io/dicom-file.js';
 import type { ProposedPresentationContext } from '../../network/association.js';
 import type { DimseAssociation } from '../../network/dimse.js';
 import { CommandField, Priority } from '../../network/dimse-command.js';
@@ -117,7 +117,8 @@ class HeaderBuilder extends DataSetBuilder {
  * storeFile() closes it; call close() for a file not sent.
  */
 export interface OpenFile extends FileInfo {
-  readonly handle: FileHandle;
+  /** The open file, or the archived object's handle (openArchivedFile). */
+  readonly handle: PositionalReader;
   /** The first bytes of the file, [0, head.length), read with the header. */
   readonly head: Uint8Array;
   close(): Promise<void>;
@@ -140,21 +141,46 @@ export async function openFile(path: string): Promise<Result<OpenFile, FileInfoE
   } catch (e) {
     return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
   }
-  const r = await inspect(fh, path);
-  if (!r.ok) await fh.close().catch(() => undefined);
+  let size: number;
+  try {
+    const s = await fh.stat();
+    if (!s.isFile()) {
+      await fh.close().catch(() => undefined);
+      return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
+    }
+    size = s.size;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    return err(new FileInfoError('ERR_FILE', (e as Error).message, { cause: e }));
+  }
+  return openArchivedFile(path, fh, size);
+}
+
+/**
+ * openFile() on a reader the caller opened (an archived object's handle, archive/store.ts
+ * openObject: its size and positions are the Part-10 bytes); `name` names it in messages. The
+ * reader is closed on failure, and by storeFile() or close() otherwise.
+ */
+export async function openArchivedFile(
+  name: string,
+  reader: PositionalReader,
+  size: number,
+): Promise<Result<OpenFile, FileInfoError>> {
+  const r = await inspect(reader, name, size);
+  if (!r.ok) await reader.close().catch(() => undefined);
   return r;
 }
 
-async function inspect(fh: FileHandle, path: string): Promise<Result<OpenFile, FileInfoError>> {
+async function inspect(
+  fh: PositionalReader,
+  path: string,
+  size: number,
+): Promise<Result<OpenFile, FileInfoError>> {
   const header = new HeaderBuilder();
   const parser = new DicomParser(header, { stopAtTag: TAG.SOPInstanceUID + 1 });
   header.parser = parser;
-  let size: number;
   const read: Buffer[] = [];
   try {
-    const s = await fh.stat();
-    if (!s.isFile()) return err(new FileInfoError('ERR_FILE', `${path}: not a regular file`));
-    size = s.size;
     if (size === 0) return err(new FileInfoError('ERR_NOT_DICOM', 'not DICOM: empty file'));
     // A header usually fits one small read (as readDicomFile does).
     for await (const chunk of readChunks(fh, 0, HEAD_READ)) {
@@ -414,7 +440,7 @@ export async function storeFile(
     if (reencode && !transferSyntax(transferSyntaxUid))
       return err(new StoreError('ERR_NO_CONTEXT', `cannot re-encode into ${describeUid(transferSyntaxUid)}`));
     // Opened before the command goes out, so that a file gone since its header was read fails alone.
-    let fh: FileHandle;
+    let fh: PositionalReader;
     try {
       fh = opened?.handle ?? (await open(file.path, 'r'));
     } catch (e) {
@@ -554,7 +580,7 @@ async function* asStored(
  * buffers here (the writer may pass on views of what it is given); re-encoding is the rare path.
  */
 async function* reencoded(
-  fh: FileHandle,
+  fh: PositionalReader,
   head: Uint8Array | undefined,
   target: string,
   onBytes: ((n: number) => void) | undefined,
@@ -591,7 +617,7 @@ async function* reencoded(
 }
 
 /** A file's bytes from its start: the head already read, then the rest in fresh buffers. */
-async function* fileBytes(fh: FileHandle, head: Uint8Array | undefined): AsyncGenerator<Uint8Array> {
+async function* fileBytes(fh: PositionalReader, head: Uint8Array | undefined): AsyncGenerator<Uint8Array> {
   if (head !== undefined && head.length > 0) yield head;
   yield* readChunks(fh, head?.length ?? 0, CHUNK);
 }
@@ -676,7 +702,7 @@ export class ChunkReader implements AsyncIterable<Uint8Array> {
   private pending: Promise<unknown> | undefined;
 
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fh: PositionalReader,
     /** Where the data set starts in the file. */
     private readonly start: number,
     /** Bytes [0, head.length) of the file, already read. */

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { httpError } from '../errors.js';
 import { acceptOf, rangeMatches } from '../media-type.js';
-import { closeDelimiter, multipartContentType, newBoundary, partHead } from '../multipart-writer.js';
+import { closeDelimiter, multipartContentType, newBoundary, partHead, primed } from '../multipart-writer.js';
 import type { DicomwebContext } from './context.js';
 import { frameCount, sendFrames } from './frames.js';
 import { paramsSchema } from './params.js';
@@ -98,13 +98,14 @@ async function sendBulk(
   const length = value.ranges.reduce((n, r) => n + r[1], 0);
   const read = (start: number, end: number): AsyncGenerator<Buffer> | Promise<Buffer> =>
     loaded.layout.addressable
-      ? readValue(loaded.absolutePath, value.ranges, value.swap, start, end)
-      : readValueByParsing(loaded.absolutePath, value.path, start, end);
-  const stream = (start: number, end: number) => {
+      ? readValue(loaded.object, value.ranges, value.swap, start, end)
+      : readValueByParsing(loaded.object, value.path, start, end);
+  // The first bytes are read before the answer starts: an object that fails its integrity check is a 500.
+  const stream = async (start: number, end: number) => {
     const r = read(start, end);
     return r instanceof Promise
-      ? Readable.from(oneOf(r), { objectMode: false })
-      : Readable.from(r, { objectMode: false });
+      ? Readable.from(oneOf(Promise.resolve(await r)), { objectMode: false })
+      : Readable.from(await primed(r), { objectMode: false });
   };
 
   if (single) {
@@ -120,10 +121,10 @@ async function sendBulk(
     if (range) {
       reply.code(206).header('Content-Range', `bytes ${range[0]}-${range[1] - 1}/${length}`);
       reply.header('Content-Length', String(range[1] - range[0]));
-      return reply.send(stream(range[0], range[1]));
+      return reply.send(await stream(range[0], range[1]));
     }
     reply.header('Content-Length', String(length));
-    return reply.send(stream(0, length));
+    return reply.send(await stream(0, length));
   }
   const boundary = newBoundary();
   reply.type(multipartContentType(OCTETS, boundary));

@@ -210,13 +210,13 @@ export function frameCount(pixels: PixelLayout): number {
 
 async function readWhole(loaded: LoadedInstance, s: FrameSource): Promise<Buffer> {
   return s.kind === 'ranges'
-    ? readValueWhole(loaded.absolutePath, s.ranges, s.swap, s.start, s.end)
-    : readValueByParsing(loaded.absolutePath, s.path, s.start, s.end);
+    ? readValueWhole(loaded.object, s.ranges, s.swap, s.start, s.end)
+    : readValueByParsing(loaded.object, s.path, s.start, s.end);
 }
 
 async function* readStream(loaded: LoadedInstance, s: FrameSource): AsyncGenerator<Buffer> {
-  if (s.kind === 'ranges') yield* readValue(loaded.absolutePath, s.ranges, s.swap, s.start, s.end);
-  else yield await readValueByParsing(loaded.absolutePath, s.path, s.start, s.end);
+  if (s.kind === 'ranges') yield* readValue(loaded.object, s.ranges, s.swap, s.start, s.end);
+  else yield await readValueByParsing(loaded.object, s.path, s.start, s.end);
 }
 
 /** Frames up to this size are read whole and sent in one write. */
@@ -263,7 +263,7 @@ export async function sendFrames(
     for (const [i, s] of sources.entries()) {
       at += (heads[i] as Buffer).copy(out, at);
       if (s.kind === 'ranges')
-        at += await readValueInto(loaded.absolutePath, s.ranges, s.swap, s.start, s.end, out, at);
+        at += await readValueInto(loaded.object, s.ranges, s.swap, s.start, s.end, out, at);
       else at += (await readWhole(loaded, s)).copy(out, at);
     }
     tail.copy(out, at);

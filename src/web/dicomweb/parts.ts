@@ -4,7 +4,6 @@
  * offset and length (little endian, as PS3.18 8.7.3.3.2 wants them), the media types of frames per
  * transfer syntax (PS3.18 8.7.3.5.2, Table 8.7.3-5); multipart/related bodies are multipart-writer.ts's.
  */
-import { type FileHandle, open } from 'node:fs/promises';
 import type { InstanceMetadataRow, MetadataScope } from '../../archive/index/archive-index.js';
 import {
   type BulkLayout,
@@ -13,6 +12,7 @@ import {
   parseBulkLayout,
 } from '../../archive/index/capture.js';
 import { captureObjectFile } from '../../archive/reconcile.js';
+import type { ObjectHandle, ObjectStore } from '../../archive/store.js';
 import type { DataSetHandler } from '../../dicom/parser.js';
 import { DicomParser } from '../../dicom/parser.js';
 import { type Tag, tagHex } from '../../dicom/tag.js';
@@ -70,11 +70,21 @@ export function frameMediaType(ts: string): string {
   return FRAME_MEDIA_TYPES[ts] ?? 'application/octet-stream';
 }
 
+/**
+ * An archived object, read through its store (store.openObject: the store decrypts what is
+ * encrypted at rest), never by opening its file here.
+ */
+export interface ArchivedObject {
+  readonly store: ObjectStore;
+  /** The object's path as the index keeps it. */
+  readonly path: string;
+}
+
 /** One instance's row and its parsed bulk layout. */
 export interface LoadedInstance {
   readonly row: InstanceMetadataRow;
   readonly layout: BulkLayout;
-  readonly absolutePath: string;
+  readonly object: ArchivedObject;
 }
 
 /** Parsed layouts by object file path (a replaced object gets a new file, so a path's layout never changes). */
@@ -97,6 +107,7 @@ export async function loadInstance(
       'ERR_HTTP_NOT_FOUND',
       `no instance ${scope.sopInstanceUid} in series ${scope.seriesInstanceUid} of study ${scope.studyInstanceUid}`,
     );
+  const object: ArchivedObject = { store: archive.store, path: row.path };
   const absolutePath = archive.store.absolutePath(row.path);
   let layout = layoutCache.get(absolutePath);
   if (!layout) {
@@ -106,7 +117,7 @@ export async function loadInstance(
     if (layoutCache.size >= LAYOUT_CACHE_SIZE) layoutCache.delete(layoutCache.keys().next().value as string);
     layoutCache.set(absolutePath, layout);
   }
-  return { row, layout, absolutePath };
+  return { row, layout, object };
 }
 
 /** Reads an object file indexed before migration 4 once, and keeps its documents in the index. */
@@ -114,7 +125,7 @@ export async function backfill(
   context: DicomwebContext,
   row: InstanceMetadataRow,
 ): Promise<InstanceMetadataDocs> {
-  const file = await captureObjectFile(context.archive.store.absolutePath(row.path));
+  const file = await captureObjectFile(context.archive.store, row.path);
   const docs = file.metadata();
   try {
     await context.archive.index.storeInstanceMetadata(row.sopInstanceUid, docs);
@@ -136,14 +147,14 @@ const READ_CHUNK = 1024 * 1024;
  * encapsulated value, concatenated), little endian: a big endian value is swapped by `swap`.
  */
 export async function* readValue(
-  absolutePath: string,
+  object: ArchivedObject,
   ranges: ReadonlyArray<readonly [number, number]>,
   swap: 0 | 2 | 4 | 8,
   start = 0,
   end = ranges.reduce((n, r) => n + r[1], 0),
 ): AsyncGenerator<Buffer> {
   if (end <= start) return;
-  const file = await files.acquire(absolutePath);
+  const file = await files.acquire(object);
   try {
     let base = 0;
     for (const [offset, length] of ranges) {
@@ -154,7 +165,7 @@ export async function* readValue(
       if (base >= end) break;
     }
   } finally {
-    files.release(absolutePath);
+    files.release(object);
   }
 }
 
@@ -164,7 +175,7 @@ export async function* readValue(
  * object gets a new path) and the index is asked before a file is read, so a kept handle is safe.
  */
 class OpenFiles {
-  private readonly open = new Map<string, { fh: Promise<FileHandle>; users: number; used: number }>();
+  private readonly open = new Map<string, { fh: Promise<ObjectHandle>; users: number; used: number }>();
   private sweeper: NodeJS.Timeout | undefined;
 
   /** At most `size` handles, none kept unused longer than about `idleMs` (a removed file's space is freed). */
@@ -189,14 +200,15 @@ class OpenFiles {
     }
   }
 
-  acquire(path: string): Promise<FileHandle> {
+  acquire(object: ArchivedObject): Promise<ObjectHandle> {
+    const path = object.store.absolutePath(object.path);
     let e = this.open.get(path);
     if (e) {
       // Most recently used last.
       this.open.delete(path);
       this.open.set(path, e);
     } else {
-      e = { fh: open(path, 'r'), users: 0, used: Date.now() };
+      e = { fh: object.store.openObject(object.path), users: 0, used: Date.now() };
       const entry = e;
       e.fh.catch(() => {
         if (this.open.get(path) === entry) this.open.delete(path);
@@ -212,8 +224,8 @@ class OpenFiles {
     return e.fh;
   }
 
-  release(path: string): void {
-    const e = this.open.get(path);
+  release(object: ArchivedObject): void {
+    const e = this.open.get(object.store.absolutePath(object.path));
     if (e) {
       e.users--;
       e.used = Date.now();
@@ -239,7 +251,7 @@ const files = new OpenFiles(64, 5000);
 
 /** Bytes [from, to) of one range of the file starting at `offset`; swapped values are read in whole units. */
 async function* readRange(
-  fh: FileHandle,
+  fh: ObjectHandle,
   offset: number,
   from: number,
   to: number,
@@ -265,14 +277,14 @@ async function* readRange(
 
 /** Reads the whole of [start, end) into one buffer (a single frame). */
 export async function readValueWhole(
-  absolutePath: string,
+  object: ArchivedObject,
   ranges: ReadonlyArray<readonly [number, number]>,
   swap: 0 | 2 | 4 | 8,
   start: number,
   end: number,
 ): Promise<Buffer> {
   const out = Buffer.allocUnsafe(Math.max(0, end - start));
-  await readValueInto(absolutePath, ranges, swap, start, end, out, 0);
+  await readValueInto(object, ranges, swap, start, end, out, 0);
   return out;
 }
 
@@ -281,7 +293,7 @@ export async function readValueWhole(
  * is read straight into place). Returns the bytes written.
  */
 export async function readValueInto(
-  absolutePath: string,
+  object: ArchivedObject,
   ranges: ReadonlyArray<readonly [number, number]>,
   swap: 0 | 2 | 4 | 8,
   start: number,
@@ -291,13 +303,13 @@ export async function readValueInto(
 ): Promise<number> {
   if (swap !== 0) {
     let o = at;
-    for await (const c of readValue(absolutePath, ranges, swap, start, end)) {
+    for await (const c of readValue(object, ranges, swap, start, end)) {
       c.copy(target, o);
       o += c.length;
     }
     return o - at;
   }
-  const file = await files.acquire(absolutePath);
+  const file = await files.acquire(object);
   try {
     let base = 0;
     let o = at;
@@ -315,7 +327,7 @@ export async function readValueInto(
     }
     return o - at;
   } finally {
-    files.release(absolutePath);
+    files.release(object);
   }
 }
 
@@ -324,28 +336,19 @@ export async function readValueInto(
  * offsets are in the inflated stream). The parser delivers values little endian. Holds the slice.
  */
 export async function readValueByParsing(
-  absolutePath: string,
+  object: ArchivedObject,
   path: string,
   start: number,
   end: number,
 ): Promise<Buffer> {
   const reader = new ValueSlice(path, start, end);
   const parser = new DicomParser(reader, { format: 'part10' });
-  const fh = await open(absolutePath, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(256 * 1024);
-    let position = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, position);
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      parser.write(Buffer.from(buf.subarray(0, bytesRead)));
-      if (reader.done) break;
-    }
-    if (!reader.done) parser.end();
-  } finally {
-    await fh.close();
+  // Stopping the iteration early (the value is complete) closes the object.
+  for await (const chunk of object.store.readObject(object.path)) {
+    parser.write(Buffer.from(chunk));
+    if (reader.done) break;
   }
+  if (!reader.done) parser.end();
   return Buffer.concat(reader.chunks);
 }
 

@@ -16,8 +16,8 @@
  * decode, answers 406 with the reason. An object without Pixel Data answers 406 (nothing of it can
  * be rendered as an image).
  */
-import { type FileHandle, open } from 'node:fs/promises';
 import { planQuery } from '../../archive/index/query.js';
+import type { ObjectHandle } from '../../archive/store.js';
 import { WorkerPool, WorkerTaskError } from '../../core/worker-pool.js';
 import { codecFor } from '../../dicom/codec/registry.js';
 import { type DecodedFrame, pixelModuleOf } from '../../dicom/codec/types.js';
@@ -197,6 +197,7 @@ export function parseViewport(value: unknown): Viewport | undefined {
 }
 
 interface Located {
+  /** The object's path as the index keeps it (opened through the store). */
   readonly path: string;
   readonly transferSyntaxUid: string;
   readonly studyInstanceUid: string;
@@ -258,7 +259,7 @@ async function locate(context: DicomwebContext, request: RenderRequest): Promise
   )
     throw httpError(404, 'ERR_HTTP_NOT_FOUND', 'no such instance');
   return {
-    path: context.archive.store.absolutePath(found.path),
+    path: found.path,
     transferSyntaxUid: found.transferSyntaxUid,
     studyInstanceUid: found.studyInstanceUid,
     seriesInstanceUid: found.seriesInstanceUid,
@@ -270,7 +271,7 @@ const NATIVE = new Set([IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED
 
 /** The header (up to Pixel Data) of a file and where the Pixel Data element starts. */
 async function readHeader(
-  fh: FileHandle,
+  fh: ObjectHandle,
 ): Promise<{ dataSet: DataSet; transferSyntax: string; pixelAt: number | undefined }> {
   const builder = new DataSetBuilder();
   const parser = new DicomParser(builder, { stopAtTag: TAG.PixelData });
@@ -295,7 +296,7 @@ interface PixelValue {
 }
 
 /** Reads the Pixel Data element header at `at` (PS3.5 7.1.2/7.1.3); undefined when another element is there. */
-async function pixelElement(fh: FileHandle, at: number, ts: string): Promise<PixelValue | undefined> {
+async function pixelElement(fh: ObjectHandle, at: number, ts: string): Promise<PixelValue | undefined> {
   const head = Buffer.alloc(12);
   const { bytesRead } = await fh.read(head, 0, 12, at);
   if (bytesRead < 8) return undefined;
@@ -332,7 +333,7 @@ async function loadFrame(
   frame: number,
 ): Promise<{ info: FrameInfo; dataSet: DataSet; bytes: Uint8Array; bitOffset: number }> {
   if (!NATIVE.has(located.transferSyntaxUid)) return loadCompressedFrame(context, located, frame);
-  const fh = await open(located.path, 'r');
+  const fh = await context.archive.store.openObject(located.path);
   try {
     let dataSet: DataSet;
     let value: { bytes: Uint8Array; bitOffset: number } | undefined;
@@ -408,7 +409,7 @@ async function loadCompressedFrame(
     seriesInstanceUid: located.seriesInstanceUid,
     sopInstanceUid: located.sopInstanceUid,
   });
-  const fh = await open(located.path, 'r');
+  const fh = await context.archive.store.openObject(located.path);
   let dataSet: DataSet;
   try {
     dataSet = (await readHeader(fh)).dataSet;

@@ -31,19 +31,26 @@ import {
   type RetrieveSummary,
   retrieveSource,
 } from '../../archive/index/retrieve.js';
+import type { ObjectStore } from '../../archive/store.js';
 import type { Logger } from '../../core/logger.js';
 import { CONVERSION_HEAD_STOP, checkConversion, startConversion } from '../../dicom/convert.js';
 import { checkTranscode } from '../../dicom/transcode.js';
+import { readDicomChunks } from '../../dicom/reader.js';
 import {
   describeUid,
   EXPLICIT_VR_LE,
   transferSyntax,
   UNCOMPRESSED_TRANSFER_SYNTAXES,
 } from '../../dicom/uid.js';
-import { readDicomFile } from '../../io/dicom-file.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
-import { fileRange, type MultipartPart, sendMultipart } from '../multipart-writer.js';
+import {
+  FILE_CHUNK,
+  type MultipartPart,
+  primed,
+  primedFirstPart,
+  sendMultipart,
+} from '../multipart-writer.js';
 import { reportRetrieved } from './audit-events.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
@@ -192,24 +199,35 @@ export function firstPlan(stored: string, options: readonly RetrieveOption[]): S
   return first ?? { kind: 'refused', reason: 'no acceptable transfer syntax' };
 }
 
-/** The bytes of a stored object as planned: its file, or its file re-encoded as it is read. */
-export function objectBody(absolutePath: string, plan: SendPlan, size: number): AsyncIterable<Uint8Array> {
-  if (plan.kind === 'stored') return fileRange(absolutePath, { end: size });
+/**
+ * The bytes of a stored object as planned: as stored, or re-encoded as they are read. Read
+ * through the store (store.readObject), which decrypts objects encrypted at rest.
+ */
+export function objectBody(
+  store: ObjectStore,
+  path: string,
+  plan: SendPlan,
+  size: number,
+): AsyncIterable<Uint8Array> {
+  if (plan.kind === 'stored') return store.readObject(path, { end: size, chunkSize: FILE_CHUNK });
   if (plan.kind === 'refused') throw new Error(plan.reason);
-  if (plan.kind === 'transcode') return transcodedObject(fileRange(absolutePath), plan.transferSyntaxUid);
-  return convertedFile(absolutePath, plan.transferSyntaxUid);
+  if (plan.kind === 'transcode')
+    return transcodedObject(store.readObject(path, { chunkSize: FILE_CHUNK }), plan.transferSyntaxUid);
+  return convertedFile(store, path, plan.transferSyntaxUid);
 }
 
 /**
  * A Part-10 file re-encoded into `to` while it is read (dicom/convert.ts): the new file meta, then
  * the data set as the parser produces it, chunk by chunk. Never the whole object in memory.
  */
-async function* convertedFile(path: string, to: string): AsyncGenerator<Uint8Array> {
-  const head = await readDicomFile(path, { stopAtTag: CONVERSION_HEAD_STOP });
+async function* convertedFile(store: ObjectStore, path: string, to: string): AsyncGenerator<Uint8Array> {
+  const head = await readDicomChunks(store.readObject(path, { chunkSize: 16 * 1024 }), {
+    stopAtTag: CONVERSION_HEAD_STOP,
+  });
   let out: Uint8Array[] = [];
   const converter = startConversion(head, to, (chunk) => out.push(chunk));
   yield converter.fileMeta;
-  for await (const chunk of fileRange(path)) {
+  for await (const chunk of store.readObject(path, { chunkSize: FILE_CHUNK })) {
     converter.write(chunk);
     if (out.length > 0) {
       const ready = out;
@@ -313,13 +331,11 @@ async function retrieve(
     reply.header('content-type', `application/dicom; transfer-syntax=${plan.transferSyntaxUid}`);
     if (plan.kind === 'stored') reply.header('content-length', String(first.size));
     if (request.method === 'HEAD') return reply.send();
-    let body: AsyncIterable<Uint8Array> = logged(
-      objectBody(store.absolutePath(first.path), plan, first.size),
-      logger,
-      request,
-    );
-    // A transcode is started before the status goes out: an object that cannot be is a 406.
-    if (plan.kind === 'transcode') body = await transcodeStarted(body, plan.transferSyntaxUid);
+    let body = objectBody(store, first.path, plan, first.size);
+    // A transcode is started before the status goes out: an object that cannot be is a 406; a
+    // stored one is read ahead so that an integrity failure is a 500, not a cut answer.
+    body = plan.kind === 'transcode' ? await transcodeStarted(body, plan.transferSyntaxUid) : await primed(body);
+    body = logged(body, logger, request);
     return reply.send(Readable.from(body, { objectMode: false, highWaterMark: 64 * 1024 }));
   }
 
@@ -335,7 +351,7 @@ async function retrieve(
         yield {
           name: zipEntryName(i, ++n),
           sizeHint: plan.kind === 'stored' ? i.size : undefined,
-          body: objectBody(store.absolutePath(i.path), plan, i.size),
+          body: objectBody(store, i.path, plan, i.size),
         };
       }
     }
@@ -359,11 +375,11 @@ async function retrieve(
         contentType: `application/dicom; transfer-syntax=${plan.transferSyntaxUid}`,
         ...(location !== undefined ? { contentLocation: location } : {}),
         ...(plan.kind === 'stored' ? { contentLength: i.size } : {}),
-        body: logged(objectBody(store.absolutePath(i.path), plan, i.size), logger, request),
+        body: logged(objectBody(store, i.path, plan, i.size), logger, request),
       };
     }
   }
-  return sendMultipart(reply, 'application/dicom', logged(parts(), logger, request));
+  return sendMultipart(reply, 'application/dicom', logged(await primedFirstPart(parts()), logger, request));
 }
 
 /** The instances as they are taken for sending, each counted for the audit trail. */

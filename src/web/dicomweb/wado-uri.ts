@@ -21,6 +21,7 @@ import { lookupUid } from '../../dicom/uid.js';
 import { httpError } from '../errors.js';
 import { parseAccept, rangeMatches } from '../media-type.js';
 import { reportAccessed, reportRetrieved } from './audit-events.js';
+import { primed } from '../multipart-writer.js';
 import type { DicomwebContext } from './context.js';
 import { checkUid, UID_PATTERN } from './params.js';
 import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
@@ -29,8 +30,6 @@ import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
 export interface RenderRequest {
   /** The archived object (its SOP class, stored syntax, study and series). */
   readonly instance: IndexedInstance;
-  /** Its object file. */
-  readonly absolutePath: string;
   readonly mediaType: 'image/jpeg' | 'image/png';
   /** `frameNumber`, 1-based; default the first frame. */
   readonly frameNumber?: number;
@@ -215,7 +214,6 @@ async function wadoUri(
       `no object ${objectUid} in series ${seriesUid} of study ${studyUid} in the archive`,
     );
   const contentType = chooseContentType(p.contentType, isImageClass(instance.sopClassUid));
-  const absolutePath = context.archive.store.absolutePath(instance.path);
   reply.header('cache-control', 'private, no-cache');
 
   if (contentType === 'application/dicom') {
@@ -229,7 +227,7 @@ async function wadoUri(
     if (request.method === 'HEAD') return reply.send();
     reportRetrieved(context, request, reply, 'WADO-URI', studyUid)(objectUid);
     return reply.send(
-      Readable.from(objectBody(absolutePath, plan, instance.size), {
+      Readable.from(await primed(objectBody(context.archive.store, instance.path, plan, instance.size)), {
         objectMode: false,
         highWaterMark: 64 * 1024,
       }),
@@ -248,7 +246,6 @@ async function wadoUri(
   request.raw.once('close', () => abort.abort());
   const image = await options.render({
     instance,
-    absolutePath,
     mediaType: contentType,
     ...(rendering.frameNumber !== undefined ? { frameNumber: rendering.frameNumber } : {}),
     ...(rendering.rows !== undefined ? { rows: rendering.rows } : {}),
