@@ -7,6 +7,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { type Archive, openArchive } from '../archive/archive.js';
+import { aeRegistryOf } from '../archive/security/ae-registry.js';
 import { PacsError } from '../core/errors.js';
 import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
@@ -19,9 +20,12 @@ import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
 import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import type { IdentityService } from '../security/authentication.js';
+import { TLS_POLICY } from '../security/tls-policy.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type Config, splitCallingAet } from './config.js';
+import { dicomAccess } from './dicom-access.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -35,6 +39,8 @@ export interface StartServerOptions {
   readonly reconcile?: boolean;
   /** The event stream to report on (an embedder's audit trail may subscribe); default a new one. */
   readonly events?: EventBus;
+  /** Checks user identities negotiated on DICOM associations (PS3.7 D.3.3.7); default: ignored. */
+  readonly identityService?: IdentityService;
 }
 
 /** Reconcile grace when other processes may share the data folder: longer than any one C-STORE. */
@@ -163,8 +169,21 @@ export async function startServer(
   });
   running.metrics = metrics;
 
+  const access = dicomAccess({
+    config,
+    registry: aeRegistryOf(archive.index),
+    logger,
+    events,
+    ...(options.identityService !== undefined ? { identityService: options.identityService } : {}),
+  });
+  try {
+    await access.refresh();
+  } catch (e) {
+    return fail(`cannot read the AE registry: ${message(e)}`);
+  }
+
   for (const factory of selected) {
-    const service = factory({ config, logger, archive, events });
+    const service = factory({ config, logger, archive, events, knownAes: access.knownAes });
     try {
       await service.start?.();
     } catch (e) {
@@ -199,6 +218,8 @@ export async function startServer(
     maxAssociations: server.maxAssociations,
     promiscuous: server.promiscuous,
     ...(allowedCallers.length > 0 ? { allowedCallers } : {}),
+    admit: access.admit,
+    authorize: access.authorize,
   };
 
   const listening = running.listening;
@@ -397,6 +418,7 @@ async function loadTlsFiles(config: Config): Promise<Result<TlsServerOptions, Pa
     return err(new PacsError('ERR_SERVER_START', 'server.tls.cert and server.tls.key are required for TLS'));
   }
   return ok({
+    parameters: TLS_POLICY,
     cert: cert.value,
     key: key.value,
     ...(ca.value !== undefined ? { ca: ca.value } : {}),

@@ -19,6 +19,7 @@
  *   0xA702 every sub-operation failed (the destination stayed down, refused every object...), with
  *          the counts, the Failed SOP Instance UID List and the reason as Error Comment.
  */
+
 import { isDeepStrictEqual } from 'node:util';
 import type { Archive } from '../../archive/archive.js';
 import {
@@ -53,6 +54,7 @@ import { RejectResult } from '../../network/pdu.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
 import { failure } from '../../network/service-error.js';
 import type { TlsClientOptions } from '../../network/transport.js';
+import { TLS_POLICY } from '../../security/tls-policy.js';
 import {
   cancelledByPeer,
   prepared,
@@ -410,7 +412,7 @@ async function connect(
     port: d.port,
     calledAeTitle: d.aet,
     contexts,
-    ...(d.tls ? { tls: options.tls ?? {} } : {}),
+    ...(d.tls ? { tls: { parameters: TLS_POLICY, ...options.tls } } : {}),
   });
   return opened.ok ? ok(opened.value) : err(opened.error);
 }
