@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../client.js';
+import { registerAeCommand } from './ae.js';
 import { registerArchiveCommand } from './archive.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   registerWorklistCommand(program);
   registerMppsCommand(program);
   registerArchiveCommand(program);
+  registerAeCommand(program);
 
   return program;
 }
