@@ -18,14 +18,13 @@ import type { AuthorizationQuery } from '../../src/network/dimse.js';
 import { CommandField } from '../../src/network/dimse-command.js';
 import type { AdmissionRequest } from '../../src/network/negotiation.js';
 import type { DimseHandlers, DimseService } from '../../src/network/service.js';
-import type { AuthResult, IdentityService } from '../../src/security/authentication.js';
 import { dimseOperationOf } from '../../src/security/dimse-operation.js';
 import type { NodeIdentity } from '../../src/security/identity.js';
-import { BUILTIN_ROLES, type Permission } from '../../src/security/permissions.js';
 import { type Config, defaultConfig, loadConfig } from '../../src/server/config.js';
 import { dicomAccess } from '../../src/server/dicom-access.js';
 import { SERVER_SERVICES } from '../../src/server/services.js';
 import { memoryLogger } from '../web/helpers.js';
+import { fakeIdentityService } from './fake-identity.js';
 import { tempDir } from './helpers.js';
 
 const COMMAND_FIELDS: Readonly<Record<keyof DimseHandlers, number>> = {
@@ -170,46 +169,6 @@ describe('every DIMSE command of every server service asks the policy', () => {
 });
 
 // --- admission and the policy, as the server wires them -------------------------------------------
-
-function role(name: string): { role: string; permissions: ReadonlySet<Permission> } {
-  const r = BUILTIN_ROLES.find((x) => x.name === name);
-  assert.ok(r !== undefined);
-  return { role: r.name, permissions: new Set(r.permissions) };
-}
-
-/** A fake IdentityService: alice/secret (technologist) and viewer/view (viewer); JWT "good-jwt" is bob. */
-export function fakeIdentityService(): IdentityService & { calls: string[] } {
-  const calls: string[] = [];
-  const fail = (reason: string): AuthResult => ({ ok: false, reason });
-  const users: Record<string, { password: string; role: string }> = {
-    alice: { password: 'secret', role: 'technologist' },
-    viewer: { password: 'view', role: 'viewer' },
-  };
-  return {
-    calls,
-    async authenticatePassword(name, password) {
-      calls.push(`password ${name}`);
-      const u = users[name];
-      if (u === undefined || u.password !== password) return fail('wrong user name or password');
-      return { ok: true, identity: { kind: 'user', name, ...role(u.role), method: 'password' } };
-    },
-    async authenticateBearer() {
-      return fail('not used');
-    },
-    async authenticateJwt(token) {
-      calls.push('jwt');
-      if (token !== 'good-jwt') return fail('bad signature');
-      return { ok: true, identity: { kind: 'user', name: 'bob', ...role('clinician'), method: 'oidc' } };
-    },
-    async createSession() {
-      throw new Error('not used');
-    },
-    async resumeSession() {
-      return undefined;
-    },
-    async endSession() {},
-  };
-}
 
 function configWith(dicom: object, peers: object[] = []): Config {
   const loaded = loadConfig({ overrides: { server: { dicom }, peers } as never });
