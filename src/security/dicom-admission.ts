@@ -54,6 +54,8 @@ export type NodeAdmission =
       readonly why: string;
       /** The user name of a failed user identity, for the log and the audit trail. */
       readonly user?: string;
+      /** True when the node failed its address or certificate binding (a Security Alert of its own kind). */
+      readonly nodeAuthentication?: boolean;
     };
 
 export interface AdmissionOptions {
@@ -106,26 +108,20 @@ export async function admitNode(
   if (entry !== undefined) {
     if (entry.bindAddress) {
       if (entry.host === undefined)
-        return refuse('calling-ae-not-recognized', `AE ${aeTitle} is bound to an address but has no host`);
+        return nodeFailure(`AE ${aeTitle} is bound to an address but has no host`);
       const matches =
         request.peerHost !== undefined &&
         (await addressMatches(entry.host, request.peerHost, options.resolveHost ?? systemResolve));
-      if (!matches)
-        return refuse(
-          'calling-ae-not-recognized',
-          `AE ${aeTitle} is bound to ${entry.host}, called from ${from}`,
-        );
+      if (!matches) return nodeFailure(`AE ${aeTitle} is bound to ${entry.host}, called from ${from}`);
     }
     if (entry.tlsSubject !== undefined) {
       const subject = request.peerCertificateSubject;
       if (subject === undefined)
-        return refuse(
-          'calling-ae-not-recognized',
+        return nodeFailure(
           `AE ${aeTitle} must present a TLS client certificate with subject ${entry.tlsSubject}`,
         );
       if (!subjectMatches(entry.tlsSubject, subject))
-        return refuse(
-          'calling-ae-not-recognized',
+        return nodeFailure(
           `AE ${aeTitle} presented certificate subject ${describeSubject(subject)}, not ${entry.tlsSubject}`,
         );
     }
@@ -201,6 +197,10 @@ function refuse(
   why: string,
 ): { readonly accepted: false; readonly reason: typeof reason; readonly why: string } {
   return { accepted: false, reason, why };
+}
+
+function nodeFailure(why: string): NodeAdmission {
+  return { accepted: false, reason: 'calling-ae-not-recognized', why, nodeAuthentication: true };
 }
 
 function describeSubject(subject: Readonly<Record<string, string>>): string {

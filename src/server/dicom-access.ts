@@ -153,7 +153,7 @@ export function dicomAccess(options: DicomAccessOptions): DicomAccess {
       );
       events.emit({
         type: 'security-alert',
-        kind: 'association-rejected',
+        kind: admission.nodeAuthentication === true ? 'node-authentication-failed' : 'association-rejected',
         detail: admission.why,
         ...(admission.user !== undefined ? { user: admission.user } : {}),
         remoteAddress: request.peerHost,

@@ -311,7 +311,8 @@ describe('server/dicom-access: admission and authorization', () => {
     assert.ok(
       alerts.some(
         (a) =>
-          a.kind === 'association-rejected' && /bound to 10.255.255.1, called from 127.0.0.1/.test(a.detail),
+          a.kind === 'node-authentication-failed' &&
+          /bound to 10.255.255.1, called from 127.0.0.1/.test(a.detail),
       ),
     );
     assert.ok(
