@@ -171,7 +171,15 @@ describe('Upper Layer mutation fuzz', () => {
         timeouts: { acseMs: 2000 },
       });
       ae.addService(verificationService());
-      server = await ae.listen({ port: 0, host: '127.0.0.1', promiscuous: true, maxAssociations: 50 });
+      // An asynchronous admission, as the server's: mutations also meet the Sta3 wait.
+      server = await ae.listen({
+        port: 0,
+        host: '127.0.0.1',
+        promiscuous: true,
+        maxAssociations: 50,
+        admit: async (request) => ({ accepted: true, identity: request.callingAeTitle }),
+        authorize: () => undefined,
+      });
       port = server.address?.port ?? 0;
     });
 
