@@ -7,10 +7,12 @@
  * user identities, move destinations, and the security-alert events.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Archive, openArchive } from '../../src/archive/archive.js';
 import { MemoryAeRegistry } from '../../src/archive/security/ae-registry.js';
 import { EventBus, type EventOf } from '../../src/core/events.js';
+import { unwrap } from '../../src/core/result.js';
 import { DataSet } from '../../src/dicom/dataset.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../src/dicom/uid.js';
 import { ApplicationEntity } from '../../src/network/ae.js';
@@ -22,10 +24,12 @@ import { dimseOperationOf } from '../../src/security/dimse-operation.js';
 import type { NodeIdentity } from '../../src/security/identity.js';
 import { type Config, defaultConfig, loadConfig } from '../../src/server/config.js';
 import { dicomAccess } from '../../src/server/dicom-access.js';
+import { startServer } from '../../src/server/server.js';
 import { SERVER_SERVICES } from '../../src/server/services.js';
+import { echo, VERIFICATION_CONTEXT } from '../../src/services/verification/scu.js';
 import { memoryLogger } from '../web/helpers.js';
 import { fakeIdentityService } from './fake-identity.js';
-import { tempDir } from './helpers.js';
+import { freePort, makePki, tempDir } from './helpers.js';
 
 const COMMAND_FIELDS: Readonly<Record<keyof DimseHandlers, number>> = {
   'C-ECHO': CommandField.C_ECHO_RQ,
@@ -436,5 +440,82 @@ describe('server/dicom-access: admission and authorization', () => {
       moveDestinations: [],
     };
     assert.equal(access.authorize(query(id, 'N-DELETE', '1.2.840.10008.3.1.2.3.3'))?.status, 0x0124);
+  });
+});
+
+describe('server.dicom over TLS: certificate subject binding, end to end', () => {
+  it('accepts the AE with the right client certificate subject and rejects it with another', async () => {
+    const work = await tempDir('pacs-access-tls-');
+    try {
+      const pki = await makePki(work.path);
+      const tlsPort = await freePort();
+      const loaded = loadConfig({
+        overrides: {
+          server: {
+            host: '127.0.0.1',
+            port: await freePort(),
+            tls: {
+              port: tlsPort,
+              cert: pki.serverCert,
+              key: pki.serverKey,
+              ca: pki.caCert,
+              requireClientCert: true,
+            },
+            dicom: {
+              unknownAe: 'reject',
+              aes: [
+                { aeTitle: 'RIGHT', permissions: ['echo'], tlsSubject: 'CN=PACS test client' },
+                { aeTitle: 'WRONG', permissions: ['echo'], tlsSubject: 'CN=someone else' },
+              ],
+            },
+          },
+          data: { dir: join(work.path, 'data') },
+        } as never,
+      });
+      if (!loaded.ok) throw loaded.error;
+      const lines: Array<Record<string, unknown>> = [];
+      const started = await startServer(loaded.value, memoryLogger(lines));
+      if (!started.ok) throw started.error;
+      const server = started.value;
+      try {
+        const tls = { ca: pki.pem.ca, cert: pki.pem.clientCert, key: pki.pem.clientKey };
+        const connect = (aeTitle: string) =>
+          new ApplicationEntity({ aeTitle }).connect({
+            host: '127.0.0.1',
+            port: tlsPort,
+            calledAeTitle: 'PACS',
+            contexts: [VERIFICATION_CONTEXT],
+            tls,
+          });
+        const right = await connect('RIGHT');
+        assert.ok(right.ok, right.ok ? '' : right.error.message);
+        assert.equal(unwrap(await echo(right.value)), 0);
+        await right.value.release();
+        const wrong = await connect('WRONG');
+        assert.deepEqual(!wrong.ok && wrong.error.reject, { result: 1, source: 1, reason: 3 });
+        assert.ok(
+          lines.some((l) =>
+            /presented certificate subject CN=PACS test client, not CN=someone else/.test(String(l.msg)),
+          ),
+        );
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await work.remove();
+    }
+  });
+
+  it('validates server.dicom with one line per error', () => {
+    const bad = loadConfig({
+      overrides: {
+        server: { dicom: { unknownAe: 'maybe', aes: [{ aeTitle: 'A\\B', permissions: ['echo', 'fly'] }] } },
+      } as never,
+    });
+    assert.equal(bad.ok, false);
+    const text = bad.ok ? '' : bad.error.message;
+    assert.match(text, /server\.dicom\.unknownAe/);
+    assert.match(text, /server\.dicom\.aes\[0\]\.aeTitle/);
+    assert.match(text, /server\.dicom\.aes\[0\]\.permissions\[1\]/);
   });
 });
