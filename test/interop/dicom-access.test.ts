@@ -23,6 +23,8 @@ import { memoryLogger } from '../web/helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const STUDY = '1.2.826.0.1.3680043.8.498.14001';
+/** How DCMTK prints 0x0124 Refused: Not Authorized. */
+const NOT_AUTHORIZED = /0x0?124\b|Refused: Not ?Authorized/i;
 
 async function configFor(dataDir: string, dicom: object): Promise<Config> {
   const loaded = loadConfig({
@@ -73,6 +75,21 @@ describe('DICOM access control with DCMTK', () => {
 
   const tool = (name: string, args: readonly string[], files: readonly string[] = []) =>
     run(dcmtkTool(name), [...args, '127.0.0.1', String(port), ...files], { env: DCMTK_ENV });
+  /** findscu, movescu or getscu at STUDY level on the study, verbose (the refusal status is printed then). */
+  const qr = (name: 'findscu' | 'movescu' | 'getscu', aet: string, extra: readonly string[] = []) =>
+    tool(name, [
+      '-v',
+      '-aet',
+      aet,
+      '-aec',
+      'PACS',
+      ...extra,
+      '-S',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${STUDY}`,
+    ]);
 
   it('storescu --user alice --password secret (and -rsp) is accepted and stores', async () => {
     const plain = await run(
@@ -136,49 +153,12 @@ describe('DICOM access control with DCMTK', () => {
     assert.equal(echo.code, 0, output(echo));
     const store = await tool('storescu', ['-aet', 'STRANGER', '-aec', 'PACS'], [files[0] ?? '']);
     assert.equal(store.code, 0, output(store));
-    const find = await tool('findscu', [
-      '-v',
-      '-aet',
-      'STRANGER',
-      '-aec',
-      'PACS',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      'StudyInstanceUID',
-    ]);
-    assert.match(output(find), /0x0?124\b|Refused: Not ?Authorized/i, output(find));
-    const move = await tool('movescu', [
-      '-v',
-      '-aet',
-      'STRANGER',
-      '-aec',
-      'PACS',
-      '-aem',
-      'STRANGER',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${STUDY}`,
-    ]);
-    assert.match(output(move), /0x0?124\b|Refused: Not ?Authorized/i, output(move));
-    const get = await tool('getscu', [
-      '-v',
-      '-aet',
-      'STRANGER',
-      '-aec',
-      'PACS',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${STUDY}`,
-      '-od',
-      work.path,
-    ]);
-    assert.match(output(get), /0x0?124\b|Refused: Not ?Authorized/i, output(get));
+    const find = await qr('findscu', 'STRANGER');
+    assert.match(output(find), NOT_AUTHORIZED, output(find));
+    const move = await qr('movescu', 'STRANGER', ['-aem', 'STRANGER']);
+    assert.match(output(move), NOT_AUTHORIZED, output(move));
+    const get = await qr('getscu', 'STRANGER', ['-od', work.path]);
+    assert.match(output(get), NOT_AUTHORIZED, output(get));
     assert.ok(
       lines.some(
         (l) =>
@@ -189,51 +169,15 @@ describe('DICOM access control with DCMTK', () => {
   });
 
   it('a registered AE without move is refused a C-MOVE (0x0124) but may C-FIND', async () => {
-    const find = await tool('findscu', [
-      '-aet',
-      'NOMOVE',
-      '-aec',
-      'PACS',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${STUDY}`,
-    ]);
+    const find = await qr('findscu', 'NOMOVE');
     assert.equal(find.code, 0, output(find));
     assert.doesNotMatch(output(find), /0x0124/);
-    const move = await tool('movescu', [
-      '-v',
-      '-aet',
-      'NOMOVE',
-      '-aec',
-      'PACS',
-      '-aem',
-      'NOMOVE',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${STUDY}`,
-    ]);
-    assert.match(output(move), /0x0?124\b|Refused: Not ?Authorized/i, output(move));
+    const move = await qr('movescu', 'NOMOVE', ['-aem', 'NOMOVE']);
+    assert.match(output(move), NOT_AUTHORIZED, output(move));
   });
 
   it('a C-MOVE to a destination the caller may not name is refused with 0xA801', async () => {
-    const move = await tool('movescu', [
-      '-v',
-      '-aet',
-      'MOVER',
-      '-aec',
-      'PACS',
-      '-aem',
-      'ELSEWHERE',
-      '-S',
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${STUDY}`,
-    ]);
+    const move = await qr('movescu', 'MOVER', ['-aem', 'ELSEWHERE']);
     assert.match(output(move), /0xa801|Move ?Destination ?Unknown/i, output(move));
     assert.ok(
       lines.some(
