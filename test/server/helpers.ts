@@ -9,6 +9,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { z } from 'zod';
+import { AE_PERMISSIONS } from '../../src/security/permissions.js';
+import type { dicomAccessSchema } from '../../src/server/dicom-access-config.js';
 import { PACS_BIN, run } from '../helpers/cli.js';
 
 export async function freePort(): Promise<number> {
@@ -126,19 +129,11 @@ export function spawnChild(
   return new Child(child, options.name ?? cmd, options.detached ?? false);
 }
 
-/** An entry of `server.dicom.aes` (src/server/dicom-access-config.ts). */
-export interface TestAe {
-  readonly aeTitle: string;
-  readonly host?: string;
-  readonly port?: number;
-  readonly permissions: readonly string[];
-  readonly moveDestinations?: '*' | readonly string[];
-  readonly bindAddress?: boolean;
-  readonly tlsSubject?: string;
-}
+/** An entry of `server.dicom.aes` as written in a config file (src/server/dicom-access-config.ts). */
+export type TestAe = NonNullable<z.input<typeof dicomAccessSchema>['aes']>[number];
 
 /**
- * The calling AE titles of the DCMTK tools and of `pacs` (findscu, movescu, getscu, PACSSCU) with
+ * The calling AE titles of the DCMTK tools and of `pacs` (findscu, movescu, getscu, PACSSCU...) with
  * every permission and any move destination: for tests of the services, not of access control
  * (an unknown AE may only C-ECHO and C-STORE, issue 14).
  */
@@ -149,11 +144,7 @@ export const TEST_CLIENT_AES: readonly TestAe[] = [
   'PACSSCU',
   'STORESCU',
   'ECHOSCU',
-].map((aeTitle) => ({
-  aeTitle,
-  permissions: ['echo', 'store', 'find', 'move', 'get', 'worklist', 'mpps', 'commit'],
-  moveDestinations: '*' as const,
-}));
+].map((aeTitle) => ({ aeTitle, permissions: [...AE_PERMISSIONS], moveDestinations: '*' as const }));
 
 export interface PacsServer extends Child {
   readonly port: number;
