@@ -63,7 +63,10 @@ describe('admission hook', () => {
       secondaryField: h('62'),
     };
     const assoc = unwrapOk(await hx.request({ userIdentity }));
-    assert.equal(Buffer.from(assoc.ac.userInformation.userIdentityResponse?.serverResponse ?? []).toString('hex'), '6f6b');
+    assert.equal(
+      Buffer.from(assoc.ac.userInformation.userIdentityResponse?.serverResponse ?? []).toString('hex'),
+      '6f6b',
+    );
     await assoc.release();
     const quiet = unwrapOk(
       await hx.request({ userIdentity: { ...userIdentity, positiveResponseRequested: false } }),
