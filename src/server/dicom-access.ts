@@ -101,11 +101,6 @@ function isNodeIdentity(value: unknown): value is NodeIdentity {
   return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'ae';
 }
 
-/** Error Comment is LO: 64 characters at most (PS3.7 C.4.1.1.3.1... dcm4che's cut). */
-function comment(text: string): string {
-  return text.length <= 64 ? text : `${text.slice(0, 61)}...`;
-}
-
 export function dicomAccess(options: DicomAccessOptions): DicomAccess {
   const { config, registry, events } = options;
   const log = options.logger.child({ layer: 'access' });
@@ -192,7 +187,8 @@ export function dicomAccess(options: DicomAccessOptions): DicomAccess {
       user: who,
       remoteAddress: query.remoteAddress,
     });
-    return { status: refusal.status, errorComment: comment(refusal.errorComment) };
+    // The command encoder cuts the Error Comment to its 64 characters (dimse-command.ts).
+    return refusal;
   };
 
   const authorizeRequest: AuthorizeHook = (query) => {
