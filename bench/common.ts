@@ -437,12 +437,28 @@ export interface PacsServerOptions {
   readonly storage?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * `server.dicom` for the benches: the calling AE titles of the DCMTK tools and of `pacs` may do
+ * everything (an unknown AE may only C-ECHO and C-STORE, issue 14); access control stays on, so
+ * its cost is in every figure.
+ */
+export const BENCH_DICOM_ACCESS = {
+  aes: ['FINDSCU', 'MOVESCU', 'GETSCU', 'PACSSCU', 'STORESCU', 'ECHOSCU', 'BENCH'].map((aeTitle) => ({
+    aeTitle,
+    permissions: ['echo', 'store', 'find', 'move', 'get', 'worklist', 'mpps', 'commit'],
+    moveDestinations: '*',
+  })),
+};
+
 /** `node bin/pacs server` with a config file of its own, log level warn. */
 export async function startPacsServer(o: PacsServerOptions): Promise<Peer> {
   const durability = o.durability ?? 'fsync';
   mkdirSync(o.dir, { recursive: true });
   const config = join(o.dir, 'pacs.json');
-  writeFileSync(config, JSON.stringify({ storage: { durability, ...o.storage } }));
+  writeFileSync(
+    config,
+    JSON.stringify({ storage: { durability, ...o.storage }, server: { dicom: BENCH_DICOM_ACCESS } }),
+  );
   const data = join(o.dir, 'data');
   const aet = o.aet ?? 'PACS';
   const { child, port } = await startOnFreePort(

@@ -22,6 +22,7 @@ import { PNG } from 'pngjs';
 import { acknowledgedIndexCheck, sopInstanceUidOf, writeCtSeries } from './adapters.js';
 import {
   arg,
+  BENCH_DICOM_ACCESS,
   freePort,
   HOST,
   PACS_BIN,
@@ -233,9 +234,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     children.push(sink);
     await waitForPort(sinkPort, sink, 'storescp');
     const port = await freePort();
+    const config = join(work, 'soak-config.json');
+    await writeFile(config, JSON.stringify({ server: { dicom: BENCH_DICOM_ACCESS } }));
     const args = [
       PACS_BIN,
       'server',
+      '--config',
+      config,
       '--port',
       String(port),
       '--data',

@@ -4,6 +4,7 @@
  * their validation into usage errors, and one wording for network failures, so that every
  * command says "connection refused" or "association rejected (...)" the same way.
  */
+
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
@@ -38,6 +39,7 @@ import type {
   Tag,
   TlsClientOptions,
 } from '../index.js';
+import { TLS_POLICY } from '../security/tls-policy.js';
 
 /** The flags addConnectionOptions() declares, as commander hands them over. */
 export interface ConnectionFlags {
@@ -137,6 +139,7 @@ export function parseConnection(host: string, portText: string, flags: Connectio
   const useTls = Boolean(flags.tls || flags.tlsCa || flags.tlsCert);
   const tls: TlsClientOptions | undefined = useTls
     ? {
+        parameters: TLS_POLICY,
         ...(flags.tlsCa !== undefined ? { ca: readPem('--tls-ca', flags.tlsCa) } : {}),
         ...(flags.tlsCert !== undefined ? { cert: readPem('--tls-cert', flags.tlsCert) } : {}),
         ...(flags.tlsKey !== undefined ? { key: readPem('--tls-key', flags.tlsKey) } : {}),

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError, PacsError, readDicomFile, toDicomJson } from '../client.js';
+import { registerAeCommand } from './ae.js';
 import { registerArchiveCommand } from './archive.js';
 import { registerAuditCommand } from './audit.js';
 import { registerConvertCommand } from './convert.js';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerRoleCommand(program);
   registerTokenCommand(program);
   registerAuditCommand(program);
+  registerAeCommand(program);
 
   return program;
 }

@@ -5,10 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { Association } from './association.js';
 import type { NetworkError } from './errors.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
-import { type NegotiationPolicy, negotiateAsAcceptor } from './negotiation.js';
+import { applyAdmission, type NegotiationPolicy, negotiateAsAcceptor, normalizeHost } from './negotiation.js';
 import { AbortReason, AbortSource } from './pdu.js';
 import { createTransportServer, type TlsServerOptions } from './transport.js';
 import { UpperLayer, type UpperLayerOptions } from './upper-layer.js';
@@ -66,13 +67,27 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEventMap> {
     const ul = new UpperLayer(false, this.options.policy.maxPduLength, this.options);
     this.live.add(ul);
     const remoteAddress = socket.remoteAddress;
-    ul.negotiate = (rq) =>
-      negotiateAsAcceptor(rq, this.options.policy, {
+    ul.negotiate = (rq) => {
+      const policy = this.options.policy;
+      const outcome = negotiateAsAcceptor(rq, policy, {
         // Only established associations count: connections still negotiating or being closed
         // after a rejection must not take the places of the associations being served.
         activeAssociations: this.established,
         peerHost: remoteAddress,
       });
+      const admit = policy.admit;
+      if (outcome.kind !== 'accept' || admit === undefined) return outcome;
+      const verdict = admit({
+        callingAeTitle: rq.callingAeTitle,
+        calledAeTitle: rq.calledAeTitle,
+        peerHost: normalizeHost(remoteAddress),
+        peerCertificateSubject: verifiedSubject(socket),
+        userIdentity: rq.userInformation.userIdentity,
+      });
+      return verdict instanceof Promise
+        ? verdict.then((v) => applyAdmission(outcome, v, rq))
+        : applyAdmission(outcome, verdict, rq);
+    };
     ul.onOutcome = (outcome) => {
       if (outcome.kind === 'established') {
         this.established++;
@@ -113,4 +128,14 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEventMap> {
     await Promise.all([...this.live].map((ul) => ul.closed));
     await stopped;
   }
+}
+
+/** The subject of a client certificate that verified against our CA (TLS only). */
+function verifiedSubject(socket: net.Socket): Readonly<Record<string, string>> | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const subject: unknown = socket.getPeerCertificate().subject;
+  if (typeof subject !== 'object' || subject === null) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(subject)) out[k] = Array.isArray(v) ? v.join('+') : String(v);
+  return out;
 }

@@ -16,7 +16,7 @@ import type { EventBus, EventOf } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
 import { AssociationAcceptor } from './acceptor.js';
 import type { Association, AssociationTimeouts, CloseInfo } from './association.js';
-import { DimseAssociation, type ServiceLookup } from './dimse.js';
+import { type AuthorizeHook, DimseAssociation, type ServiceLookup } from './dimse.js';
 import type { NetworkError } from './errors.js';
 import { type NetworkLogger, silentLogger } from './logger.js';
 import type {
@@ -51,6 +51,10 @@ export interface ListenOptions {
   readonly promiscuous?: boolean;
   /** When given, only these calling AE titles (optionally from one host) may associate. */
   readonly allowedCallers?: readonly AllowedCaller[];
+  /** Admits each requestor and says who it is (NegotiationPolicy.admit). */
+  readonly admit?: NegotiationPolicy['admit'];
+  /** Asked before every request a peer sends is handled (DimseOptions.authorize). */
+  readonly authorize?: AuthorizeHook;
 }
 
 export interface ConnectOptions {
@@ -111,7 +115,7 @@ export class ApplicationEntity implements ServiceLookup {
   }
 
   /** The acceptor's negotiation policy, built from the registered services. */
-  policy(options: Omit<ListenOptions, 'port' | 'host' | 'tls'> = {}): NegotiationPolicy {
+  policy(options: Omit<ListenOptions, 'port' | 'host' | 'tls' | 'authorize'> = {}): NegotiationPolicy {
     const abstractSyntaxes: SupportedAbstractSyntax[] = [];
     for (const [uid, service] of this.bySopClass) {
       const sc = service.sopClasses.find((c) => c.uid === uid);
@@ -130,6 +134,7 @@ export class ApplicationEntity implements ServiceLookup {
       ...(options.promiscuous !== undefined ? { promiscuous: options.promiscuous } : {}),
       ...(options.allowedCallers?.length ? { allowedCallers: options.allowedCallers } : {}),
       ...(options.maxAssociations !== undefined ? { maxAssociations: options.maxAssociations } : {}),
+      ...(options.admit !== undefined ? { admit: options.admit } : {}),
     };
   }
 
@@ -141,7 +146,7 @@ export class ApplicationEntity implements ServiceLookup {
       ...(options.tls ? { tls: options.tls } : {}),
       ...(this.timeouts ? { timeouts: this.timeouts } : {}),
     });
-    const server = new DicomServer(acceptor, this.log, this.events);
+    const server = new DicomServer(acceptor, this.log, this.events, options.authorize);
     acceptor.on('association', (association) => server.serve(association, this));
     acceptor.on('failed', (error, info) => {
       server.emitFailed(error, info.remoteAddress);
@@ -195,6 +200,7 @@ export class DicomServer {
     private readonly acceptor: AssociationAcceptor,
     private readonly log: NetworkLogger,
     private readonly events: EventBus | undefined = undefined,
+    private readonly authorize: AuthorizeHook | undefined = undefined,
   ) {}
 
   get activeAssociations(): number {
@@ -209,6 +215,7 @@ export class DicomServer {
       services,
       log: this.log,
       ...(events !== undefined ? { events } : {}),
+      ...(this.authorize !== undefined ? { authorize: this.authorize } : {}),
     });
     this.live.add(dimse);
     events?.emit(openedEvent(association));

@@ -56,6 +56,8 @@ export class Association extends EventEmitter<AssociationEventMap> {
   readonly peerImplementationVersionName: string | undefined;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
+  /** What the acceptor's admission hook said the requestor is (NegotiationPolicy.admit); opaque here. */
+  readonly identity: unknown;
   /** Resolves when the association is over and the transport closed. */
   readonly closed: Promise<CloseInfo>;
   private readonly ul: UpperLayer;
@@ -72,6 +74,7 @@ export class Association extends EventEmitter<AssociationEventMap> {
     this.rq = ul.rq;
     this.ac = ul.ac;
     this.presentationContexts = ul.contexts;
+    this.identity = ul.identity;
     const peerInfo = this.role === 'requestor' ? ul.ac.userInformation : ul.rq.userInformation;
     this.peerMaxPduLength = peerInfo.maxLength ?? 0;
     this.maxPduLength = ul.ourMaxPduLength;

@@ -77,7 +77,35 @@ export interface DimseOptions {
   readonly dimseTimeoutMs?: number;
   /** Where each request served is reported ('request', core/events.ts); handlers get it as ctx.events. */
   readonly events?: EventBus;
+  /**
+   * Asked once for every request the peer sends, before its handler runs (ARCHITECTURE.md
+   * decision 10: the one policy, asked in one place). Undefined (the library default): every
+   * request may run.
+   */
+  readonly authorize?: AuthorizeHook;
 }
+
+/** What the authorize hook is told about a request. */
+export interface AuthorizationQuery {
+  readonly command: keyof DimseHandlers;
+  /** The presentation context's abstract syntax (the SOP class the request is on). */
+  readonly abstractSyntax: string;
+  /** C-MOVE: the Move Destination (0000,0600). */
+  readonly moveDestination: string | undefined;
+  /** The association's identity (NegotiationPolicy.admit), opaque here. */
+  readonly identity: unknown;
+  readonly peerAeTitle: string;
+  readonly remoteAddress: string | undefined;
+}
+
+/** A refusal: its DIMSE status (0x0124 Refused: Not Authorized, 0xA801...) and Error Comment. */
+export interface AuthorizationRefusal {
+  readonly status: number;
+  readonly errorComment: string;
+}
+
+/** Undefined: the request may run. */
+export type AuthorizeHook = (query: AuthorizationQuery) => AuthorizationRefusal | undefined;
 
 /** Counts kept per association for the log line and metrics. */
 export interface DimseStats {
@@ -257,6 +285,7 @@ class HandlerContext implements RequestContext {
   readonly peerAeTitle: string;
   readonly localAeTitle: string;
   readonly remoteAddress: string | undefined;
+  readonly identity: unknown;
 
   constructor(
     readonly association: DimseAssociation,
@@ -274,6 +303,7 @@ class HandlerContext implements RequestContext {
     this.peerAeTitle = acceptor ? assoc.callingAeTitle : assoc.calledAeTitle;
     this.localAeTitle = acceptor ? assoc.calledAeTitle : assoc.callingAeTitle;
     this.remoteAddress = assoc.remoteAddress;
+    this.identity = assoc.identity;
   }
 
   get signal(): AbortSignal {
@@ -301,6 +331,7 @@ export class DimseAssociation implements RequestSender {
   private readonly services: ServiceLookup | undefined;
   private readonly log: NetworkLogger;
   private readonly events: EventBus | undefined;
+  private readonly authorize: AuthorizeHook | undefined;
   private readonly responseTimeoutMs: number | undefined;
   private readonly dimseMs: number | undefined;
   private nextMessageId = 1;
@@ -325,6 +356,7 @@ export class DimseAssociation implements RequestSender {
     this.services = options.services;
     this.log = options.log ?? silentLogger;
     this.events = options.events;
+    this.authorize = options.authorize;
     this.responseTimeoutMs = options.responseTimeoutMs;
     // The configured DIMSE timeout; the read loop arms the Upper Layer's timer with it mid-message.
     this.dimseMs = options.dimseTimeoutMs ?? association.dimseTimeoutMs;
@@ -552,6 +584,18 @@ export class DimseAssociation implements RequestSender {
     const sopClass = command.affectedSopClassUid ?? command.requestedSopClassUid;
     if (sopClass !== undefined && sopClass !== pc.abstractSyntax && name !== 'C-ECHO')
       return refuse(noSuchClass, 'SOP Class UID of the command differs from the presentation context');
+    if (this.authorize !== undefined) {
+      const assoc = this.association;
+      const refusal = this.authorize({
+        command: name,
+        abstractSyntax: pc.abstractSyntax,
+        moveDestination: command.moveDestination,
+        identity: assoc.identity,
+        peerAeTitle: assoc.role === 'acceptor' ? assoc.callingAeTitle : assoc.calledAeTitle,
+        remoteAddress: assoc.remoteAddress,
+      });
+      if (refusal !== undefined) return refuse(refusal.status, refusal.errorComment);
+    }
     const state = new RequestState();
     this.active.set(messageId, state);
     const ctx = new HandlerContext(this, pc, command, state, this.log, this.events);

@@ -67,8 +67,80 @@ export interface NegotiationPolicy {
     identity: UserIdentityRq,
     caller: { aeTitle: string; host: string | undefined },
   ) => UserIdentityVerdict;
+  /**
+   * Admits the calling node once the association would otherwise be accepted: who it is (calling AE
+   * title, address, TLS client certificate, user identity) and what it may do. It may be
+   * asynchronous (a password hash, an index lookup): the acceptor waits in Sta3 (PS3.8 9.2, the
+   * A-ASSOCIATE response primitive is the local user's). The identity it returns is carried by the
+   * association to every request (RequestContext.identity); network/ never looks inside it.
+   */
+  readonly admit?: (request: AdmissionRequest) => AdmissionVerdict | Promise<AdmissionVerdict>;
   readonly implementationClassUid?: string;
   readonly implementationVersionName?: string;
+}
+
+/** What the admission hook is told about a requestor. */
+export interface AdmissionRequest {
+  readonly callingAeTitle: string;
+  readonly calledAeTitle: string;
+  /** The peer's IP address (IPv4 without the ::ffff: prefix). */
+  readonly peerHost: string | undefined;
+  /**
+   * The subject of the TLS client certificate, when the peer presented one that verified against
+   * our CA (`{CN: 'modality1', O: 'Hospital'}`); undefined on plain TCP or without one.
+   */
+  readonly peerCertificateSubject: Readonly<Record<string, string>> | undefined;
+  /** The user identity sub-item (PS3.7 D.3.3.7), when the requestor sent one. */
+  readonly userIdentity: UserIdentityRq | undefined;
+}
+
+export type AdmissionVerdict =
+  | {
+      readonly accepted: true;
+      /** Carried by the association (opaque here). */
+      readonly identity?: unknown;
+      /** The server response of a user identity whose positive response was requested (D.3.3.7.2). */
+      readonly userIdentityResponse?: Uint8Array;
+    }
+  | {
+      readonly accepted: false;
+      /** PS3.8 Table 9-21 reason (source service-user): 3 calling AE title not recognized, 1 no reason given. */
+      readonly reason: 'calling-ae-not-recognized' | 'no-reason-given';
+      /** Said in the log, never to the peer. */
+      readonly why: string;
+    };
+
+/**
+ * The outcome after the admission hook: a refusal becomes A-ASSOCIATE-RJ (permanent, service-user,
+ * with the verdict's reason); an acceptance carries its identity and, when a positive response was
+ * requested, the user identity server response in the A-ASSOCIATE-AC (PS3.7 D.3.3.7.2).
+ */
+export function applyAdmission(
+  outcome: NegotiationOutcome,
+  verdict: AdmissionVerdict,
+  rq: AssociateRqPdu,
+): NegotiationOutcome {
+  if (outcome.kind !== 'accept') return outcome;
+  if (!verdict.accepted) {
+    const reason =
+      verdict.reason === 'calling-ae-not-recognized'
+        ? RejectReason.User.CallingAeTitleNotRecognized
+        : RejectReason.User.NoReasonGiven;
+    return reject('user', RejectResult.Permanent, RejectSource.ServiceUser, reason, verdict.why);
+  }
+  const asked = rq.userInformation.userIdentity?.positiveResponseRequested === true;
+  const response = verdict.userIdentityResponse;
+  const ac: AssociateAcPdu =
+    asked && response !== undefined
+      ? {
+          ...outcome.ac,
+          userInformation: {
+            ...outcome.ac.userInformation,
+            userIdentityResponse: { serverResponse: response },
+          },
+        }
+      : outcome.ac;
+  return { kind: 'accept', ac, contexts: outcome.contexts, identity: verdict.identity };
 }
 
 export interface NegotiationContext {
@@ -104,6 +176,8 @@ export type NegotiationOutcome =
       readonly kind: 'accept';
       readonly ac: AssociateAcPdu;
       readonly contexts: readonly AcceptedPresentationContext[];
+      /** What the admission hook said the requestor is (NegotiationPolicy.admit); opaque here. */
+      readonly identity?: unknown;
     }
   | {
       readonly kind: 'reject';
@@ -124,7 +198,7 @@ function reject(
 }
 
 /** IPv4 peers on a dual-stack socket show as ::ffff:a.b.c.d. */
-function normalizeHost(host: string | undefined): string | undefined {
+export function normalizeHost(host: string | undefined): string | undefined {
   return host?.startsWith('::ffff:') ? host.slice(7) : host;
 }
 

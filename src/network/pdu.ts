@@ -278,9 +278,25 @@ export function encodePdu(pdu: Pdu): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/** AE titles as received: surrounding spaces (and stray NULs) removed. */
-function decodeAeTitle(bytes: Uint8Array): string {
-  return latin1(bytes).replace(/^[ \0]+|[ \0]+$/g, '');
+/**
+ * AE titles as received: surrounding spaces (and stray NULs) removed. PS3.8 9.3.2 and PS3.5 6.2
+ * (VR AE): ISO 646 without control characters and without the backslash; anything else is an
+ * invalid PDU parameter value (A-ABORT, PS3.8 9.3.8 reason 6), refused here rather than accepted
+ * and then found unencodable when the A-ASSOCIATE-AC echoes it.
+ */
+function decodeAeTitle(bytes: Uint8Array, what: string): string {
+  const text = latin1(bytes).replace(/^[ \0]+|[ \0]+$/g, '');
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x5c) {
+      throw pduError(
+        'ERR_PDU_INVALID',
+        `${what} holds byte 0x${c.toString(16).padStart(2, '0')}, not allowed in an AE title`,
+        6,
+      );
+    }
+  }
+  return text;
 }
 
 function decodeAssociate(kind: 'rq' | 'ac', body: Uint8Array): AssociateRqPdu | AssociateAcPdu {
@@ -294,8 +310,8 @@ function decodeAssociate(kind: 'rq' | 'ac', body: Uint8Array): AssociateRqPdu | 
   const c = new ByteCursor(body);
   const protocolVersion = c.u16('protocol version');
   c.skip(2, 'reserved');
-  const calledAeTitle = decodeAeTitle(c.take(16, 'called AE title'));
-  const callingAeTitle = decodeAeTitle(c.take(16, 'calling AE title'));
+  const calledAeTitle = decodeAeTitle(c.take(16, 'called AE title'), 'called AE title');
+  const callingAeTitle = decodeAeTitle(c.take(16, 'calling AE title'), 'calling AE title');
   c.skip(32, 'reserved');
   const items = decodeVariableItems(c, kind);
   const common = {

@@ -21,6 +21,11 @@ export interface RequestContext {
   /** Aborted by C-CANCEL, or when the association ends. */
   readonly signal: AbortSignal;
   readonly log: NetworkLogger;
+  /**
+   * Who the peer is, as the acceptor's admission hook said (NegotiationPolicy.admit; the server's
+   * is a security/ NodeIdentity); undefined without one. Opaque to network/.
+   */
+  readonly identity?: unknown;
   /** The server's event stream, when it has one (core/events.ts): services emit what they did on it. */
   readonly events?: EventBus;
   /** The association, to send requests on it (C-GET sub-operations). */

@@ -22,7 +22,24 @@ type Pem = string | Buffer | ReadonlyArray<string | Buffer>;
  */
 export const SEND_HIGH_WATER_MARK = 256 * 1024;
 
+/**
+ * Protocol versions and cipher suites of a TLS endpoint. security/tls-policy.ts holds the one
+ * policy (BCP 195, PS3.15 B.12); the server and the clients pass it in (network/ does not import
+ * security/). Without it: TLS 1.2 minimum and Node's default ciphers.
+ */
+export interface TlsParameters {
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly maxVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list: TLS 1.2 suites, then TLS_* TLS 1.3 suites. */
+  readonly ciphers: string;
+  readonly ecdhCurve: string;
+  /** The server's order of ciphers wins over the client's. */
+  readonly honorCipherOrder: boolean;
+}
+
 export interface TlsServerOptions {
+  /** Versions and ciphers (security/tls-policy.ts TLS_POLICY). */
+  readonly parameters?: TlsParameters;
   readonly cert: Pem;
   readonly key: Pem;
   /** CA certificates that client certificates are verified against. */
@@ -34,6 +51,8 @@ export interface TlsServerOptions {
 }
 
 export interface TlsClientOptions {
+  /** Versions and ciphers (security/tls-policy.ts TLS_POLICY). */
+  readonly parameters?: TlsParameters;
   /** CA certificates the server certificate is verified against (default: Node's bundled roots). */
   readonly ca?: Pem;
   /** Our client certificate and key, for servers that ask for one. */
@@ -72,6 +91,7 @@ export function createTransportServer(
       requestCert: requireCert,
       rejectUnauthorized: requireCert,
       minVersion: tlsOptions.minVersion ?? 'TLSv1.2',
+      ...tlsOptions.parameters,
     },
     accept,
   );
@@ -113,6 +133,7 @@ export function openTransport(options: ConnectOptions): Promise<Result<net.Socke
             servername: t.servername ?? (net.isIP(options.host) === 0 ? options.host : undefined),
             rejectUnauthorized: t.rejectUnauthorized ?? true,
             minVersion: t.minVersion ?? 'TLSv1.2',
+            ...t.parameters,
           });
     const readyEvent = t === undefined ? 'connect' : 'secureConnect';
     const where = `${options.host}:${options.port}`;

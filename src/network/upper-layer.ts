@@ -145,8 +145,15 @@ export class UpperLayer {
 
   /** Set by the requestor: opens the transport for AE-1. */
   connectTransport: (() => Promise<Result<net.Socket, NetworkError>>) | undefined;
-  /** Set by the acceptor: the answer to an A-ASSOCIATE-RQ. */
-  negotiate: ((rq: AssociateRqPdu) => NegotiationOutcome) | undefined;
+  /**
+   * Set by the acceptor: the answer to an A-ASSOCIATE-RQ. A promise (an asynchronous admission)
+   * is awaited in Sta3, after the A-ASSOCIATE indication; the answer is dropped if the peer has
+   * gone meanwhile.
+   */
+  negotiate: ((rq: AssociateRqPdu) => NegotiationOutcome | Promise<NegotiationOutcome>) | undefined;
+  /** What the acceptor's admission said the requestor is (NegotiationOutcome.identity). */
+  identity: unknown;
+  private pendingAsync: Promise<NegotiationOutcome> | undefined;
   /** Called once: established, or failed before establishment. */
   onOutcome: (outcome: Outcome) => void = () => {};
   private pendingOutcome: NegotiationOutcome | undefined;
@@ -240,17 +247,19 @@ export class UpperLayer {
         if (pdu.type !== 'P-DATA-TF') this.log.debug({ pdu: describePdu(pdu) }, 'PDU received');
         if (pdu.type === 'A-ASSOCIATE-RQ' && this.fsm.state === 'Sta2' && this.negotiate !== undefined) {
           this.rq = pdu;
-          let outcome: NegotiationOutcome;
+          let answer: NegotiationOutcome | Promise<NegotiationOutcome>;
           try {
-            outcome = this.negotiate(pdu);
+            answer = this.negotiate(pdu);
           } catch (error) {
-            this.log.error(
-              { err: error instanceof Error ? error.stack : String(error) },
-              'negotiation failed: rejecting',
-            );
-            const rj: AssociateRjPdu = { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 1 };
-            outcome = { kind: 'reject', rj, by: 'user', why: `internal error: ${String(error)}` };
+            answer = this.internalReject(error);
           }
+          if (answer instanceof Promise) {
+            // The provider has nothing to refuse: indicate, and answer when the admission settles.
+            this.pendingAsync = answer.catch((error: unknown) => this.internalReject(error));
+            this.dispatch({ name: 'Evt6', pdu });
+            continue;
+          }
+          const outcome = answer;
           this.pendingOutcome = outcome;
           const providerReject =
             outcome.kind === 'reject' && outcome.by === 'provider' ? outcome.rj : undefined;
@@ -272,6 +281,32 @@ export class UpperLayer {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** A negotiation hook that threw (a bug): rejected, with the stack at error level. */
+  private internalReject(error: unknown): NegotiationOutcome {
+    this.log.error(
+      { err: error instanceof Error ? error.stack : String(error) },
+      'negotiation failed: rejecting',
+    );
+    const rj: AssociateRjPdu = { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 1 };
+    return { kind: 'reject', rj, by: 'user', why: `internal error: ${String(error)}` };
+  }
+
+  /** The local user's A-ASSOCIATE response (Evt7 or Evt8) in Sta3. */
+  private answerAssociate(outcome: NegotiationOutcome | undefined): void {
+    if (outcome?.kind === 'accept') {
+      this.ac = outcome.ac;
+      this.contexts = outcome.contexts;
+      this.identity = outcome.identity;
+      this.dispatch({ name: 'Evt7', ac: outcome.ac });
+      return;
+    }
+    const rj: AssociateRjPdu = outcome?.rj ?? { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 1 };
+    this.rejected = rj;
+    if (outcome !== undefined)
+      this.log.info({ why: outcome.why, reject: describeReject(rj) }, 'association rejected');
+    this.dispatch({ name: 'Evt8', rj });
   }
 
   /** Applies events one at a time; events raised while applying one are queued behind it. */
@@ -378,24 +413,18 @@ export class UpperLayer {
   private indicate(ind: Indication): void {
     switch (ind.type) {
       case 'A-ASSOCIATE-indication': {
+        const pending = this.pendingAsync;
+        this.pendingAsync = undefined;
+        if (pending !== undefined) {
+          void pending.then((outcome) => {
+            // The peer may have aborted or vanished while we decided.
+            if (this.fsm.state === 'Sta3') this.answerAssociate(outcome);
+          });
+          return;
+        }
         const outcome = this.pendingOutcome;
         this.pendingOutcome = undefined;
-        if (outcome?.kind === 'accept') {
-          this.ac = outcome.ac;
-          this.contexts = outcome.contexts;
-          this.dispatch({ name: 'Evt7', ac: outcome.ac });
-        } else {
-          const rj: AssociateRjPdu = outcome?.rj ?? {
-            type: 'A-ASSOCIATE-RJ',
-            result: 1,
-            source: 1,
-            reason: 1,
-          };
-          this.rejected = rj;
-          if (outcome !== undefined)
-            this.log.info({ why: outcome.why, reject: describeReject(rj) }, 'association rejected');
-          this.dispatch({ name: 'Evt8', rj });
-        }
+        this.answerAssociate(outcome);
         return;
       }
       case 'A-ASSOCIATE-confirm-accept':

@@ -44,6 +44,7 @@ import { identityConfig } from '../security/identity-config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
 import { transcodeConfig } from '../services/storage/transcode-config.js';
+import { dicomAccessSchema } from './dicom-access-config.js';
 
 /** The services `server.services` selects by (services.ts maps them to factories). */
 export const SERVICE_NAMES = ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'] as const;
@@ -179,6 +180,8 @@ const serverSchema = section({
   workers: integer(1, 64).default(1),
   /** The HTTP listener (DICOMweb, /healthz, /metrics). */
   http: httpSchema.default({}),
+  /** DICOM access control: the unknown-AE policy and the config file's AEs (dicom-access-config.ts). */
+  dicom: dicomAccessSchema.default({}),
 }).superRefine((server, ctx) => {
   if (server.tls.port !== undefined && server.tls.port === server.port) {
     addRule(ctx, ['tls', 'port'], `must differ from ${formatPath([...ctx.path, 'port'])} (${server.port})`);

@@ -8,6 +8,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { type Archive, openArchive } from '../archive/archive.js';
 import { type CompressionService, startCompression } from '../archive/compression/service.js';
+import { aeRegistryOf } from '../archive/security/ae-registry.js';
 import { PacsError } from '../core/errors.js';
 import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
@@ -22,10 +23,13 @@ import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
 import type { Keyring } from '../security/envelope.js';
 import { keyringOf } from '../security/key-file.js';
+import type { IdentityService } from '../security/authentication.js';
+import { TLS_POLICY } from '../security/tls-policy.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type ServerAudit, startServerAudit } from './audit-trail.js';
 import { type Config, splitCallingAet } from './config.js';
+import { dicomAccess } from './dicom-access.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -39,6 +43,8 @@ export interface StartServerOptions {
   readonly reconcile?: boolean;
   /** The event stream to report on (an embedder's audit trail may subscribe); default a new one. */
   readonly events?: EventBus;
+  /** Checks user identities negotiated on DICOM associations (PS3.7 D.3.3.7); default: ignored. */
+  readonly identityService?: IdentityService;
 }
 
 /** Reconcile grace when other processes may share the data folder: longer than any one C-STORE. */
@@ -185,8 +191,21 @@ export async function startServer(
       logger: logger.child({ service: 'compression' }),
     });
 
+  const access = dicomAccess({
+    config,
+    registry: aeRegistryOf(archive.index),
+    logger,
+    events,
+    ...(options.identityService !== undefined ? { identityService: options.identityService } : {}),
+  });
+  try {
+    await access.refresh();
+  } catch (e) {
+    return fail(`cannot read the AE registry: ${message(e)}`);
+  }
+
   for (const factory of selected) {
-    const service = factory({ config, logger, archive, events });
+    const service = factory({ config, logger, archive, events, knownAes: access.knownAes });
     try {
       await service.start?.();
     } catch (e) {
@@ -221,6 +240,8 @@ export async function startServer(
     maxAssociations: server.maxAssociations,
     promiscuous: server.promiscuous,
     ...(allowedCallers.length > 0 ? { allowedCallers } : {}),
+    admit: access.admit,
+    authorize: access.authorize,
   };
 
   const listening = running.listening;
@@ -432,6 +453,7 @@ async function loadTlsFiles(config: Config): Promise<Result<TlsServerOptions, Pa
     return err(new PacsError('ERR_SERVER_START', 'server.tls.cert and server.tls.key are required for TLS'));
   }
   return ok({
+    parameters: TLS_POLICY,
     cert: cert.value,
     key: key.value,
     ...(ca.value !== undefined ? { ca: ca.value } : {}),

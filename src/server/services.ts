@@ -11,7 +11,7 @@ import type { DimseService } from '../network/service.js';
 import { mppsService } from '../services/mpps/scp.js';
 import { findService } from '../services/query-retrieve/find-scp.js';
 import { getService } from '../services/query-retrieve/get-scp.js';
-import { moveService } from '../services/query-retrieve/move-scp.js';
+import { type MovePeer, moveService } from '../services/query-retrieve/move-scp.js';
 import { storageService } from '../services/storage/scp.js';
 import { verificationService } from '../services/verification/scp.js';
 import { worklistService } from '../services/worklist/scp.js';
@@ -26,6 +26,8 @@ export interface ServiceContext {
   readonly logger: Logger;
   readonly archive: Archive;
   readonly events: EventBus;
+  /** The known AEs with a host and port (the AE directory of dicom-access.ts): C-MOVE destinations. */
+  readonly knownAes: () => readonly MovePeer[];
 }
 
 export type ServiceFactory = (context: ServiceContext) => DimseService;
@@ -37,10 +39,10 @@ export const SERVER_SERVICES: readonly ServiceFactory[] = [
   ({ archive, config }) => storageService({ archive, extraSopClasses: config.storage.extraSopClasses }),
   ({ archive }) => worklistService({ worklist: archive.worklist }),
   ({ archive }) => mppsService({ worklist: archive.worklist }),
-  ({ archive, config, logger, events }) =>
+  ({ archive, knownAes, config, logger, events }) =>
     moveService({
       archive,
-      peers: config.peers,
+      peers: knownAes,
       events,
       logger: logger.child({ service: 'move' }),
       transcode: config.transcode,

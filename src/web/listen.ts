@@ -4,11 +4,13 @@
  * HTTP/2 server, every other one to the HTTP/1.1 server), so a viewer's hundreds of frame requests
  * share one connection instead of six. With a certificate it is HTTPS with ALPN: h2 or http/1.1.
  */
+
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance, FastifyServerFactory } from 'fastify';
+import { TLS_POLICY } from '../security/tls-policy.js';
 import { createWebApp, type WebAppOptions } from './app.js';
 
 export interface WebTlsOptions {
@@ -73,7 +75,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     ]);
     const serverFactory: FastifyServerFactory = (handler) =>
       http2.createSecureServer(
-        { cert, key, ...(ca !== undefined ? { ca } : {}), allowHTTP1: true },
+        { ...TLS_POLICY, cert, key, ...(ca !== undefined ? { ca } : {}), allowHTTP1: true },
         handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
       ) as unknown as http.Server;
     app = await createWebApp({ ...options, serverFactory, http2: true });

@@ -13,7 +13,7 @@ import { readDicomFile } from '../../src/io/dicom-file.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
-import { type Child, startPacsServer, tempDir } from '../server/helpers.js';
+import { type Child, startPacsServer, TEST_CLIENT_AES, tempDir } from '../server/helpers.js';
 import {
   CHARSET_CORPUS,
   queryDataSet,
@@ -37,7 +37,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const args = ['--data', join(work.path, 'data'), '--log-level', 'warn'];
       if (engine === 'postgres')
         args.push('--db', `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`);
-      const started = await startPacsServer(args);
+      const started = await startPacsServer(args, { aes: TEST_CLIENT_AES });
       server = started.server;
       port = started.port;
       await storeWithStorescu(port, [...writeGeneratedObjects(join(work.path, 'src')), ...CHARSET_CORPUS]);

@@ -18,6 +18,7 @@ import {
   freePort,
   spawnChild,
   startPacsServer,
+  TEST_CLIENT_AES,
   tempDir,
   waitForPort,
 } from '../server/helpers.js';
@@ -88,7 +89,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       ];
       if (engine === 'postgres')
         args.push('--db', `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`);
-      const started = await startPacsServer(args);
+      const started = await startPacsServer(args, { aes: TEST_CLIENT_AES });
       server = started.server;
       port = started.port;
       const src = join(work.path, 'src');

@@ -14,7 +14,7 @@ import { buildWorklistItem } from '../../src/services/worklist/model.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
-import { startPacsServer } from '../server/helpers.js';
+import { startPacsServer, TEST_CLIENT_AES } from '../server/helpers.js';
 
 async function findscuStatus(port: number, dir: string): Promise<string[]> {
   const out = await mkdtemp(join(dir, 'answers-'));
@@ -49,7 +49,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const schema = randomSchema();
       const db =
         engine === 'sqlite' ? `sqlite:${join(dir, 'data', 'index.sqlite')}` : `${PG_URL}?schema=${schema}`;
-      const { server, port } = await startPacsServer(['--data', join(dir, 'data'), '--db', db]);
+      const { server, port } = await startPacsServer(['--data', join(dir, 'data'), '--db', db], {
+        aes: [...TEST_CLIENT_AES, { aeTitle: 'CT1', permissions: ['echo', 'store', 'worklist', 'mpps'] }],
+      });
       try {
         assert.deepEqual(await findscuStatus(port, dir), []);
         const item = toDicomJson(

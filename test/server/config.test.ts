@@ -52,6 +52,7 @@ describe('defaults', () => {
         services: ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'],
         workers: 1,
         http: { cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
+        dicom: { unknownAe: 'default', aes: [] },
       },
       storage: {
         duplicatePolicy: 'keep',

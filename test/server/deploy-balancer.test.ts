@@ -15,7 +15,7 @@ import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, freePort, startPacsServer, tempDir } from './helpers.js';
+import { type Child, freePort, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
 
 interface Backend {
   readonly port: number;
@@ -81,16 +81,19 @@ describe('two full processes on one PostgreSQL and one folder, behind a TCP bala
     work = await tempDir('pacs-balancer-');
     for (let i = 0; i < 2; i++) {
       const httpPort = await freePort();
-      const { server, port } = await startPacsServer([
-        '--data',
-        join(work.path, 'data'),
-        '--db',
-        db,
-        '--http-port',
-        String(httpPort),
-        '--log-level',
-        'warn',
-      ]);
+      const { server, port } = await startPacsServer(
+        [
+          '--data',
+          join(work.path, 'data'),
+          '--db',
+          db,
+          '--http-port',
+          String(httpPort),
+          '--log-level',
+          'warn',
+        ],
+        { aes: TEST_CLIENT_AES },
+      );
       servers.push(server);
       backends.push({ port, httpPort, connections: 0 });
     }

@@ -14,7 +14,7 @@ import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, spawnChild, startPacsServer, tempDir } from './helpers.js';
+import { type Child, spawnChild, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const STUDY = '1.2.826.0.1.3680043.8.498.9702';
@@ -53,11 +53,11 @@ describe('kill -9 of the storage process of a per-service deployment', () => {
   });
 
   it('the others keep serving; after a restart every acknowledged object is present and intact', async () => {
-    const storage = await startPacsServer([...common, '--services', 'storage']);
+    const storage = await startPacsServer([...common, '--services', 'storage'], { aes: TEST_CLIENT_AES });
     servers.push(storage.server);
-    const qr = await startPacsServer([...common, '--services', 'query-retrieve']);
+    const qr = await startPacsServer([...common, '--services', 'query-retrieve'], { aes: TEST_CLIENT_AES });
     servers.push(qr.server);
-    const wl = await startPacsServer([...common, '--services', 'worklist,mpps']);
+    const wl = await startPacsServer([...common, '--services', 'worklist,mpps'], { aes: TEST_CLIENT_AES });
     servers.push(wl.server);
 
     const files = writeCtSeries(join(work.path, 'src'), 150, {
@@ -109,13 +109,10 @@ describe('kill -9 of the storage process of a per-service deployment', () => {
     assert.equal(worklist.code, 0, worklist.stderr);
 
     // Started again on the same port (other processes may be storing: its reconcile leaves young files alone).
-    const restarted = await startPacsServer([
-      ...common,
-      '--services',
-      'storage',
-      '--port',
-      String(storage.port),
-    ]);
+    const restarted = await startPacsServer(
+      [...common, '--services', 'storage', '--port', String(storage.port)],
+      { aes: TEST_CLIENT_AES },
+    );
     servers.push(restarted.server);
     const { index } = await openIndex(db);
     try {

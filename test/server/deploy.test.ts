@@ -15,7 +15,15 @@ import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, freePort, spawnChild, startPacsServer, tempDir, waitForPort } from './helpers.js';
+import {
+  type Child,
+  freePort,
+  spawnChild,
+  startPacsServer,
+  TEST_CLIENT_AES,
+  tempDir,
+  waitForPort,
+} from './helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const STUDY = '1.2.826.0.1.3680043.8.498.9701';
@@ -51,13 +59,10 @@ describe('per-service processes on one PostgreSQL index and one data folder', ()
     // Started one after the other: the first runs the migrations (they are safe to race, but
     // this keeps the test about deployment).
     for (const services of ['storage,verification', 'query-retrieve,verification', 'worklist,mpps']) {
-      const { server, port } = await startPacsServer([
-        ...common,
-        '--services',
-        services,
-        '--peer',
-        `RECV=127.0.0.1:${recvPort}`,
-      ]);
+      const { server, port } = await startPacsServer(
+        [...common, '--services', services, '--peer', `RECV=127.0.0.1:${recvPort}`],
+        { aes: [...TEST_CLIENT_AES, { aeTitle: 'CT1', permissions: ['echo', 'worklist', 'mpps'] }] },
+      );
       servers.push(server);
       if (services.startsWith('storage')) storagePort = port;
       else if (services.startsWith('query')) qrPort = port;

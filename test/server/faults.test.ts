@@ -30,7 +30,14 @@ import { type FileInfo, readFileInfo } from '../../src/services/storage/scu.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { makeCtDataSet, writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, spawnChild, startPacsServer, storescuAcknowledged, tempDir } from './helpers.js';
+import {
+  type Child,
+  spawnChild,
+  startPacsServer,
+  storescuAcknowledged,
+  TEST_CLIENT_AES,
+  tempDir,
+} from './helpers.js';
 
 const CT = UID.CTImageStorage;
 /** A safety net for a hung child or condition only (the suite runs on busy machines: no timing is asserted). */
@@ -141,7 +148,10 @@ async function startServer(
   dbUrl?: string,
 ): Promise<{ server: Child; port: number }> {
   const config = join(configDir, `config-${randomBytes(4).toString('hex')}.json`);
-  await writeFile(config, JSON.stringify({ storage, server: { shutdownTimeoutSeconds: 5 } }));
+  await writeFile(
+    config,
+    JSON.stringify({ storage, server: { shutdownTimeoutSeconds: 5, dicom: { aes: TEST_CLIENT_AES } } }),
+  );
   return startPacsServer([
     '--config',
     config,

@@ -9,6 +9,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { z } from 'zod';
+import { AE_PERMISSIONS } from '../../src/security/permissions.js';
+import type { dicomAccessSchema } from '../../src/server/dicom-access-config.js';
 import { PACS_BIN, run } from '../helpers/cli.js';
 
 export async function freePort(): Promise<number> {
@@ -126,6 +129,23 @@ export function spawnChild(
   return new Child(child, options.name ?? cmd, options.detached ?? false);
 }
 
+/** An entry of `server.dicom.aes` as written in a config file (src/server/dicom-access-config.ts). */
+export type TestAe = NonNullable<z.input<typeof dicomAccessSchema>['aes']>[number];
+
+/**
+ * The calling AE titles of the DCMTK tools and of `pacs` (findscu, movescu, getscu, PACSSCU...) with
+ * every permission and any move destination: for tests of the services, not of access control
+ * (an unknown AE may only C-ECHO and C-STORE, issue 14).
+ */
+export const TEST_CLIENT_AES: readonly TestAe[] = [
+  'FINDSCU',
+  'MOVESCU',
+  'GETSCU',
+  'PACSSCU',
+  'STORESCU',
+  'ECHOSCU',
+].map((aeTitle) => ({ aeTitle, permissions: [...AE_PERMISSIONS], moveDestinations: '*' as const }));
+
 export interface PacsServer extends Child {
   readonly port: number;
   readonly tlsPort: number | undefined;
@@ -137,11 +157,18 @@ export interface PacsServer extends Child {
  */
 export async function startPacsServer(
   args: readonly string[] = [],
-  options: { cwd?: string; dataDir?: string } = {},
+  options: { cwd?: string; dataDir?: string; aes?: readonly TestAe[] } = {},
 ): Promise<{ server: Child; port: number; tlsPort: number | undefined }> {
   const hasPort = args.includes('--port');
   const port = hasPort ? Number(args[args.indexOf('--port') + 1]) : await freePort();
   const all = [...args];
+  if (options.aes !== undefined) {
+    // The AEs go in a config file of their own (server.dicom.aes), removed with the server's data.
+    const dir = await mkdtemp(join(tmpdir(), 'pacs-test-aes-'));
+    const file = join(dir, 'aes.json');
+    await writeFile(file, JSON.stringify({ server: { dicom: { aes: options.aes } } }));
+    all.push('--config', file);
+  }
   if (!hasPort) all.push('--port', String(port));
   // Without --data, a folder of its own, removed when the server has exited.
   let ownData: string | undefined;

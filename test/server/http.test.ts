@@ -15,7 +15,7 @@ import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { memoryLogger } from '../web/helpers.js';
-import { freePort, startPacsServer, tempDir } from './helpers.js';
+import { freePort, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
 
 function sample(text: string, name: string): number | undefined {
   const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
@@ -28,6 +28,7 @@ describe('pacs server --http-port', () => {
     const httpPort = await freePort();
     const { server, port } = await startPacsServer(['--http-port', String(httpPort), '--log-level', 'warn'], {
       dataDir: join(work.path, 'data'),
+      aes: TEST_CLIENT_AES,
     });
     const base = `http://127.0.0.1:${httpPort}`;
     try {

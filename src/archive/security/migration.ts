@@ -66,9 +66,10 @@ export async function createSecurityTables(db: Kysely<unknown>, engine: SqlEngin
     .execute();
   await db.schema.createIndex('web_session_expires').on('web_session').column('expires_at').execute();
 
-  // The AE registry: permissions comma separated (security/permissions.ts AE_PERMISSIONS);
-  // move_destinations: NULL for any known AE, else comma separated titles; tls_subject: a
-  // client-certificate subject the association must present.
+  // The AE registry (archive/security/ae-registry.ts): permissions comma separated
+  // (security/permissions.ts AE_PERMISSIONS); move_destinations: NULL for the AE itself only, '*'
+  // for any known AE, else comma separated titles; tls_subject: a client-certificate subject the
+  // association must present; tls: C-MOVE connects to it with TLS.
   await db.schema
     .createTable('application_entity')
     .addColumn('ae_title', key, (c) => c.primaryKey())
@@ -78,6 +79,7 @@ export async function createSecurityTables(db: Kysely<unknown>, engine: SqlEngin
     .addColumn('move_destinations', 'text')
     .addColumn('tls_subject', 'text')
     .addColumn('bind_address', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('tls', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('description', 'text')
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('updated_at', 'text', (c) => c.notNull())

@@ -19,6 +19,7 @@
  *   0xA702 every sub-operation failed (the destination stayed down, refused every object...), with
  *          the counts, the Failed SOP Instance UID List and the reason as Error Comment.
  */
+
 import { isDeepStrictEqual } from 'node:util';
 import type { Archive } from '../../archive/archive.js';
 import {
@@ -54,6 +55,7 @@ import type { DimseResponse, DimseService, RequestContext } from '../../network/
 import { failure } from '../../network/service-error.js';
 import type { TlsClientOptions } from '../../network/transport.js';
 import type { TranscodePolicy } from '../storage/transcoding.js';
+import { TLS_POLICY } from '../../security/tls-policy.js';
 import {
   cancelledByPeer,
   prepared,
@@ -413,7 +415,7 @@ async function connect(
     port: d.port,
     calledAeTitle: d.aet,
     contexts,
-    ...(d.tls ? { tls: options.tls ?? {} } : {}),
+    ...(d.tls ? { tls: { parameters: TLS_POLICY, ...options.tls } } : {}),
   });
   return opened.ok ? ok(opened.value) : err(opened.error);
 }
