@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type MetricsJson, mergeWorkerMetrics } from '../../src/server/metrics.js';
 import { startWebServer } from '../../src/web/listen.js';
+import { OPEN_POLICY } from '../../src/web/policy.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
@@ -138,6 +139,8 @@ describe('pacs server --http-port', () => {
       health: () => health(),
       metrics: () => registry.metrics(),
       healthTimeoutMs: 200,
+      // This test is about what /healthz and /metrics answer, not who may ask (test/web/auth-*).
+      policy: OPEN_POLICY,
     });
     const base = `http://127.0.0.1:${http.port}`;
     try {
