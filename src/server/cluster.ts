@@ -190,7 +190,7 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
     try {
       const web = config.server.http;
       http = await startWebServer({
-        host: config.server.host,
+        host: web.host,
         port: web.port as number,
         logger,
         cors: web.cors,

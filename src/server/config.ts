@@ -6,6 +6,7 @@
  *   storage  services/storage/config.ts
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
+ *   security security/config.ts (the OpenID provider)
  *   log      core/logger-config.ts
  *
  * Worklist and MPPS have no settings yet; a service that gets some adds a config.ts beside its
@@ -37,6 +38,7 @@ import {
 import type { ConfigError } from '../core/errors.js';
 import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
+import { securityConfig } from '../security/config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
 
@@ -124,6 +126,8 @@ const publicUrl = z.string(expecting(PUBLIC_URL_EXPECTED)).refine(
 const httpSchema = section({
   /** Unset: no HTTP listener. */
   port: port.optional(),
+  /** The address it binds: loopback unless configured (issue 14: secure defaults). */
+  host: host.default('127.0.0.1'),
   /** PEM certificate and key: HTTPS (h2 and HTTP/1.1); unset: plain HTTP/1.1 and h2c. */
   cert: filePath.optional(),
   key: filePath.optional(),
@@ -193,6 +197,7 @@ const configSchema = section({
   // Unset: an SQLite file in the data folder.
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
+  ...securityConfig,
   ...logConfig,
 });
 

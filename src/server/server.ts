@@ -247,7 +247,7 @@ export async function startServer(
   if (web.port !== undefined) {
     try {
       running.http = await startWebServer({
-        host: server.host,
+        host: web.host,
         port: web.port,
         logger,
         metrics: () => metrics.render(),
@@ -263,7 +263,7 @@ export async function startServer(
         },
       });
     } catch (e) {
-      return fail(`cannot listen on ${server.host}:${web.port} (HTTP): ${describeListenError(e)}`);
+      return fail(`cannot listen on ${web.host}:${web.port} (HTTP): ${describeListenError(e)}`);
     }
   }
   const http = running.http;
