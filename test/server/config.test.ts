@@ -51,12 +51,13 @@ describe('defaults', () => {
         tls: { requireClientCert: false },
         services: ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'],
         workers: 1,
-        http: { cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
+        http: { host: '127.0.0.1', cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
       },
       storage: { duplicatePolicy: 'keep', durability: 'fsync', minFreeMegabytes: 64, extraSopClasses: [] },
       data: { dir: './data' },
       db: {},
       peers: [],
+      security: {},
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });
