@@ -278,6 +278,24 @@ describe('OpenID Connect: the JWKS cache and key rotation (a JWKS served by the 
       assert.ok(r.ok && r.identity.name === 'bob');
       assert.equal(fetches, 2);
 
+      // ES256 and PS256 keys verify too.
+      for (const alg of ['ES256', 'PS256'] as const) {
+        const { privateKey } = await generateKeyPair(alg, { extractable: true });
+        const jwk = { ...(await exportJWK(privateKey)), kid: `k-${alg}`, alg, use: 'sig' };
+        keys = [...keys, jwk];
+        const token = await new SignJWT({ realm_access: { roles: ['auditor'] }, sub: 'svc' })
+          .setProtectedHeader({ alg, typ: 'at+jwt', kid: jwk.kid })
+          .setIssuer(issuer)
+          .setAudience('pacs')
+          .setExpirationTime('5m')
+          .sign(privateKey);
+        r = await verifier.verify(token, ctx);
+        assert.ok(
+          r.ok && r.identity.role === 'auditor' && r.identity.name === 'svc',
+          `${alg}: ${JSON.stringify(r)}`,
+        );
+      }
+
       // With a minimum interval, random kids cannot make it fetch again.
       const slow = createOidcVerifier({
         settings: {

@@ -120,6 +120,24 @@ describe('HTTP authentication: every route', () => {
     assert.ok(routes.length - publicCount >= 30, `${routes.length} routes`);
   });
 
+  it('each DICOMweb route declares the operation of what it does', async () => {
+    const expected = (method: string, url: string): string => {
+      if (url === '/healthz') return 'system:health';
+      if (url === '/metrics') return 'system:metrics';
+      if (url.startsWith('/api/auth/')) return `auth:${url.slice('/api/auth/'.length)}`;
+      if (method === 'OPTIONS') return 'dicomweb:capabilities';
+      if (method === 'POST') return 'dicomweb:store';
+      if (/\/(metadata|rendered|thumbnail)$|\/frames\/:frames$|\/bulk\/:path$|\/wado$/.test(url))
+        return 'dicomweb:view';
+      if (/\/(studies|series|instances)$/.test(url)) return 'dicomweb:search';
+      if (/\/studies\/:study(\/series\/:series(\/instances\/:instance)?)?$/.test(url))
+        return 'dicomweb:retrieve';
+      return `unexpected route ${method} ${url}`;
+    };
+    for (const route of registeredRoutes(app))
+      assert.equal(route.operation, expected(route.method, route.url), `${route.method} ${route.url}`);
+  });
+
   it('/healthz and the login endpoint answer without credentials', async () => {
     const h = await app.inject({ method: 'GET', url: '/healthz' });
     assert.equal(h.statusCode, 200);
