@@ -16,6 +16,8 @@ const PACKAGES = {
   'libjpeg-turbo-progs': '/usr/bin/djpeg',
   // Pixel codec tests: GDCM is the JPEG 2000 oracle (DCMTK has no JPEG 2000).
   'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
+  // Browser tests: the session cookie in a real browser (test/web/auth-browser.test.ts).
+  chromium: '/usr/bin/chromium',
 };
 
 const missing = Object.entries(PACKAGES)

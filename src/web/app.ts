@@ -122,7 +122,7 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
       decision.status,
       decision.status === 401 ? 'ERR_HTTP_UNAUTHENTICATED' : 'ERR_HTTP_FORBIDDEN',
       decision.reason,
-      decision.status === 401 ? { headers: { 'www-authenticate': challenges(auth) } } : {},
+      decision.status === 401 ? { headers: { 'www-authenticate': challenges(auth, this) } } : {},
     );
   });
 

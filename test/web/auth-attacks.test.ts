@@ -5,7 +5,8 @@
  * more than the disk can take) is refused with 413 before its body is read, the connection closed;
  * a `Content-Encoding: gzip` body (a gzip bomb) is refused with 415 without being inflated; a
  * multipart part that never ends (the client stalls, then goes away) leaves nothing stored while
- * the server goes on serving others. (Token replay after revocation: auth-credentials.test.ts.)
+ * the server goes on serving others; a connection that never sends a byte (a browser's spare
+ * socket, a silent attacker) is closed when its peer leaves and never holds up the server's close. (Token replay after revocation: auth-credentials.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -125,6 +126,33 @@ describe('HTTP attack list', () => {
     );
     assert.equal(ok.status, 200);
     assert.ok(opened.length > 0);
+  });
+
+  it('a connection that never sends a byte is closed when its peer leaves, and does not hold up close()', async () => {
+    const { startWebServer } = await import('../../src/web/listen.js');
+    const { memoryLogger } = await import('./helpers.js');
+    const server = await startWebServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger: memoryLogger([]),
+      health: async () => ({ ok: true }),
+      metrics: async () => '',
+    });
+    const connect = async () => {
+      const s = net.connect(server.port, '127.0.0.1');
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      return s;
+    };
+    // The peer half-closes without a request: the server ends its side.
+    const leaving = await connect();
+    const ended = new Promise<void>((resolve) => leaving.once('close', () => resolve()));
+    leaving.end();
+    await ended;
+    // A silent one stays open until the server closes, which does not wait for it.
+    const silent = await connect();
+    const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+    await server.close();
+    await closed;
   });
 
   it('a 4 GB Content-Length on STOW-RS: 413 before the body is read, the connection closed', async () => {

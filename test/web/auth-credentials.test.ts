@@ -7,13 +7,30 @@
  * Retry-After and one log line each.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { SECURITY_POLICY } from '../../src/web/policy.js';
 import { basic, FakeIdentityService } from './auth-helpers.js';
 import { startTestWeb, type TestWeb } from './helpers.js';
 
-const CHALLENGE = 'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS"';
-const BEARER_CHALLENGE = 'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS", error="invalid_token"';
+// fetch sends `Sec-Fetch-Mode: cors` as a browser's script does: no Basic challenge (no password dialog).
+const CHALLENGE = 'Bearer realm="PACS"';
+const BEARER_CHALLENGE = 'Bearer realm="PACS", error="invalid_token"';
+
+/** A GET by node:http: headers exactly as given (a script or a DICOMweb client, not a browser page). */
+function get(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; challenge: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, challenge: res.headers['www-authenticate'] });
+      })
+      .on('error', reject);
+  });
+}
 
 describe('HTTP credentials', () => {
   let web: TestWeb;
@@ -52,6 +69,38 @@ describe('HTTP credentials', () => {
       assert.equal(lines[0]?.['level'], 40);
       // The error handler does not log it a second time.
       assert.equal(web.logLines.filter((l) => l['msg'] === 'HTTP request refused').length, 0);
+    } finally {
+      await close();
+    }
+  });
+
+  it("challenges: Basic and Bearer for clients, Bearer only for a browser page's script", async () => {
+    try {
+      const bad = { authorization: basic('tess', 'wrong') };
+      assert.deepEqual(await get(whoami(), bad), {
+        status: 401,
+        challenge: 'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS"',
+      });
+      assert.deepEqual(await get(whoami(), {}), {
+        status: 401,
+        challenge: 'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS"',
+      });
+      assert.deepEqual(await get(whoami(), { authorization: 'Bearer nope' }), {
+        status: 401,
+        challenge: 'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS", error="invalid_token"',
+      });
+      const scripts: Array<Record<string, string>> = [
+        { 'sec-fetch-mode': 'cors' },
+        { 'sec-fetch-mode': 'same-origin' },
+        { 'x-requested-with': 'XMLHttpRequest' },
+      ];
+      for (const h of scripts)
+        assert.deepEqual(await get(whoami(), h), {
+          status: 401,
+          challenge: 'Bearer realm="PACS"',
+        });
+      // A navigation may get the Basic challenge.
+      assert.match((await get(whoami(), { 'sec-fetch-mode': 'navigate' })).challenge ?? '', /^Basic /);
     } finally {
       await close();
     }
@@ -183,10 +232,11 @@ describe('HTTP credentials', () => {
         '__Host-pacs_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
       );
       assert.equal(identity.sessions.size, 0);
-      // The cookie replayed after logout: anonymous, 401, and told to forget the cookie.
-      r = await fetch(whoami(), { headers: { cookie } });
+      // The cookie replayed after logout: anonymous, 401, and told to forget the cookie. A page's
+      // script gets no Basic challenge (no browser password dialog).
+      r = await fetch(whoami(), { headers: { cookie, 'sec-fetch-mode': 'same-origin' } });
       assert.equal(r.status, 401);
-      assert.equal(r.headers.get('www-authenticate'), CHALLENGE);
+      assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="PACS"');
       assert.match(r.headers.get('set-cookie') ?? '', /^__Host-pacs_session=; Path=\/; Max-Age=0;/);
       await r.arrayBuffer();
     } finally {

@@ -61,10 +61,22 @@ export function webAuthentication(options: {
   };
 }
 
-/** RFC 7235 4.1: both schemes we take; `invalid_token` (RFC 6750 3.1) when a bearer token was refused. */
-export function challenges(auth: WebAuthentication, bearerError?: 'invalid_token'): string {
+/**
+ * RFC 7235 4.1: the schemes we take; `invalid_token` (RFC 6750 3.1) when a bearer token was
+ * refused. A page's script (Fetch Metadata `Sec-Fetch-Mode` other than navigate, or the
+ * `X-Requested-With` convention) gets no Basic challenge: browsers answer that one with a native
+ * password dialog, which the web application's own login replaces.
+ */
+export function challenges(
+  auth: WebAuthentication,
+  request: FastifyRequest,
+  bearerError?: 'invalid_token',
+): string {
   const bearer = `Bearer realm="${auth.realm}"${bearerError !== undefined ? `, error="${bearerError}"` : ''}`;
-  return `Basic realm="${auth.realm}", charset="UTF-8", ${bearer}`;
+  const mode = request.headers['sec-fetch-mode'];
+  const fromScript =
+    (mode !== undefined && mode !== 'navigate') || request.headers['x-requested-with'] !== undefined;
+  return fromScript ? bearer : `Basic realm="${auth.realm}", charset="UTF-8", ${bearer}`;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -168,7 +180,10 @@ export function refuseCredentials(
     );
     return;
   }
-  reply.header('www-authenticate', challenges(auth, scheme === 'bearer' ? 'invalid_token' : undefined));
+  reply.header(
+    'www-authenticate',
+    challenges(auth, request, scheme === 'bearer' ? 'invalid_token' : undefined),
+  );
   refuse(auth, request, reply, 401, 'ERR_HTTP_UNAUTHENTICATED', 'authentication failed', {
     ...detail,
     why: result.reason,
