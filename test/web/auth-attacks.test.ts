@@ -129,17 +129,9 @@ describe('HTTP attack list', () => {
   });
 
   it('a connection that never sends a byte is closed when its peer leaves, and does not hold up close()', async () => {
-    const { startWebServer } = await import('../../src/web/listen.js');
-    const { memoryLogger } = await import('./helpers.js');
-    const server = await startWebServer({
-      host: '127.0.0.1',
-      port: 0,
-      logger: memoryLogger([]),
-      health: async () => ({ ok: true }),
-      metrics: async () => '',
-    });
+    const other = await startTestWeb();
     const connect = async () => {
-      const s = net.connect(server.port, '127.0.0.1');
+      const s = net.connect(other.server.port, '127.0.0.1');
       await new Promise<void>((resolve) => s.once('connect', () => resolve()));
       return s;
     };
@@ -151,7 +143,7 @@ describe('HTTP attack list', () => {
     // A silent one stays open until the server closes, which does not wait for it.
     const silent = await connect();
     const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
-    await server.close();
+    await other.close();
     await closed;
   });
 

@@ -46,6 +46,12 @@ describe('HTTP credentials', () => {
   after(async () => undefined);
   const close = () => web.close();
 
+  const login = (body: unknown) =>
+    fetch(`${web.origin}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const refusals = () => web.logLines.filter((l) => l['msg'] === 'HTTP authentication refused');
 
   it('Basic: the right password is the user, a wrong one 401 with the challenges and one log line', async () => {
@@ -157,13 +163,9 @@ describe('HTTP credentials', () => {
 
   it('a session: login sets the cookie (exact flags), CSRF guards unsafe methods, logout ends it', async () => {
     try {
-      const login = await fetch(`${web.origin}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: 'tess', password: 'correct horse' }),
-      });
-      assert.equal(login.status, 200);
-      const body = (await login.json()) as {
+      const answer = await login({ user: 'tess', password: 'correct horse' });
+      assert.equal(answer.status, 200);
+      const body = (await answer.json()) as {
         user: string;
         role: string;
         permissions: string[];
@@ -172,7 +174,7 @@ describe('HTTP credentials', () => {
       assert.equal(body.user, 'tess');
       assert.equal(body.role, 'technologist');
       assert.ok(body.permissions.includes('upload'));
-      const setCookie = login.headers.get('set-cookie') ?? '';
+      const setCookie = answer.headers.get('set-cookie') ?? '';
       const m =
         /^__Host-pacs_session=([A-Za-z0-9_-]+); Path=\/; Max-Age=(\d+); HttpOnly; Secure; SameSite=Strict$/.exec(
           setCookie,
@@ -246,19 +248,11 @@ describe('HTTP credentials', () => {
 
   it('login refuses a wrong password (401), a malformed body (400), and Basic/Bearer requests need no CSRF token', async () => {
     try {
-      let r = await fetch(`${web.origin}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: 'tess', password: 'nope' }),
-      });
+      let r = await login({ user: 'tess', password: 'nope' });
       assert.equal(r.status, 401);
       assert.equal(r.headers.get('set-cookie'), null);
       assert.deepEqual(await r.json(), { code: 'ERR_HTTP_UNAUTHENTICATED', reason: 'authentication failed' });
-      r = await fetch(`${web.origin}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: 'tess' }),
-      });
+      r = await login({ user: 'tess' });
       assert.equal(r.status, 400);
       await r.arrayBuffer();
       r = await fetch(`${web.origin}/api/auth/logout`, {
@@ -289,11 +283,7 @@ describe('HTTP credentials', () => {
         code: 'ERR_HTTP_TOO_MANY_ATTEMPTS',
         reason: `too many failed attempts: try again in ${retry} s`,
       });
-      r = await fetch(`${web.origin}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: 'tess', password: 'correct horse' }),
-      });
+      r = await login({ user: 'tess', password: 'correct horse' });
       // Same address: limited too.
       assert.equal(r.status, 429);
       assert.ok(Number(r.headers.get('retry-after')) >= 1);
