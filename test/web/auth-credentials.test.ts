@@ -203,7 +203,7 @@ describe('HTTP credentials', () => {
         });
       const attempts: Array<Record<string, string>> = [
         {},
-        { 'x-csrf-token': `${body.csrfToken.slice(0, -1)}A` },
+        { 'x-csrf-token': `${body.csrfToken.slice(0, -1)}${body.csrfToken.endsWith('A') ? 'B' : 'A'}` },
         { 'x-csrf-token': '' },
       ];
       for (const headers of attempts) {
