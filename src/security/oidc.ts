@@ -69,21 +69,27 @@ export function createOidcVerifier(options: OidcVerifierOptions): JwtVerifier {
   const s = options.settings;
   const roles = options.roles ?? builtinRoles;
   const timeoutMs = options.timeoutMs ?? 5000;
+  const minRefetchMs = (options.minRefetchSeconds ?? 30) * 1000;
   let keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  let failedAt: number | undefined;
 
   const keySet = (): Promise<ReturnType<typeof createRemoteJWKSet>> => {
+    // A provider that did not answer is asked again after the minimum interval, not per token.
+    if (failedAt !== undefined && Date.now() - failedAt >= minRefetchMs) {
+      keys = undefined;
+      failedAt = undefined;
+    }
     if (keys === undefined) {
       keys = (async () => {
         const uri = s.jwksUri ?? (await discoverJwksUri(s.issuer, timeoutMs));
         return createRemoteJWKSet(new URL(uri), {
-          cooldownDuration: (options.minRefetchSeconds ?? 30) * 1000,
+          cooldownDuration: minRefetchMs,
           cacheMaxAge: (options.cacheSeconds ?? 600) * 1000,
           timeoutDuration: timeoutMs,
         });
       })();
-      // A provider that did not answer is asked again by the next token.
       keys.catch(() => {
-        keys = undefined;
+        failedAt = Date.now();
       });
     }
     return keys;
