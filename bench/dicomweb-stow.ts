@@ -9,6 +9,9 @@
  *     the web server into `pacs server`), each file streamed from disk as one application/dicom
  *     part; `--batch N` parts per request (default 1: one request per object, the hardest case).
  *
+ * A third row sends the same requests from curl (one process, one keep-alive connection), a C
+ * client like storescu: on this 2-core machine the client's own CPU is taken from the server's.
+ *
  * Prints objects/s of each, their ratio against the issue's target (>= 0.9x), and a memory row:
  * one object of `--big-mb` MiB (default 2048) stored by STOW-RS, streamed from a generator (no
  * file), with the web server's peak RSS against the target (< 200 MB).
@@ -18,7 +21,7 @@
  * not through bench/adapters.ts, because the web server is not yet a `pacs server` option.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createReadStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,6 +142,56 @@ async function stowFiles(port: number, files: readonly string[], batch: number):
   return (performance.now() - started) / 1000;
 }
 
+/**
+ * The same requests from curl, one process and one keep-alive connection for all of them (curl
+ * reuses its connection across --next): a C client like storescu, so that the client's own CPU on
+ * this 2-core machine weighs alike on both sides. Each body (one part, the boundary around the
+ * file) is written to disk before the clock starts.
+ */
+function prepareCurl(work: string, port: number, files: readonly string[]): string {
+  const dir = join(work, 'curl');
+  mkdirSync(dir, { recursive: true });
+  const lines: string[] = [];
+  files.forEach((f, i) => {
+    const body = join(dir, `${i}.part`);
+    writeFileSync(
+      body,
+      Buffer.concat([
+        Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`),
+        readFileSync(f),
+        Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+      ]),
+    );
+    if (i > 0) lines.push('next');
+    lines.push(
+      `url = "http://${HOST}:${port}/dicom-web/studies"`,
+      `header = "Content-Type: multipart/related; type=\\"application/dicom\\"; boundary=${BOUNDARY}"`,
+      // No Expect: 100-continue round trip before each body (curl adds it to large POSTs).
+      'header = "Expect:"',
+      `data-binary = "@${body}"`,
+      'output = "/dev/null"',
+      'write-out = "%{http_code}\\n"',
+      'silent',
+    );
+  });
+  const config = join(dir, 'curl.config');
+  writeFileSync(config, `${lines.join('\n')}\n`);
+  return config;
+}
+
+async function stowWithCurl(config: string, objects: number): Promise<number> {
+  const started = performance.now();
+  const out = (await runOk('curl', ['--config', config])).output;
+  const seconds = (performance.now() - started) / 1000;
+  const codes = out.split('\n').filter((l) => l.trim() !== '');
+  const bad = codes.filter((c) => c.trim() !== '200');
+  if (codes.length !== objects || bad.length > 0)
+    throw new Error(
+      `curl: ${codes.length} answers for ${objects} requests, ${bad.length} not 200 (${bad[0] ?? ''})`,
+    );
+  return seconds;
+}
+
 /** A multi-frame object of about `megabytes` MiB, generated as it is sent. */
 async function* bigObject(megabytes: number): AsyncGenerator<Uint8Array> {
   const frame = Buffer.alloc(512 * 512 * 2, 0x11);
@@ -173,7 +226,8 @@ async function main(): Promise<void> {
       rmSync(dir, { recursive: true, force: true });
       return dir;
     };
-    const [cstore, stow] = await inRounds(
+    const curlConfig = (port: number) => prepareCurl(work, port, files);
+    const [cstore, stow, curl] = await inRounds(
       rounds,
       [
         {
@@ -204,11 +258,23 @@ async function main(): Promise<void> {
             }
           },
         },
+        {
+          name: 'STOW-RS (curl)',
+          measure: async () => {
+            const web = await startWebPeer(join(fresh('stow-curl'), 'data'));
+            try {
+              return objects / (await stowWithCurl(curlConfig(web.port), objects));
+            } finally {
+              await web.stop();
+            }
+          },
+        },
       ],
       (v) => `${fmt(v)} objects/s`,
     );
     const cstoreRate = median(cstore ?? []);
     const stowRate = median(stow ?? []);
+    const curlRate = median(curl ?? []);
 
     let bigRss: number | undefined;
     if (bigMb > 0) {
@@ -233,14 +299,20 @@ async function main(): Promise<void> {
       },
       {
         name: 'STOW-RS',
-        config: `one keep-alive HTTP/1.1 connection (persistent client), ${batch} part(s) per request -> startWebServer over openArchive, fsync, SQLite`,
+        config: `this Node process, one keep-alive HTTP/1.1 connection (persistent client), ${batch} part(s) per request -> startWebServer over openArchive, fsync, SQLite`,
+      },
+      {
+        name: 'STOW-RS (curl)',
+        config:
+          'curl, one process and one keep-alive connection for all requests (bodies written before the clock starts), 1 part per request -> the same web server',
       },
     ]);
     printTable(
       ['ingest', 'objects', 'objects/s (median)'],
       [
         ['C-STORE (storescu)', String(objects), fmt(cstoreRate)],
-        ['STOW-RS', String(objects), fmt(stowRate)],
+        ['STOW-RS (Node client)', String(objects), fmt(stowRate)],
+        ['STOW-RS (curl)', String(objects), fmt(curlRate)],
       ],
     );
     if (bigRss !== undefined)
@@ -249,7 +321,8 @@ async function main(): Promise<void> {
         [['web server', `${bigMb} MiB`, mib(bigRss)]],
       );
     new Targets('STOW-RS (issue 12)')
-      .ratio('STOW-RS ingest / C-STORE ingest, CT 512x512, fsync', stowRate, cstoreRate, 0.9)
+      .ratio('STOW-RS (curl) / C-STORE (storescu), CT 512x512, fsync', curlRate, cstoreRate, 0.9)
+      .ratio('STOW-RS (Node client) / C-STORE (storescu), CT 512x512, fsync', stowRate, cstoreRate, 0.9)
       .add({
         what: `a ${bigMb} MiB object by STOW-RS: peak RSS of the web server`,
         measured: bigRss,

@@ -415,6 +415,41 @@ export type {
   WorklistStore,
 } from './archive/worklist/worklist-store.js';
 
+// --- identity: users, roles, API tokens, sessions (issue 14) ----------------------------------------
+
+export { type BootstrapOptions, bootstrapAdmin, type FirstAdmin } from './archive/security/bootstrap.js';
+export { MemoryIdentityStore } from './archive/security/memory-identity-store.js';
+/** The identity store of an index, or of an index URL; the first start's admin. */
+export {
+  identityServiceFor,
+  identityStoreOf,
+  type OpenedIdentityStore,
+  openIdentityStore,
+} from './archive/security/open.js';
+/** The checks of administering users, roles and tokens (the CLI, the first admin, REST admin routes). */
+export * as identityAdmin from './security/identity-admin.js';
+/** The identity config part and its session limits. */
+export { type IdentityConfig, sessionLimits } from './security/identity-config.js';
+/** The identity service every way in authenticates through, and its options. */
+export {
+  csrfTokenMatches,
+  type IdentityServiceOptions,
+  StoredIdentityService,
+} from './security/identity-service.js';
+/** The identity store port (users, custom roles, API tokens, browser sessions). */
+export type {
+  IdentityStore,
+  RoleRecord,
+  SessionRecord,
+  TokenRecord,
+  UserRecord,
+} from './security/identity-store.js';
+export { generatePassword } from './security/passwords.js';
+export { PERMISSIONS, parsePermissions } from './security/permissions.js';
+/** Roles: built-in and custom. */
+export { allRoles, resolveRole } from './security/roles.js';
+export { MAX_TOKEN_DAYS } from './security/tokens.js';
+
 // --- server: the composition root -----------------------------------------------------------------
 
 /** Running the server as several processes on one port (Node cluster). */

@@ -152,6 +152,9 @@ export class Archive {
         bytes: received.bytes,
         source: request.source,
         via: request.via,
+        ...(record.patient.patientName !== null ? { patientName: record.patient.patientName } : {}),
+        ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
+        ...(request.user !== undefined ? { user: request.user } : {}),
       });
       return ok(outcome);
     };

@@ -53,6 +53,9 @@ export interface IngestRequest {
   /** Who sent it: the calling AE title, the user; null when unknown. */
   readonly source: string | null;
   readonly via: IngestVia;
+  /** The sender's address and authenticated user, when known (the 'object-received' event's). */
+  readonly remoteAddress?: string | undefined;
+  readonly user?: string;
   /** Default: now. */
   readonly receivedAt?: Date;
   /** Overrides the archive's policy for this object. */

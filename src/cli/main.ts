@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, convertFile, PacsError, readDicomFile, toDicomJson } from '../client.js';
 import { registerArchiveCommand } from './archive.js';
+import { registerAuditCommand } from './audit.js';
 import { dumpFile } from './dump.js';
 import { registerEchoCommand } from './echo.js';
 import { registerFindCommand } from './find.js';
@@ -12,8 +13,11 @@ import { registerGetCommand } from './get.js';
 import { registerJobsCommand } from './jobs.js';
 import { registerMoveCommand } from './move.js';
 import { registerMppsCommand } from './mpps.js';
+import { registerRoleCommand } from './role.js';
 import { registerServerCommand } from './server.js';
 import { registerStoreCommand } from './store.js';
+import { registerTokenCommand } from './token.js';
+import { registerUserCommand } from './user.js';
 import { registerWorklistCommand } from './worklist.js';
 
 export function buildProgram(): Command {
@@ -65,6 +69,10 @@ export function buildProgram(): Command {
   registerWorklistCommand(program);
   registerMppsCommand(program);
   registerArchiveCommand(program);
+  registerUserCommand(program);
+  registerRoleCommand(program);
+  registerTokenCommand(program);
+  registerAuditCommand(program);
 
   return program;
 }

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, PacsError, parsePeer } from '../client.js';
-import type { Config, DeepPartial, Logger, Peer, ServerHandle } from '../index.js';
+import type { Config, DeepPartial, FirstAdmin, Logger, Peer, ServerHandle } from '../index.js';
 
 interface ServerFlags {
   config?: string;
@@ -28,6 +28,7 @@ interface ServerFlags {
   workers?: string;
   httpPort?: string;
   httpHost?: string;
+  adminPasswordFile?: string;
 }
 
 /** Config path of each flag, so an error line names what the user typed. */
@@ -51,6 +52,7 @@ const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = 
   ['workers', '--workers', 'server.workers'],
   ['httpPort', '--http-port', 'server.http.port'],
   ['httpHost', '--http-host', 'server.http.host'],
+  ['adminPasswordFile', '--admin-password-file', 'identity.adminPasswordFile'],
 ];
 
 export function registerServerCommand(program: Command): void {
@@ -88,6 +90,10 @@ export function registerServerCommand(program: Command): void {
     .option('--workers <n>', 'processes serving the DICOM port, 1 to 64 (default 1)')
     .option('--http-port <n>', 'HTTP port for DICOMweb (/dicom-web), /healthz and /metrics (default: none)')
     .option('--http-host <address>', 'address the HTTP port binds (default 127.0.0.1)')
+    .option(
+      '--admin-password-file <file>',
+      'first start (no user yet): the password of the admin user made then',
+    )
     .action(async (flags: ServerFlags) => {
       await runServer(flags);
     });
@@ -128,6 +134,7 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
     data: { dir: flags.data },
     db: { url: flags.db },
     peers,
+    identity: { adminPasswordFile: flags.adminPasswordFile },
     log: { level: flags.logLevel as Config['log']['level'] | undefined },
   };
 }
@@ -153,6 +160,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   // The server side (the archive, kysely, the engines' drivers, metrics) loads only now (src/client.ts).
   const {
     answerPrimary,
+    bootstrapAdmin,
     closeLogger,
     createLogger,
     isClusterWorker,
@@ -192,8 +200,12 @@ async function runServer(flags: ServerFlags): Promise<void> {
   };
   const logger = createLogger(config.log);
   const worker = isClusterWorker();
+  // The first start on an index without users makes the admin (archive/security/bootstrap.ts); workers never.
+  const admin = worker
+    ? undefined
+    : await bootstrapAdmin({ ...config.data, dbUrl: config.db.url, ...config.identity, logger });
   if (config.server.workers > 1 && !worker) {
-    await runPrimary(config, logger);
+    await runPrimary(config, logger, admin);
     return;
   }
   if (worker) {
@@ -229,6 +241,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     : config;
   const started = await startServer(serverConfig, logger, { reconcile: !worker });
   if (!started.ok) {
+    await admin?.undo();
     await closeLogger(logger);
     throw started.error;
   }
@@ -240,6 +253,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
     .join(' and ');
   if (worker) reportListening(`${server.aeTitle} on ${where}`);
   else process.stdout.write(`pacs: listening as ${server.aeTitle} on ${where}\n`);
+  admin?.announce();
 
   const signal =
     received ??
@@ -255,7 +269,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
 }
 
 /** `--workers N`: this process supervises N workers on one port (server/cluster.ts). */
-async function runPrimary(config: Config, logger: Logger): Promise<void> {
+async function runPrimary(config: Config, logger: Logger, admin: FirstAdmin | undefined): Promise<void> {
   const { closeLogger, runClusterPrimary } = await import('../index.js');
   const workers = config.server.workers;
   let handle: { shutdown(signal: NodeJS.Signals): void } | undefined;
@@ -269,9 +283,13 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
   const started = await runClusterPrimary({
     config,
     logger,
-    onListening: (where) => process.stdout.write(`pacs: listening as ${where} (${workers} workers)\n`),
+    onListening: (where) => {
+      process.stdout.write(`pacs: listening as ${where} (${workers} workers)\n`);
+      admin?.announce();
+    },
   });
   if (!started.ok) {
+    await admin?.undo();
     await closeLogger(logger);
     throw started.error;
   }
@@ -280,6 +298,9 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
   const code = await started.value.done;
   logger.info('server stopped');
   await closeLogger(logger);
-  if (code !== 0) throw new PacsError('ERR_SERVER_START', 'a worker failed to start (see its message above)');
+  if (code !== 0) {
+    await admin?.undo();
+    throw new PacsError('ERR_SERVER_START', 'a worker failed to start (see its message above)');
+  }
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
 }

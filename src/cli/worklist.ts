@@ -30,6 +30,7 @@ import {
   withModalityReturnKeys,
 } from '../client.js';
 import type { ItemSelector, Tag, WorklistItem } from '../index.js';
+import { type OrderChange, orderFieldsOf, recordOrderChanges } from './audit.js';
 import {
   addConnectionOptions,
   type ConnectionFlags,
@@ -185,8 +186,11 @@ async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }
   if (read.items.length === 0)
     throw new PacsError('ERR_WORKLIST_IMPORT', `no worklist items in ${paths.join(', ')}`);
   const { store, close } = await openStore(url);
+  let orders: OrderChange[] = [];
   try {
     const report = await store.putItems(read.items.map((i) => i.item));
+    const action = report.added === read.items.length ? 'create' : 'update';
+    orders = read.items.map((i) => ({ action, ...orderFieldsOf(i.item) }));
     if (flags.json)
       process.stdout.write(
         `${JSON.stringify({ added: report.added, replaced: report.replaced, items: read.items.map((i, n) => ({ id: report.ids[n], source: i.source })) }, null, 2)}\n`,
@@ -198,6 +202,8 @@ async function runImport(paths: string[], flags: IndexFlags & { json?: boolean }
   } finally {
     await close();
   }
+  // The trail is written on the index once the store has let go of it (one opening per process).
+  await recordOrderChanges(url, orders);
 }
 
 async function runList(flags: SelectFlags): Promise<void> {
@@ -247,19 +253,31 @@ async function runList(flags: SelectFlags): Promise<void> {
   }
 }
 
+/** What a removal's filter says of the items it removed (the Order Record's patient and study). */
+function removedFields(flags: SelectFlags): Omit<OrderChange, 'action'> {
+  return {
+    ...(flags.patientId !== undefined ? { patientId: flags.patientId } : {}),
+    ...(flags.study !== undefined ? { studyInstanceUid: flags.study } : {}),
+    ...(flags.accession !== undefined ? { accessionNumber: flags.accession } : {}),
+  };
+}
+
 async function runRemove(ids: string[], flags: SelectFlags): Promise<void> {
   const selector = selectorOf(flags, ids);
   if (Object.keys(selector).length === 0)
     throw new UsageError(
       'rm: give item ids, a filter (--accession, --patient-id, --study, --status) or --all',
     );
-  const { store, close } = await openStore(await indexUrl(flags));
+  const url = await indexUrl(flags);
+  const { store, close } = await openStore(url);
+  let removed = 0;
   try {
-    const n = await store.removeItems(selector);
-    process.stdout.write(`removed ${n} worklist item${n === 1 ? '' : 's'}\n`);
+    removed = await store.removeItems(selector);
+    process.stdout.write(`removed ${removed} worklist item${removed === 1 ? '' : 's'}\n`);
   } finally {
     await close();
   }
+  if (removed > 0) await recordOrderChanges(url, [{ action: 'delete', ...removedFields(flags) }]);
 }
 
 // --- the query -----------------------------------------------------------------------------------

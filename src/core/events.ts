@@ -63,6 +63,8 @@ export type PacsEvent =
       /** The calling AE title, or the user, that sent it. */
       readonly source: string | null;
       readonly via: 'C-STORE' | 'STOW-RS' | 'upload' | 'import';
+      /** The patient's name as stored (the audit trail's patient participant object). */
+      readonly patientName?: string;
       /** The authenticated user (STOW-RS, upload) or user@AE, when known. */
       readonly user?: string;
       readonly remoteAddress?: string | undefined;
@@ -77,6 +79,8 @@ export type PacsEvent =
       readonly via: 'C-STORE' | 'C-MOVE' | 'C-GET';
       readonly studyInstanceUid?: string;
       readonly patientId?: string;
+      readonly patientName?: string;
+      readonly sopClassUid?: string;
       /** Who asked for the transfer (the C-MOVE/C-GET requestor, the user of a send job). */
       readonly user?: string;
     }
@@ -93,6 +97,9 @@ export type PacsEvent =
       /** The query as asked: the identifier's bytes (DIMSE) or the query string (QIDO-RS), for the audit trail. */
       readonly query?: Uint8Array | string;
       readonly remoteAddress?: string | undefined;
+      /** The information model's SOP class (C-FIND, worklist) and the query's transfer syntax, for the audit trail. */
+      readonly sopClassUid?: string;
+      readonly transferSyntaxUid?: string;
     }
   // --- security and the audit trail (issue 14): each is emitted once, where it happens -------
   /** The server (or one of its processes) started or stopped: Application Activity. */
@@ -141,6 +148,7 @@ export type PacsEvent =
       readonly user: string;
       readonly studyInstanceUid: string;
       readonly patientId?: string;
+      readonly patientName?: string;
       readonly sopInstanceUids?: readonly string[];
       readonly remoteAddress?: string | undefined;
     }
@@ -151,6 +159,7 @@ export type PacsEvent =
       readonly user: string;
       readonly studyInstanceUid: string;
       readonly patientId?: string;
+      readonly patientName?: string;
       readonly sopInstanceUids: readonly string[];
       readonly remoteAddress?: string | undefined;
     }
@@ -159,6 +168,7 @@ export type PacsEvent =
       readonly type: 'study-deleted';
       readonly studyInstanceUid: string;
       readonly patientId?: string;
+      readonly patientName?: string;
       readonly sopInstanceUids: readonly string[];
       readonly user: string;
     }
@@ -169,6 +179,7 @@ export type PacsEvent =
       readonly action: 'create' | 'update' | 'delete';
       readonly user: string;
       readonly patientId?: string;
+      readonly patientName?: string;
       readonly studyInstanceUid?: string;
       readonly accessionNumber?: string;
     };

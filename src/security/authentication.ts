@@ -10,6 +10,8 @@ import type { UserIdentity } from './identity.js';
 /** Where the attempt comes from (for rate limiting, logs and the audit trail). */
 export interface AttemptContext {
   readonly remoteAddress: string | undefined;
+  /** Which way in (default 'http'): names the method of the identity ('password' or 'dimse-password'...). */
+  readonly channel?: 'http' | 'dicom';
 }
 
 export type AuthResult =

@@ -76,13 +76,25 @@ export function isAePermission(value: string): value is AePermission {
 }
 
 /** Parses `echo,store,find`: the permissions, or the first word that is not one. */
-export function parseAePermissions(
-  list: string,
-): { readonly ok: true; readonly value: AePermission[] } | { readonly ok: false; readonly bad: string } {
-  const out: AePermission[] = [];
+export function parseAePermissions(list: string): ParsedList<AePermission> {
+  return parseWords(list, isAePermission);
+}
+
+/** Parses `view,download`: the permissions, or the first word that is not one. */
+export function parsePermissions(list: string): ParsedList<Permission> {
+  return parseWords(list, isPermission);
+}
+
+export type ParsedList<T> =
+  | { readonly ok: true; readonly value: T[] }
+  | { readonly ok: false; readonly bad: string };
+
+/** Comma-separated words, each `is` one, without repeats (in their first order). */
+function parseWords<T extends string>(list: string, is: (word: string) => word is T): ParsedList<T> {
+  const out: T[] = [];
   for (const word of list.split(',').map((w) => w.trim())) {
     if (word === '') continue;
-    if (!isAePermission(word)) return { ok: false, bad: word };
+    if (!is(word)) return { ok: false, bad: word };
     if (!out.includes(word)) out.push(word);
   }
   return { ok: true, value: out };

@@ -7,6 +7,8 @@
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
  *   security security/config.ts (the OpenID provider)
+ *   identity security/identity-config.ts (the first admin's password file, session limits)
+ *   audit    security/audit/config.ts (the audit trail: spool, Audit Record Repositories)
  *   log      core/logger-config.ts
  *
  * Worklist and MPPS have no settings yet; a service that gets some adds a config.ts beside its
@@ -38,7 +40,9 @@ import {
 import type { ConfigError } from '../core/errors.js';
 import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
+import { auditConfig } from '../security/audit/config.js';
 import { securityConfig } from '../security/config.js';
+import { identityConfig } from '../security/identity-config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
 
@@ -198,6 +202,8 @@ const configSchema = section({
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
   ...securityConfig,
+  ...identityConfig,
+  ...auditConfig,
   ...logConfig,
 });
 

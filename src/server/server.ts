@@ -21,6 +21,7 @@ import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
+import { type ServerAudit, startServerAudit } from './audit-trail.js';
 import { type Config, splitCallingAet } from './config.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
@@ -88,6 +89,7 @@ interface Running {
   archive?: Archive;
   metrics?: ServerMetrics;
   http?: WebServerHandle;
+  audit?: ServerAudit;
 }
 
 /**
@@ -102,6 +104,7 @@ async function stopRunning(running: Running, waitMs: number, logger: Logger): Pr
   await new Promise((resolve) => setImmediate(resolve));
   running.metrics?.close();
   await stopServices(running.services, logger);
+  await running.audit?.stop();
   await running.archive?.close();
 }
 
@@ -162,6 +165,11 @@ export async function startServer(
     jobQueueDepth: () => archive.jobQueueDepth(),
   });
   running.metrics = metrics;
+  try {
+    running.audit = await startServerAudit(config, archive, events, logger);
+  } catch (e) {
+    return fail(`cannot start the audit trail: ${message(e)}`);
+  }
 
   for (const factory of selected) {
     const service = factory({ config, logger, archive, events });
@@ -284,6 +292,7 @@ export async function startServer(
     },
     'server started',
   );
+  running.audit?.started();
 
   const graceMs = ms(server.shutdownTimeoutSeconds) ?? NO_LIMIT_MS;
   const shutDown = async (wait: number): Promise<void> => {

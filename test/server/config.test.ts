@@ -58,6 +58,8 @@ describe('defaults', () => {
       db: {},
       peers: [],
       security: {},
+      identity: { sessionIdleMinutes: 30, sessionMaxHours: 12 },
+      audit: { enabled: true, repositories: [] },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },
     });
   });
@@ -172,6 +174,10 @@ describe('each bad value gives exactly one line', () => {
     ],
     [{ server: { services: [] } }, 'server.services: expected at least one service name, got an empty list'],
     [{ server: { workers: 0 } }, 'server.workers: expected an integer from 1 to 64, got 0'],
+    [
+      { identity: { sessionIdleMinutes: 0 } },
+      'identity.sessionIdleMinutes: expected an integer from 1 to 1440, got 0',
+    ],
     [
       { server: { port: 104, http: { port: 104 } } },
       'server.http.port: must differ from the DICOM and TLS ports',

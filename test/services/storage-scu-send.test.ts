@@ -194,6 +194,7 @@ describe('storeFile send path', () => {
         destination: 'HASH',
         status: Status.Success,
         via: 'C-STORE',
+        sopClassUid: file.sopClassUid,
       },
       {
         type: 'object-sent',
@@ -202,6 +203,7 @@ describe('storeFile send path', () => {
         destination: 'HASH',
         status: Status.Success,
         via: 'C-GET',
+        sopClassUid: file.sopClassUid,
       },
     ]);
   });

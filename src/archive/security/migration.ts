@@ -84,10 +84,13 @@ export async function createSecurityTables(db: Kysely<unknown>, engine: SqlEngin
     .execute();
 
   // The audit trail as kept in the index (the spool and the syslog sender are separate): one row per
-  // DICOM audit message; message: its XML (PS3.15 A.5); the other columns are what `pacs audit` filters on.
+  // DICOM audit message; message: its XML (PS3.15 A.5); summary: its JSON digest (EventID, participants,
+  // objects: security/audit/record.ts); message_id: the spool's id, so a redelivered message is kept once;
+  // the other columns are what `pacs audit` filters on.
   await db.schema
     .createTable('audit_record')
     .addColumn('id', id, primary)
+    .addColumn('message_id', key, (c) => c.notNull().unique())
     .addColumn('event_time', key, (c) => c.notNull())
     .addColumn('event_id', key, (c) => c.notNull())
     .addColumn('event_action', 'text')

@@ -23,6 +23,7 @@ import {
   PPS_STATUS,
   scheduledStepsOf,
 } from './model.js';
+import { emitProcedureRecord } from './record-event.js';
 
 export interface MppsServiceOptions {
   readonly worklist: WorklistStore;
@@ -86,6 +87,7 @@ export async function createMpps(
     { peer: ctx.peerAeTitle, uid, items: result.record.itemIds },
     result.record.itemIds.length > 0 ? 'MPPS created: worklist items STARTED' : 'MPPS created: unscheduled',
   );
+  emitProcedureRecord(ctx, 'create', dataSet);
   return { status: Status.Success, affectedSopInstanceUid: uid };
 }
 
@@ -122,6 +124,10 @@ export async function setMpps(
       return refusal(result.error, uid);
     case 'updated':
       ctx.log.info({ peer: ctx.peerAeTitle, uid, status: result.record.status }, 'MPPS updated');
+      {
+        const stored = fromDicomJson(result.record.dataSet);
+        emitProcedureRecord(ctx, 'update', stored.ok ? stored.value : dataSet);
+      }
       return { status: Status.Success, affectedSopInstanceUid: uid };
   }
 }

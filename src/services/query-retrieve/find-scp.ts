@@ -312,6 +312,6 @@ async function* answerFind(
     (options.logger ?? ctx.log).error({ err: e, peer: ctx.peerAeTitle, level }, 'C-FIND failed');
     yield failure(Status.UnableToProcess, `index failure: ${detail}`, { cause: e });
   } finally {
-    emitQuery(ctx, 'C-FIND', level, matches, started);
+    emitQuery(ctx, 'C-FIND', level, matches, started, identifier);
   }
 }

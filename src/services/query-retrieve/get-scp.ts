@@ -361,7 +361,9 @@ export async function sendInstance(
       reason: `file changed on disk: ${file.value.size} bytes, indexed ${instance.size} (${instance.sopInstanceUid})`,
     };
   }
-  const r = await storeFile(assoc, file.value, { verify: false, ...options });
+  const study =
+    instance.studyInstanceUid !== undefined ? { studyInstanceUid: instance.studyInstanceUid } : {};
+  const r = await storeFile(assoc, file.value, { verify: false, ...study, ...options });
   if (!r.ok) {
     const ended = !assoc.canSend;
     return {

@@ -74,6 +74,7 @@ export async function storeObject(
     expected: { sopClassUid: sopClass, sopInstanceUid: sopInstance },
     source: ctx.peerAeTitle,
     via: 'C-STORE',
+    remoteAddress: ctx.remoteAddress,
   });
   if (!result.ok) {
     const error = result.error;

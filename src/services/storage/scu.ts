@@ -301,6 +301,8 @@ export interface StoreOptions {
   readonly events?: EventBus;
   /** What the event says the send served (default 'C-STORE'; C-MOVE and C-GET sub-operations). */
   readonly via?: 'C-STORE' | 'C-MOVE' | 'C-GET';
+  /** The archived object's study, when known (the event's, for the audit trail). */
+  readonly studyInstanceUid?: string;
 }
 
 /** The peer's answer to one C-STORE. */
@@ -448,6 +450,9 @@ export async function storeFile(
           destination: peerAeTitle(assoc),
           status,
           via: options.via ?? 'C-STORE',
+          sopClassUid: file.sopClassUid,
+          ...(options.studyInstanceUid !== undefined ? { studyInstanceUid: options.studyInstanceUid } : {}),
+          ...(options.moveOriginator !== undefined ? { user: options.moveOriginator.aeTitle } : {}),
         });
       return ok(outcome);
     } catch (e) {

@@ -102,6 +102,6 @@ export async function* findWorklistItems(
       'worklist C-FIND',
     );
   } finally {
-    emitQuery(ctx, 'worklist', 'WORKLIST', matches, started);
+    emitQuery(ctx, 'worklist', 'WORKLIST', matches, started, request);
   }
 }

@@ -19,6 +19,7 @@ import type { MetadataScope } from '../../archive/index/archive-index.js';
 import { BULK_URI_PREFIX } from '../../archive/index/capture.js';
 import { httpError } from '../errors.js';
 import { acceptOf, rangeMatches } from '../media-type.js';
+import { reportAccessed } from './audit-events.js';
 import { registerBulkdata } from './bulkdata.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { registerFrames } from './frames.js';
@@ -86,6 +87,7 @@ async function serveMetadata(
   if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
   const base = serviceUrl(context, request);
+  reportAccessed(context, request, reply, 'WADO-RS metadata', scope.studyInstanceUid, scope.sopInstanceUid);
   const body = Readable.from(metadataText(context, scope, base), { objectMode: false });
   reply.type(DICOM_JSON);
   if (encoding === 'identity') return reply.send(body);

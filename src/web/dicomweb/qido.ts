@@ -32,6 +32,7 @@ import { mappedPlan, planQuery, type QueryPage } from '../../archive/index/query
 import { keywordOf } from '../../dicom/dictionary.js';
 import { formatTag } from '../../dicom/tag.js';
 import { dicomJsonToXml } from '../../dicom/xml.js';
+import { identityName } from '../../security/identity.js';
 import { httpError } from '../errors.js';
 import { acceptOf, rangeMatches } from '../media-type.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
@@ -128,6 +129,9 @@ async function search(
         matches,
         durationMs: performance.now() - started,
         source: request.ip,
+        remoteAddress: request.ip,
+        user: identityName(request.identity),
+        query: request.url.slice(request.url.indexOf('?') + 1 || request.url.length),
       });
   };
   reply.raw.on('close', () => {

@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { httpError } from '../errors.js';
 import { acceptOf } from '../media-type.js';
+import { reportAccessed } from './audit-events.js';
 import type { DicomwebContext } from './context.js';
 import { paramsSchema, type UidParams } from './params.js';
 import { parseQuality, parseViewport, parseWindow, renderInstance } from './render-service.js';
@@ -92,6 +93,14 @@ async function answer(
     ...(window !== undefined ? { window } : {}),
     ...(viewport !== undefined ? { viewport } : {}),
   });
+  reportAccessed(
+    context,
+    request,
+    reply,
+    thumbnail ? 'thumbnail' : 'rendered',
+    params.study,
+    params.instance,
+  );
   return reply
     .header('content-type', image.contentType)
     .header('content-length', image.body.length)

@@ -42,6 +42,7 @@ import { readDicomFile } from '../../io/dicom-file.js';
 import { httpError } from '../errors.js';
 import { acceptOf, type MediaRange } from '../media-type.js';
 import { fileRange, type MultipartPart, sendMultipart } from '../multipart-writer.js';
+import { reportRetrieved } from './audit-events.js';
 import { type DicomwebContext, serviceUrl } from './context.js';
 import { paramsSchema, UID_PATTERN, type UidParams } from './params.js';
 import { type ZipEntry, zipChunks } from './zip.js';
@@ -291,7 +292,8 @@ async function retrieve(
     if (plan.kind === 'refused') throw new Error(plan.reason);
     return plan;
   };
-  const instances = () => source.instances(keys, { upTo: summary.lastPosition });
+  const audit = reportRetrieved(context, request, reply, 'WADO-RS', params.study);
+  const instances = () => sentInstances(source.instances(keys, { upTo: summary.lastPosition }), audit);
   reply.header('cache-control', 'private, no-cache');
 
   if (negotiated.format === 'single') {
@@ -346,6 +348,17 @@ async function retrieve(
     }
   }
   return sendMultipart(reply, 'application/dicom', logged(parts(), logger, request));
+}
+
+/** The instances as they are taken for sending, each counted for the audit trail. */
+async function* sentInstances(
+  items: AsyncIterable<RetrieveInstance>,
+  count: (uid: string, study?: string) => void,
+): AsyncGenerator<RetrieveInstance> {
+  for await (const i of items) {
+    count(i.sopInstanceUid, i.studyInstanceUid);
+    yield i;
+  }
 }
 
 async function firstOf<T>(items: AsyncIterable<T>): Promise<T | undefined> {

@@ -23,6 +23,7 @@ import type { IndexedInstance } from '../../archive/index/archive-index.js';
 import { lookupUid } from '../../dicom/uid.js';
 import { httpError } from '../errors.js';
 import { parseAccept, rangeMatches } from '../media-type.js';
+import { reportAccessed, reportRetrieved } from './audit-events.js';
 import type { DicomwebContext } from './context.js';
 import { checkUid, UID_PATTERN } from './params.js';
 import { objectBody, planSyntax, requestedSyntax } from './retrieve.js';
@@ -231,6 +232,7 @@ async function wadoUri(
     reply.header('content-type', 'application/dicom');
     if (plan.kind === 'stored') reply.header('content-length', String(instance.size));
     if (request.method === 'HEAD') return reply.send();
+    reportRetrieved(context, request, reply, 'WADO-URI', studyUid)(objectUid);
     return reply.send(
       Readable.from(objectBody(absolutePath, plan, instance.size), {
         objectMode: false,
@@ -265,6 +267,7 @@ async function wadoUri(
   });
   reply.header('content-type', image.contentType);
   if (request.method === 'HEAD') return reply.send();
+  reportAccessed(context, request, reply, 'WADO-URI rendered', studyUid, objectUid);
   if (image.body instanceof Uint8Array)
     return reply.send(Buffer.from(image.body.buffer, image.body.byteOffset, image.body.length));
   return reply.send(Readable.from(image.body, { objectMode: false }));

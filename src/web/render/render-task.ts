@@ -3,10 +3,9 @@
  * parameters in, an encoded JPEG or PNG out. Plain data both ways (structured clone), the frame's
  * buffer transferred rather than copied. runRenderTask() is also what the worker calls.
  */
-import { encodeJpeg } from '../../dicom/pixel/jpeg.js';
-import { encodePng } from '../../dicom/pixel/png.js';
 import { type RenderParameters, renderFrame, type Window } from '../../dicom/pixel/render.js';
 import { applyViewport, type Viewport } from '../../dicom/pixel/scale.js';
+import { encodeJpeg, encodePng } from './encode.js';
 
 /** The output formats of /rendered and /thumbnail. */
 export type RenderFormat = 'jpeg' | 'png';
@@ -32,9 +31,10 @@ export interface RenderResult {
 }
 
 /** Renders, scales and encodes one frame (pure computation; throws PixelDataError). */
-export function runRenderTask(task: RenderTask): RenderResult {
+export async function runRenderTask(task: RenderTask): Promise<RenderResult> {
   let image = renderFrame(task.parameters, task.bytes, task.bitOffset, task.window);
   if (task.viewport !== undefined) image = applyViewport(image, task.viewport);
-  const body = task.format === 'png' ? encodePng(image) : encodeJpeg(image, { quality: task.quality });
+  const body =
+    task.format === 'png' ? await encodePng(image) : await encodeJpeg(image, { quality: task.quality });
   return { body, width: image.width, height: image.height };
 }

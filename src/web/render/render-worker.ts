@@ -5,7 +5,7 @@
 import { serveWorkerTasks } from '../../core/worker-pool.js';
 import { type RenderResult, type RenderTask, runRenderTask } from './render-task.js';
 
-serveWorkerTasks<RenderTask, RenderResult>((task) => {
-  const result = runRenderTask(task);
+serveWorkerTasks<RenderTask, RenderResult>(async (task) => {
+  const result = await runRenderTask(task);
   return { result, transfer: [result.body.buffer as ArrayBuffer] };
 });
