@@ -23,6 +23,7 @@ import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type ServerAudit, startServerAudit } from './audit-trail.js';
 import { type Config, splitCallingAet } from './config.js';
+import { serverIdentity } from './identity.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -258,6 +259,7 @@ export async function startServer(
         host: web.host,
         port: web.port,
         logger,
+        identity: serverIdentity(config, archive, logger, events),
         metrics: () => metrics.render(),
         health,
         cors: web.cors,

@@ -16,7 +16,7 @@ import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { memoryLogger } from '../web/helpers.js';
-import { freePort, startPacsServer, tempDir } from './helpers.js';
+import { firstAdmin, freePort, startPacsServer, tempDir } from './helpers.js';
 
 function sample(text: string, name: string): number | undefined {
   const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
@@ -27,15 +27,19 @@ describe('pacs server --http-port', () => {
   it('/healthz and /metrics answer, also during a storescu transfer, and count what was stored and found', async () => {
     const work = await tempDir('pacs-http-');
     const httpPort = await freePort();
-    const { server, port } = await startPacsServer(['--http-port', String(httpPort), '--log-level', 'warn'], {
-      dataDir: join(work.path, 'data'),
-    });
+    const admin = await firstAdmin();
+    const { server, port } = await startPacsServer(
+      ['--http-port', String(httpPort), '--log-level', 'warn', ...admin.args],
+      {
+        dataDir: join(work.path, 'data'),
+      },
+    );
     const base = `http://127.0.0.1:${httpPort}`;
     try {
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200);
       assert.deepEqual(await health.json(), { status: 'ok' });
-      const first = await fetch(`${base}/metrics`);
+      const first = await fetch(`${base}/metrics`, { headers: admin.headers });
       assert.equal(first.status, 200);
       assert.match(first.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
       const text = await first.text();
@@ -65,7 +69,10 @@ describe('pacs server --http-port', () => {
         done = true;
       });
       while (!done || polls < 3) {
-        const [h, m] = await Promise.all([fetch(`${base}/healthz`), fetch(`${base}/metrics`)]);
+        const [h, m] = await Promise.all([
+          fetch(`${base}/healthz`),
+          fetch(`${base}/metrics`, { headers: admin.headers }),
+        ]);
         assert.equal(h.status, 200, await h.text());
         const body = await m.text();
         if ((sample(body, 'pacs_associations_open') ?? 0) > 0) sawOpen = true;
@@ -77,7 +84,7 @@ describe('pacs server --http-port', () => {
 
       const found = await runPacs(['find', '127.0.0.1', String(port), '-k', 'PatientID=*']);
       assert.equal(found.code, 0, found.stderr);
-      const after = await (await fetch(`${base}/metrics`)).text();
+      const after = await (await fetch(`${base}/metrics`, { headers: admin.headers })).text();
       assert.equal(sample(after, 'pacs_objects_received_total'), count);
       assert.ok((sample(after, 'pacs_bytes_received_total') ?? 0) > count * 256 * 256 * 2);
       assert.equal(sample(after, 'pacs_associations_total{outcome="released"}'), 2);
