@@ -39,7 +39,8 @@ export interface TestWebOptions {
   readonly cors?: CorsOptions;
   /** Default OPEN_POLICY (tests of the routes themselves); the auth tests pass SECURITY_POLICY. */
   readonly policy?: AccessPolicy;
-  readonly identity?: IdentityService;
+  /** The identity service, or how to make it on the test's archive (the real one sits on its index). */
+  readonly identity?: IdentityService | ((archive: Archive, events: EventBus) => IdentityService);
   readonly session?: SessionSettings;
   readonly aeTitle?: string;
 }
@@ -79,7 +80,12 @@ export async function startTestWeb(options: TestWebOptions = {}): Promise<TestWe
     metrics: async () => '',
     ...(options.cors !== undefined ? { cors: options.cors } : {}),
     policy: options.policy ?? OPEN_POLICY,
-    ...(options.identity !== undefined ? { identity: options.identity } : {}),
+    ...(options.identity !== undefined
+      ? {
+          identity:
+            typeof options.identity === 'function' ? options.identity(archive, events) : options.identity,
+        }
+      : {}),
     ...(options.session !== undefined ? { session: options.session } : {}),
     dicomweb: { archive, logger, events, aeTitle: options.aeTitle ?? 'PACS' },
   });
