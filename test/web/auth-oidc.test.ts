@@ -15,7 +15,9 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
+import { identityServiceFor } from '../../src/archive/security/open.js';
 import type { JwtVerifier } from '../../src/security/authentication.js';
+import { identityConfig } from '../../src/security/identity-config.js';
 import { createOidcVerifier } from '../../src/security/oidc.js';
 import { SECURITY_POLICY } from '../../src/web/policy.js';
 import { FakeIdentityService } from './auth-helpers.js';
@@ -172,6 +174,33 @@ describe('OpenID Connect access tokens (oidc-provider)', () => {
     assert.equal(stow.status, 403);
     await stow.arrayBuffer();
     assert.equal(provider.jwksFetches, 1, 'the JWKS was fetched once and cached');
+  });
+
+  it('the real identity service hands JWTs to the verifier: accepted with the mapped role, a wrong audience refused', async () => {
+    const real = await startTestWeb({
+      policy: SECURITY_POLICY,
+      identity: (archive, bus) =>
+        identityServiceFor(archive.index, identityConfig.identity.parse({}), { events: bus, jwt: verifier }),
+    });
+    try {
+      let r = await fetch(`${real.origin}/api/auth/whoami`, {
+        headers: { authorization: `Bearer ${await provider.token()}` },
+      });
+      assert.equal(r.status, 200);
+      assert.deepEqual(await r.json(), {
+        user: 'olga',
+        role: 'viewer',
+        permissions: ['view'],
+        method: 'oidc',
+      });
+      r = await fetch(`${real.origin}/api/auth/whoami`, {
+        headers: { authorization: `Bearer ${await provider.token('https://other.test/')}` },
+      });
+      assert.equal(r.status, 401);
+      await r.arrayBuffer();
+    } finally {
+      await real.close();
+    }
   });
 
   it('refuses with 401 invalid_token: wrong audience, wrong issuer, expired, not yet valid, bad signature, unknown kid, alg none, HS256', async () => {
