@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { SECURITY_POLICY } from '../../src/web/policy.js';
-import { basic, FakeIdentityService } from './auth-helpers.js';
+import { basic, FakeIdentityService, logout } from './auth-helpers.js';
 import { startTestWeb, type TestWeb } from './helpers.js';
 
 // fetch sends `Sec-Fetch-Mode: cors` as a browser's script does: no Basic challenge (no password dialog).
@@ -221,13 +221,10 @@ describe('HTTP credentials', () => {
       assert.notEqual(r.status, 401);
       await r.arrayBuffer();
       // Logout without the token is refused too; with it, the session ends and the cookie is cleared.
-      r = await fetch(`${web.origin}/api/auth/logout`, { method: 'POST', headers: { cookie } });
+      r = await logout(web.origin, cookie);
       assert.equal(r.status, 403);
       await r.arrayBuffer();
-      r = await fetch(`${web.origin}/api/auth/logout`, {
-        method: 'POST',
-        headers: { cookie, 'x-csrf-token': body.csrfToken },
-      });
+      r = await logout(web.origin, cookie, body.csrfToken);
       assert.equal(r.status, 204);
       assert.equal(
         r.headers.get('set-cookie'),

@@ -166,3 +166,11 @@ export class FakeIdentityService implements IdentityService {
 export function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
+
+/** POST /api/auth/logout with the session cookie, and the CSRF token when given. */
+export function logout(origin: string, cookie: string, csrfToken?: string): Promise<Response> {
+  return fetch(`${origin}/api/auth/logout`, {
+    method: 'POST',
+    headers: { cookie, ...(csrfToken !== undefined ? { 'x-csrf-token': csrfToken } : {}) },
+  });
+}

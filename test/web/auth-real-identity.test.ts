@@ -12,7 +12,7 @@ import type { PacsEvent } from '../../src/core/events.js';
 import { addUser, createToken, revokeToken } from '../../src/security/identity-admin.js';
 import { identityConfig } from '../../src/security/identity-config.js';
 import { SECURITY_POLICY } from '../../src/web/policy.js';
-import { basic } from './auth-helpers.js';
+import { basic, logout } from './auth-helpers.js';
 import { startTestWeb, type TestWeb } from './helpers.js';
 
 describe('HTTP authentication with the real identity service (SQLite)', () => {
@@ -82,13 +82,10 @@ describe('HTTP authentication with the real identity service (SQLite)', () => {
     let r = await whoami({ cookie });
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { method: string }).method, 'session');
-    r = await fetch(`${web.origin}/api/auth/logout`, { method: 'POST', headers: { cookie } });
+    r = await logout(web.origin, cookie);
     assert.equal(r.status, 403);
     await r.arrayBuffer();
-    r = await fetch(`${web.origin}/api/auth/logout`, {
-      method: 'POST',
-      headers: { cookie, 'x-csrf-token': body.csrfToken },
-    });
+    r = await logout(web.origin, cookie, body.csrfToken);
     assert.equal(r.status, 204);
     r = await whoami({ cookie });
     assert.equal(r.status, 401);
