@@ -252,6 +252,8 @@ export async function startServer(
     }
     return { ok: true };
   };
+  // One per process, for every way in (HTTP now; DICOM user identity shares it: one failure count).
+  const identity = serverIdentity(config, archive, logger, events);
   const web = server.http;
   if (web.port !== undefined) {
     try {
@@ -259,7 +261,7 @@ export async function startServer(
         host: web.host,
         port: web.port,
         logger,
-        identity: serverIdentity(config, archive, logger, events),
+        identity,
         metrics: () => metrics.render(),
         health,
         cors: web.cors,
