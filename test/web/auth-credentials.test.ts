@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { SECURITY_POLICY } from '../../src/web/policy.js';
 import { basic, FakeIdentityService, logout } from './auth-helpers.js';
@@ -107,6 +108,54 @@ describe('HTTP credentials', () => {
         });
       // A navigation may get the Basic challenge.
       assert.match((await get(whoami(), { 'sec-fetch-mode': 'navigate' })).challenge ?? '', /^Basic /);
+    } finally {
+      await close();
+    }
+  });
+
+  it('HTTP/2 (h2c): the same credentials, challenges and session cookie', async () => {
+    try {
+      const session = http2.connect(web.origin);
+      const ask = (headers: Record<string, string>, body?: string) =>
+        new Promise<{ status: number; headers: http2.IncomingHttpHeaders; text: string }>(
+          (resolve, reject) => {
+            const req = session.request(headers);
+            let text = '';
+            let answer: http2.IncomingHttpHeaders = {};
+            req.on('response', (h) => {
+              answer = h;
+            });
+            req.setEncoding('utf8');
+            req.on('data', (c: string) => {
+              text += c;
+            });
+            req.on('end', () => resolve({ status: Number(answer[':status']), headers: answer, text }));
+            req.on('error', reject);
+            req.end(body);
+          },
+        );
+      try {
+        let r = await ask({ ':path': '/api/auth/whoami', authorization: basic('tess', 'correct horse') });
+        assert.equal(r.status, 200);
+        assert.equal((JSON.parse(r.text) as { user: string }).user, 'tess');
+        r = await ask({ ':path': '/api/auth/whoami' });
+        assert.equal(r.status, 401);
+        assert.equal(
+          r.headers['www-authenticate'],
+          'Basic realm="PACS", charset="UTF-8", Bearer realm="PACS"',
+        );
+        r = await ask(
+          { ':path': '/api/auth/login', ':method': 'POST', 'content-type': 'application/json' },
+          JSON.stringify({ user: 'tess', password: 'correct horse' }),
+        );
+        assert.equal(r.status, 200);
+        const cookie = String(r.headers['set-cookie'] ?? '').split(';')[0] ?? '';
+        assert.match(cookie, /^__Host-pacs_session=/);
+        r = await ask({ ':path': '/api/auth/whoami', cookie });
+        assert.equal((JSON.parse(r.text) as { method: string }).method, 'session');
+      } finally {
+        session.close();
+      }
     } finally {
       await close();
     }
