@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { openArchive } from '../src/archive/archive.js';
 import { startWebServer } from '../src/web/listen.js';
+import { OPEN_POLICY } from '../src/web/policy.js';
 import { writeCtSeries } from './adapters.js';
 import {
   fmt,
@@ -182,6 +183,8 @@ runMain('bench dicomweb-metadata', async () => {
       logger,
       health: async () => ({ ok: true }),
       metrics: async () => '',
+      // The routes' own cost, as the peers run without authentication (bench/http-auth.ts measures it).
+      policy: OPEN_POLICY,
       dicomweb: { archive, logger, aeTitle: 'PACS' },
     });
     const ours = `http://${HOST}:${server.port}/dicom-web`;

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { openArchive } from '../src/archive/archive.js';
 import { startWebServer } from '../src/web/listen.js';
+import { OPEN_POLICY } from '../src/web/policy.js';
 import { fillIndex, type StudyShape, writeStudyFiles } from './adapters.js';
 import {
   arg,
@@ -150,6 +151,8 @@ async function withOurServer<T>(dir: string, db: string, fn: (base: string) => P
     logger,
     health: async () => ({ ok: true }),
     metrics: async () => '',
+    // The routes' own cost, as the peers run without authentication (bench/http-auth.ts measures it).
+    policy: OPEN_POLICY,
     dicomweb: { archive, logger, aeTitle: 'PACS' },
   });
   try {

@@ -35,6 +35,7 @@ import { openArchive } from '../src/archive/archive.js';
 import { TAG } from '../src/dicom/dictionary.js';
 import { parseDicom } from '../src/dicom/reader.js';
 import { startWebServer } from '../src/web/listen.js';
+import { OPEN_POLICY } from '../src/web/policy.js';
 import { writeLargeObject } from '../test/web/retrieve-helpers.js';
 import { writeCtSeries } from './adapters.js';
 import {
@@ -82,6 +83,8 @@ async function serve(dir: string, list: string): Promise<void> {
     logger,
     health: async () => ({ ok: true }),
     metrics: async () => '',
+    // The routes' own cost, as the peers run without authentication (bench/http-auth.ts measures it).
+    policy: OPEN_POLICY,
     dicomweb: { archive, logger, aeTitle: 'PACS' },
   });
   process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);

@@ -59,11 +59,12 @@ async function startWebPeer(dataDir: string): Promise<WebPeer> {
   const code = `
     import { openArchive } from ${url('dist/src/archive/archive.js')};
     import { startWebServer } from ${url('dist/src/web/listen.js')};
+    import { OPEN_POLICY } from ${url('dist/src/web/policy.js')};
     import { createLogger } from ${url('dist/src/core/logger.js')};
     const logger = createLogger({ level: 'warn' });
     const archive = await openArchive({ dataDir: ${JSON.stringify(dataDir)}, durability: 'fsync', logger });
     const server = await startWebServer({ host: ${JSON.stringify(HOST)}, port: 0, logger,
-      health: async () => ({ ok: true }), metrics: async () => '',
+      health: async () => ({ ok: true }), metrics: async () => '', policy: OPEN_POLICY,
       dicomweb: { archive, logger, aeTitle: 'PACS' } });
     process.stdout.write(JSON.stringify({ port: server.port }) + '\\n');
     process.on('SIGTERM', async () => { await server.close(); await archive.close(); process.exit(0); });

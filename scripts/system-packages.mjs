@@ -18,6 +18,8 @@ const PACKAGES = {
   'python3-gdcm': '/usr/lib/python3/dist-packages/gdcm.py',
   // bench:transcode: gdcmconv --raw, the reference decompressor for JPEG 2000 (DCMTK has none).
   'libgdcm-tools': '/usr/bin/gdcmconv',
+  // Browser tests: the session cookie in a real browser (test/web/auth-browser.test.ts).
+  chromium: '/usr/bin/chromium',
   // The audit trail: rsyslog with TLS as the Audit Record Repository, xmllint for the PS3.15 A.5.1 schema.
   rsyslog: '/usr/sbin/rsyslogd',
   'rsyslog-gnutls': '/usr/share/doc/rsyslog-gnutls',

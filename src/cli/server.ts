@@ -27,6 +27,7 @@ interface ServerFlags {
   services?: string;
   workers?: string;
   httpPort?: string;
+  httpHost?: string;
   adminPasswordFile?: string;
 }
 
@@ -50,6 +51,7 @@ const FLAG_PATHS: ReadonlyArray<readonly [keyof ServerFlags, string, string]> = 
   ['services', '--services', 'server.services'],
   ['workers', '--workers', 'server.workers'],
   ['httpPort', '--http-port', 'server.http.port'],
+  ['httpHost', '--http-host', 'server.http.host'],
   ['adminPasswordFile', '--admin-password-file', 'identity.adminPasswordFile'],
 ];
 
@@ -87,6 +89,7 @@ export function registerServerCommand(program: Command): void {
     )
     .option('--workers <n>', 'processes serving the DICOM port, 1 to 64 (default 1)')
     .option('--http-port <n>', 'HTTP port for DICOMweb (/dicom-web), /healthz and /metrics (default: none)')
+    .option('--http-host <address>', 'address the HTTP port binds (default 127.0.0.1)')
     .option(
       '--admin-password-file <file>',
       'first start (no user yet): the password of the admin user made then',
@@ -119,7 +122,7 @@ function overridesFrom(flags: ServerFlags, peers: Peer[] | undefined): DeepParti
               .map((x) => x.trim())
               .filter((x) => x !== '') as Config['server']['services']),
       workers: numeric(flags.workers) as number | undefined,
-      http: { port: numeric(flags.httpPort) as number | undefined },
+      http: { port: numeric(flags.httpPort) as number | undefined, host: flags.httpHost },
       tls: {
         port: numeric(flags.tlsPort) as number | undefined,
         cert: flags.tlsCert,

@@ -16,6 +16,7 @@ import { ok, type Result } from '../core/result.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import type { Config } from './config.js';
+import { serverIdentity } from './identity.js';
 import { type MetricsJson, mergeWorkerMetrics } from './metrics.js';
 import { openServerArchive, SHARED_RECONCILE_GRACE_MS } from './server.js';
 
@@ -190,9 +191,10 @@ export async function runClusterPrimary(options: ClusterOptions): Promise<Result
     try {
       const web = config.server.http;
       http = await startWebServer({
-        host: config.server.host,
+        host: web.host,
         port: web.port as number,
         logger,
+        identity: serverIdentity(config, archive, logger, undefined),
         cors: web.cors,
         ...(web.cert !== undefined && web.key !== undefined ? { tls: { cert: web.cert, key: web.key } } : {}),
         dicomweb: {

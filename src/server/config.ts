@@ -6,6 +6,7 @@
  *   storage  services/storage/config.ts
  *   data, db this file: the data folder and the index database the archive opens
  *   peers    services/query-retrieve/config.ts (C-MOVE destinations)
+ *   security security/config.ts (the OpenID provider)
  *   identity security/identity-config.ts (the first admin's password file, session limits)
  *   audit    security/audit/config.ts (the audit trail: spool, Audit Record Repositories)
  *   log      core/logger-config.ts
@@ -40,6 +41,7 @@ import type { ConfigError } from '../core/errors.js';
 import { logConfig } from '../core/logger-config.js';
 import type { Result } from '../core/result.js';
 import { auditConfig } from '../security/audit/config.js';
+import { securityConfig } from '../security/config.js';
 import { identityConfig } from '../security/identity-config.js';
 import { queryRetrieveConfig } from '../services/query-retrieve/config.js';
 import { storageConfig } from '../services/storage/config.js';
@@ -130,6 +132,8 @@ const publicUrl = z.string(expecting(PUBLIC_URL_EXPECTED)).refine(
 const httpSchema = section({
   /** Unset: no HTTP listener. */
   port: port.optional(),
+  /** The address it binds: loopback unless configured (issue 14: secure defaults). */
+  host: host.default('127.0.0.1'),
   /** PEM certificate and key: HTTPS (h2 and HTTP/1.1); unset: plain HTTP/1.1 and h2c. */
   cert: filePath.optional(),
   key: filePath.optional(),
@@ -202,6 +206,7 @@ const configSchema = section({
   db: section({ url: dbUrl.optional() }).default({}),
   ...queryRetrieveConfig,
   ...transcodeConfig,
+  ...securityConfig,
   ...identityConfig,
   ...auditConfig,
   ...logConfig,

@@ -30,6 +30,7 @@ import { startWebServer, type WebServerHandle } from '../web/listen.js';
 import { type ServerAudit, startServerAudit } from './audit-trail.js';
 import { type Config, splitCallingAet } from './config.js';
 import { dicomAccess } from './dicom-access.js';
+import { serverIdentity } from './identity.js';
 import { type MetricsJson, type ServerMetrics, serverMetrics } from './metrics.js';
 import { type ServiceFactory, servicesNamed } from './services.js';
 
@@ -286,13 +287,16 @@ export async function startServer(
     }
     return { ok: true };
   };
+  // One per process, for every way in (HTTP now; DICOM user identity shares it: one failure count).
+  const identity = serverIdentity(config, archive, logger, events);
   const web = server.http;
   if (web.port !== undefined) {
     try {
       running.http = await startWebServer({
-        host: server.host,
+        host: web.host,
         port: web.port,
         logger,
+        identity,
         metrics: () => metrics.render(),
         health,
         cors: web.cors,
@@ -306,7 +310,7 @@ export async function startServer(
         },
       });
     } catch (e) {
-      return fail(`cannot listen on ${server.host}:${web.port} (HTTP): ${describeListenError(e)}`);
+      return fail(`cannot listen on ${web.host}:${web.port} (HTTP): ${describeListenError(e)}`);
     }
   }
   const http = running.http;

@@ -2,9 +2,14 @@
  * The HTTP application (fastify): every route of the HTTP side is registered here or by a module
  * this file registers. Three things hold for every route, in one place each:
  *
- * - Authorization: a route declares `config.operation` (policy.ts); the onRoute hook refuses to
- *   build an app with a route that does not, and the onRequest hook asks the policy before
- *   anything else of the request runs (before its body is read).
+ * - Authentication and authorization: a route declares `config.operation` (policy.ts); the
+ *   onRoute hook refuses to build an app with a route that does not. The onRequest hook, before
+ *   anything else of the request runs (before its body is read), settles who sent it
+ *   (auth/authenticate.ts: Basic, Bearer, the session cookie with its CSRF check; public
+ *   operations skip it) and asks the policy once. A handler whose answer decides a second
+ *   operation (WADO-URI's application/dicom is a retrieve) asks `request.authorize(operation)`.
+ *   The default policy is SECURITY_POLICY: nothing but the public operations answers without
+ *   authentication.
  * - Errors: a handler throws an HttpError (errors.ts) or lets an unexpected error through; the
  *   error handler answers `{"code","reason"}` with the right status and logs one line (a warning
  *   for 4xx, an error for 5xx). A failure after the headers went out ends the connection so the
@@ -23,6 +28,10 @@ import Fastify, {
 import FindMyWay from 'find-my-way';
 import { PacsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { IdentityService } from '../security/authentication.js';
+import { requirementOf } from '../security/operations.js';
+import { authenticate, challenges, type SessionSettings, webAuthentication } from './auth/authenticate.js';
+import { registerAuthRoutes } from './auth/routes.js';
 import { applyCors, type CorsOptions, NO_CORS } from './cors.js';
 import { DICOMWEB_PREFIX } from './dicomweb/context.js';
 import { type DicomwebContext, registerDicomweb, wadoUriRender } from './dicomweb/routes.js';
@@ -30,7 +39,7 @@ import { registerWadoUri } from './dicomweb/wado-uri.js';
 import { type ErrorBody, HttpError } from './errors.js';
 import {
   type AccessPolicy,
-  OPEN_POLICY,
+  SECURITY_POLICY,
   type WebIdentity,
   type WebOperation,
   type WebResource,
@@ -45,6 +54,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who sent the request (set before the policy is asked). */
     identity: WebIdentity;
+    /** The authenticated user's name, for events (undefined for anonymous requests). */
+    user: string | undefined;
+    /**
+     * Asks the policy for a second operation the answer turns out to perform (WADO-URI's
+     * application/dicom is a retrieve); throws the 401/403 HttpError when refused.
+     */
+    authorize(operation: WebOperation): Promise<void>;
   }
 }
 
@@ -55,8 +71,11 @@ export type HealthResult = { readonly ok: true } | { readonly ok: false; readonl
 
 export interface WebAppOptions {
   readonly logger: Logger;
-  /** Default OPEN_POLICY (no authentication yet; see policy.ts). */
+  /** Default SECURITY_POLICY (security/policy.ts); tests of routes may pass OPEN_POLICY. */
   readonly policy?: AccessPolicy;
+  /** Checks passwords, tokens and sessions; absent: no request can authenticate. */
+  readonly identity?: IdentityService;
+  readonly session?: SessionSettings;
   /** Default: no cross-origin access. */
   readonly cors?: CorsOptions;
   readonly health: () => Promise<HealthResult>;
@@ -67,6 +86,8 @@ export interface WebAppOptions {
   readonly dicomweb?: DicomwebContext;
   /** How listen.ts binds the app (HTTP/1.1 + h2c, or TLS); default fastify's own http server. */
   readonly serverFactory?: FastifyServerFactory;
+  /** More routes, registered after the built-in ones under the same hooks (each declares its operation). */
+  readonly register?: (app: FastifyInstance) => Promise<void>;
   readonly http2?: boolean;
 }
 
@@ -75,7 +96,8 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 /** Builds the application with all its routes; the caller listens (listen.ts) or injects (tests). */
 export async function createWebApp(options: WebAppOptions): Promise<FastifyInstance> {
   const logger = options.logger;
-  const policy = options.policy ?? OPEN_POLICY;
+  const policy = options.policy ?? SECURITY_POLICY;
+  const auth = webAuthentication({ identity: options.identity, session: options.session, logger });
   const cors = options.cors ?? NO_CORS;
   const app = Fastify({
     logger: false,
@@ -91,6 +113,22 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   app.decorateRequest('identity', null as unknown as never);
+  app.decorateRequest('user', undefined);
+  app.decorateRequest('authSession', undefined);
+  app.decorateRequest('authorize', async function (this: FastifyRequest, operation: WebOperation) {
+    const decision = await policy.authorize({
+      identity: this.identity,
+      operation,
+      resource: resourceOf(this),
+    });
+    if (decision.allowed) return;
+    throw new HttpError(
+      decision.status,
+      decision.status === 401 ? 'ERR_HTTP_UNAUTHENTICATED' : 'ERR_HTTP_FORBIDDEN',
+      decision.reason,
+      decision.status === 401 ? { headers: { 'www-authenticate': challenges(auth, this) } } : {},
+    );
+  });
 
   // Every path and its methods, so that a known path asked with another method answers 405 with Allow.
   const known = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 1024 });
@@ -100,12 +138,9 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
       if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => undefined);
     }
     // HEAD routes fastify adds for GET inherit the GET's config.
-    if (route.config?.operation === undefined)
-      throw new Error(
-        `route ${String(route.method)} ${route.url} declares no config.operation (web/policy.ts)`,
-      );
+    const operation = operationOf(route);
     for (const method of [route.method].flat())
-      routes.push({ method: String(method), url: route.url, operation: route.config.operation });
+      routes.push({ method: String(method), url: route.url, operation });
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -113,16 +148,18 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     request.identity = { kind: 'anonymous', remoteAddress: request.ip };
     const operation = request.routeOptions.config.operation;
     if (operation === undefined) return; // no route: the 404 handler answers
-    const decision = await policy.authorize({
-      identity: request.identity,
-      operation,
-      resource: resourceOf(request),
-    });
-    if (!decision.allowed)
+    // Public operations (/healthz, static files, the login form) need no credentials: none are checked.
+    if (requirementOf(operation).kind !== 'public' && !(await authenticate(auth, request, reply)))
+      return reply;
+    await request.authorize(operation);
+    // No body is inflated: a few KB of gzip can stand for gigabytes (RFC 7694: say what we take).
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
       throw new HttpError(
-        decision.status,
-        decision.status === 401 ? 'ERR_HTTP_UNAUTHENTICATED' : 'ERR_HTTP_FORBIDDEN',
-        decision.reason,
+        415,
+        'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
+        `Content-Encoding ${encoding} is not supported: send the body unencoded`,
+        { headers: { 'accept-encoding': 'identity' } },
       );
   });
 
@@ -186,6 +223,8 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     handler: async (_request, reply) => reply.type(PROMETHEUS_CONTENT_TYPE).send(await options.metrics()),
   });
 
+  await registerAuthRoutes(app, auth);
+
   if (options.dicomweb !== undefined) {
     const dicomweb = options.dicomweb;
     await app.register(registerDicomweb, {
@@ -196,8 +235,23 @@ export async function createWebApp(options: WebAppOptions): Promise<FastifyInsta
     // WADO-URI also at /wado, where older viewers look (PS3.18 9 names no path).
     await app.register(async (root) => registerWadoUri(root, dicomweb, { render: wadoUriRender(dicomweb) }));
   }
+  if (options.register !== undefined) await app.register(options.register);
   await app.ready();
   return app;
+}
+
+/** The operation a route declares; a route without one is a bug that stops the app from building. */
+function operationOf(route: {
+  readonly method: string | readonly string[];
+  readonly url: string;
+  readonly config?: { readonly operation?: WebOperation } | undefined;
+}): WebOperation {
+  const operation = route.config?.operation;
+  if (operation === undefined)
+    throw new Error(
+      `route ${String(route.method)} ${route.url} declares no config.operation (web/policy.ts)`,
+    );
+  return operation;
 }
 
 /** The UIDs of the route's path, for the policy. */

@@ -35,6 +35,8 @@ export interface WebServerHandle {
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** A connection that sends nothing for this long is closed (as http's headersTimeout would). */
+const FIRST_BYTE_TIMEOUT_MS = 60_000;
 
 /** HTTP/1.1 and h2c on one plain port: the first bytes of each connection decide. */
 const plainServerFactory: FastifyServerFactory = (handler) => {
@@ -47,8 +49,25 @@ const plainServerFactory: FastifyServerFactory = (handler) => {
   );
   const h1Listeners = h1.listeners('connection') as Array<(socket: Socket) => void>;
   h1.removeAllListeners('connection');
+  // Connections that have not sent a byte yet (browsers open spare ones) belong to neither server:
+  // they are ended here when the peer leaves, stays silent too long, or the server closes.
+  const waiting = new Set<Socket>();
+  const close = h1.close.bind(h1);
+  h1.close = ((callback?: (err?: Error) => void) => {
+    for (const socket of waiting) socket.destroy();
+    return close(callback);
+  }) as typeof h1.close;
   h1.on('connection', (socket: Socket) => {
+    waiting.add(socket);
+    const leave = () => socket.destroy();
+    socket.once('end', leave);
+    socket.once('close', () => waiting.delete(socket));
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, leave);
     socket.once('data', (first: Buffer) => {
+      waiting.delete(socket);
+      socket.off('end', leave);
+      socket.setTimeout(0);
+      socket.off('timeout', leave);
       socket.pause();
       socket.unshift(first);
       const isH2 =

@@ -11,6 +11,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
+import { bootstrapAdmin } from '../../src/archive/security/bootstrap.js';
 import { EventBus } from '../../src/core/events.js';
 import { TAG } from '../../src/dicom/dictionary.js';
 import { readDicomFile } from '../../src/io/dicom-file.js';
@@ -21,6 +22,7 @@ import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool, TEST_FILES } from '../helpers/corpus.js';
 import { attributeOf, validateAuditXml } from '../security/audit/helpers.js';
 import {
+  firstAdmin,
   freePort,
   makePki,
   type Pki,
@@ -105,6 +107,14 @@ describe('audit trail to rsyslog over mutual TLS', () => {
       },
     });
     if (!loaded.ok) throw loaded.error;
+    // The first start's admin, with a known password: WADO-RS needs credentials.
+    const admin = await firstAdmin();
+    const first = await bootstrapAdmin({
+      dir: loaded.value.data.dir,
+      adminPasswordFile: admin.args[1],
+      write: () => undefined,
+    });
+    first?.announce();
     const started = await startServer(loaded.value, pino({ enabled: false }), { events });
     if (!started.ok) throw started.error;
     const server: ServerHandle = started.value;
@@ -160,7 +170,7 @@ describe('audit trail to rsyslog over mutual TLS', () => {
       assert.ok(asked.includes(Buffer.from('1CT1')), 'the identifier as asked');
 
       const wado = await fetch(`http://127.0.0.1:${server.httpPort}/dicom-web/studies/${study}`, {
-        headers: { accept: 'multipart/related; type="application/dicom"' },
+        headers: { ...admin.headers, accept: 'multipart/related; type="application/dicom"' },
       });
       assert.equal(wado.status, 200);
       await wado.arrayBuffer();
@@ -175,21 +185,21 @@ describe('audit trail to rsyslog over mutual TLS', () => {
         retrieved.xml,
         /ParticipantObjectID="1CT1"[^>]*><ParticipantObjectIDTypeCode csd-code="2" codeSystemName="RFC-3881"/,
       );
-      assert.match(retrieved.xml, /UserID="anonymous" UserIsRequestor="true"/);
+      assert.match(retrieved.xml, /UserID="admin" UserIsRequestor="true"/);
 
-      // The HTTP authentication (another part of issue 14) emits this event where a login fails.
-      events.emit({
-        type: 'authentication',
-        action: 'login',
-        outcome: 'failure',
-        user: 'mallory',
-        method: 'password',
-        remoteAddress: '127.0.0.1',
-        reason: 'wrong password',
+      // A failed login on the login form: the identity service emits the event.
+      const refused = await fetch(`http://127.0.0.1:${server.httpPort}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'mallory', password: 'wrong password' }),
       });
+      assert.equal(refused.status, 401);
+      await refused.arrayBuffer();
       const login = await waitForMessage(
         repository,
-        isEvent('110114'),
+        // (the admin's successful Basic login of the WADO-RS request is one too)
+        (m) =>
+          isEvent('110114')(m) && attributeOf(m.xml, 'EventIdentification', 'EventOutcomeIndicator') === '4',
         'User Authentication for the failed login',
       );
       assert.equal(attributeOf(login.xml, 'EventIdentification', 'EventOutcomeIndicator'), '4');

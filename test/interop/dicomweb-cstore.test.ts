@@ -13,7 +13,7 @@ import { parseDicom } from '../../src/dicom/reader.js';
 import { run } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { type Child, freePort, startPacsServer, tempDir } from '../server/helpers.js';
+import { type Child, firstAdmin, freePort, startPacsServer, tempDir } from '../server/helpers.js';
 
 function dataSetBytes(file: Uint8Array): Buffer {
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
@@ -26,13 +26,19 @@ describe('interop: C-STORE in, DICOMweb out, through pacs server --http-port', (
   let server: Child;
   let base: string;
   let files: string[];
+  let headers: { authorization: string };
 
   before(async () => {
     work = await tempDir('pacs-dicomweb-cstore-');
     const httpPort = await freePort();
-    const started = await startPacsServer(['--http-port', String(httpPort), '--log-level', 'warn'], {
-      dataDir: join(work.path, 'data'),
-    });
+    const admin = await firstAdmin();
+    headers = admin.headers;
+    const started = await startPacsServer(
+      ['--http-port', String(httpPort), '--log-level', 'warn', ...admin.args],
+      {
+        dataDir: join(work.path, 'data'),
+      },
+    );
     server = started.server;
     base = `http://127.0.0.1:${httpPort}/dicom-web`;
     files = writeCtSeries(join(work.path, 'src'), 4, { patientId: 'DW-CSTORE-1', rows: 64, columns: 64 });
@@ -51,7 +57,7 @@ describe('interop: C-STORE in, DICOMweb out, through pacs server --http-port', (
   });
 
   it('finds the stored study and its instances by QIDO-RS', async () => {
-    const r = await fetch(`${base}/studies?PatientID=DW-CSTORE-1`);
+    const r = await fetch(`${base}/studies?PatientID=DW-CSTORE-1`, { headers });
     assert.equal(r.status, 200);
     const studies = (await r.json()) as Array<Record<string, { Value?: unknown[] }>>;
     assert.equal(studies.length, 1);
@@ -63,7 +69,7 @@ describe('interop: C-STORE in, DICOMweb out, through pacs server --http-port', (
       const original = readFileSync(path);
       const ds = parseDicom(original).dataSet;
       const url = `${base}/studies/${ds.string(TAG.StudyInstanceUID)}/series/${ds.string(TAG.SeriesInstanceUID)}/instances/${ds.string(TAG.SOPInstanceUID)}`;
-      const r = await fetch(url, { headers: { accept: 'application/dicom; transfer-syntax=*' } });
+      const r = await fetch(url, { headers: { ...headers, accept: 'application/dicom; transfer-syntax=*' } });
       assert.equal(r.status, 200, url);
       assert.match(r.headers.get('content-type') ?? '', /^application\/dicom/);
       const retrieved = new Uint8Array(await r.arrayBuffer());
@@ -75,6 +81,7 @@ describe('interop: C-STORE in, DICOMweb out, through pacs server --http-port', (
     const ds = parseDicom(readFileSync(files[0] as string)).dataSet;
     const r = await fetch(
       `${base}/studies/${ds.string(TAG.StudyInstanceUID)}/series/${ds.string(TAG.SeriesInstanceUID)}/metadata`,
+      { headers },
     );
     assert.equal(r.status, 200);
     const metadata = (await r.json()) as Array<Record<string, { Value?: unknown[] }>>;

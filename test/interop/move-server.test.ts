@@ -15,6 +15,7 @@ import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import {
   type Child,
+  firstAdmin,
   freePort,
   spawnChild,
   startPacsServer,
@@ -62,6 +63,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     let dataDir: string;
     let files: FileInfo[] = [];
     let httpPort: number;
+    let admin: Awaited<ReturnType<typeof firstAdmin>>;
     const schema = randomSchema();
     const study = engine === 'sqlite' ? '1.2.826.0.1.3680043.8.498.9501' : '1.2.826.0.1.3680043.8.498.9502';
 
@@ -77,7 +79,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       });
       await waitForPort(recvPort);
       httpPort = await freePort();
+      admin = await firstAdmin();
       const args = [
+        ...admin.args,
         '--data',
         dataDir,
         '--peer',
@@ -161,7 +165,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     it('getscu gets the study on its own association; the bytes sent are counted', async () => {
       const bytesSent = async (): Promise<number> => {
-        const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+        const text = await (
+          await fetch(`http://127.0.0.1:${httpPort}/metrics`, { headers: admin.headers })
+        ).text();
         return Number(/^pacs_bytes_sent_total (\d+)/m.exec(text)?.[1] ?? Number.NaN);
       };
       const before = await bytesSent();

@@ -14,7 +14,7 @@ import { readFileInfo } from '../../src/services/storage/scu.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
-import { freePort, spawnChild, startPacsServer, tempDir } from './helpers.js';
+import { firstAdmin, freePort, spawnChild, startPacsServer, tempDir } from './helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 
@@ -68,8 +68,9 @@ describe('pacs server --workers 2', () => {
     const work = await tempDir('pacs-cluster-');
     const data = join(work.path, 'data');
     const httpPort = await freePort();
+    const admin = await firstAdmin();
     const { server, port } = await startPacsServer(
-      ['--workers', '2', '--data', data, '--http-port', String(httpPort)],
+      ['--workers', '2', '--data', data, '--http-port', String(httpPort), ...admin.args],
       {
         dataDir: data,
       },
@@ -96,7 +97,9 @@ describe('pacs server --workers 2', () => {
       }
       assert.equal(await countFiles(join(data, 'objects')), senders * perSender);
       // The primary's HTTP port: the workers' counters added up, health asked of each.
-      const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${httpPort}/metrics`, { headers: admin.headers })
+      ).text();
       assert.match(metrics, /^pacs_workers 2$/m);
       assert.match(metrics, new RegExp(`^pacs_objects_received_total ${senders * perSender}$`, 'm'));
       assert.match(metrics, /^pacs_jobs_queue_depth 0$/m);

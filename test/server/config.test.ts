@@ -51,7 +51,7 @@ describe('defaults', () => {
         tls: { requireClientCert: false },
         services: ['verification', 'storage', 'query-retrieve', 'worklist', 'mpps'],
         workers: 1,
-        http: { cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
+        http: { host: '127.0.0.1', cors: { origins: [], credentials: false, maxAgeSeconds: 600 } },
         dicom: { unknownAe: 'default', aes: [] },
       },
       storage: {
@@ -68,6 +68,7 @@ describe('defaults', () => {
       db: {},
       peers: [],
       transcode: { lossy: false },
+      security: {},
       identity: { sessionIdleMinutes: 30, sessionMaxHours: 12 },
       audit: { enabled: true, repositories: [] },
       log: { level: 'info', targets: [{ type: 'stdout', format: 'auto' }] },

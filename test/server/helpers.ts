@@ -324,3 +324,18 @@ export async function makePki(dir: string): Promise<Pki> {
     },
   };
 }
+
+/**
+ * A first start's admin with a known password (`--admin-password-file`, issue 14): the flags to
+ * add to `pacs server` and the Authorization header that then authenticates HTTP requests.
+ */
+export async function firstAdmin(): Promise<{ args: string[]; headers: { authorization: string } }> {
+  const dir = await mkdtemp(join(tmpdir(), 'pacs-admin-'));
+  const password = `admin-${Math.random().toString(36).slice(2)}-pw`;
+  const file = join(dir, 'admin-password');
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  return {
+    args: ['--admin-password-file', file],
+    headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` },
+  };
+}

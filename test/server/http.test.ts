@@ -10,12 +10,13 @@ import { describe, it } from 'node:test';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type MetricsJson, mergeWorkerMetrics } from '../../src/server/metrics.js';
 import { startWebServer } from '../../src/web/listen.js';
+import { OPEN_POLICY } from '../../src/web/policy.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { writeCtSeries } from '../helpers/synthetic.js';
 import { memoryLogger } from '../web/helpers.js';
-import { freePort, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
+import { firstAdmin, freePort, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
 
 function sample(text: string, name: string): number | undefined {
   const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
@@ -26,16 +27,20 @@ describe('pacs server --http-port', () => {
   it('/healthz and /metrics answer, also during a storescu transfer, and count what was stored and found', async () => {
     const work = await tempDir('pacs-http-');
     const httpPort = await freePort();
-    const { server, port } = await startPacsServer(['--http-port', String(httpPort), '--log-level', 'warn'], {
-      dataDir: join(work.path, 'data'),
-      aes: TEST_CLIENT_AES,
-    });
+    const admin = await firstAdmin();
+    const { server, port } = await startPacsServer(
+      ['--http-port', String(httpPort), '--log-level', 'warn', ...admin.args],
+      {
+        dataDir: join(work.path, 'data'),
+        aes: TEST_CLIENT_AES,
+      },
+    );
     const base = `http://127.0.0.1:${httpPort}`;
     try {
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200);
       assert.deepEqual(await health.json(), { status: 'ok' });
-      const first = await fetch(`${base}/metrics`);
+      const first = await fetch(`${base}/metrics`, { headers: admin.headers });
       assert.equal(first.status, 200);
       assert.match(first.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
       const text = await first.text();
@@ -65,7 +70,10 @@ describe('pacs server --http-port', () => {
         done = true;
       });
       while (!done || polls < 3) {
-        const [h, m] = await Promise.all([fetch(`${base}/healthz`), fetch(`${base}/metrics`)]);
+        const [h, m] = await Promise.all([
+          fetch(`${base}/healthz`),
+          fetch(`${base}/metrics`, { headers: admin.headers }),
+        ]);
         assert.equal(h.status, 200, await h.text());
         const body = await m.text();
         if ((sample(body, 'pacs_associations_open') ?? 0) > 0) sawOpen = true;
@@ -77,7 +85,7 @@ describe('pacs server --http-port', () => {
 
       const found = await runPacs(['find', '127.0.0.1', String(port), '-k', 'PatientID=*']);
       assert.equal(found.code, 0, found.stderr);
-      const after = await (await fetch(`${base}/metrics`)).text();
+      const after = await (await fetch(`${base}/metrics`, { headers: admin.headers })).text();
       assert.equal(sample(after, 'pacs_objects_received_total'), count);
       assert.ok((sample(after, 'pacs_bytes_received_total') ?? 0) > count * 256 * 256 * 2);
       assert.equal(sample(after, 'pacs_associations_total{outcome="released"}'), 2);
@@ -139,6 +147,8 @@ describe('pacs server --http-port', () => {
       health: () => health(),
       metrics: () => registry.metrics(),
       healthTimeoutMs: 200,
+      // This test is about what /healthz and /metrics answer, not who may ask (test/web/auth-*).
+      policy: OPEN_POLICY,
     });
     const base = `http://127.0.0.1:${http.port}`;
     try {

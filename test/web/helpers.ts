@@ -13,9 +13,11 @@ import type { Logger } from '../../src/core/logger.js';
 import type { DataSet } from '../../src/dicom/dataset.js';
 import { EXPLICIT_VR_LE } from '../../src/dicom/uid.js';
 import { encodeDataSet } from '../../src/dicom/writer.js';
+import type { IdentityService } from '../../src/security/authentication.js';
+import type { SessionSettings } from '../../src/web/auth/authenticate.js';
 import type { CorsOptions } from '../../src/web/cors.js';
 import { startWebServer, type WebServerHandle } from '../../src/web/listen.js';
-import type { AccessPolicy } from '../../src/web/policy.js';
+import { type AccessPolicy, OPEN_POLICY } from '../../src/web/policy.js';
 import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 
 export interface TestWeb {
@@ -35,7 +37,11 @@ export interface TestWeb {
 export interface TestWebOptions {
   readonly engine?: 'sqlite' | 'postgres';
   readonly cors?: CorsOptions;
+  /** Default OPEN_POLICY (tests of the routes themselves); the auth tests pass SECURITY_POLICY. */
   readonly policy?: AccessPolicy;
+  /** The identity service, or how to make it on the test's archive (the real one sits on its index). */
+  readonly identity?: IdentityService | ((archive: Archive, events: EventBus) => IdentityService);
+  readonly session?: SessionSettings;
   readonly aeTitle?: string;
 }
 
@@ -73,7 +79,14 @@ export async function startTestWeb(options: TestWebOptions = {}): Promise<TestWe
     health: async () => ({ ok: true }),
     metrics: async () => '',
     ...(options.cors !== undefined ? { cors: options.cors } : {}),
-    ...(options.policy !== undefined ? { policy: options.policy } : {}),
+    policy: options.policy ?? OPEN_POLICY,
+    ...(options.identity !== undefined
+      ? {
+          identity:
+            typeof options.identity === 'function' ? options.identity(archive, events) : options.identity,
+        }
+      : {}),
+    ...(options.session !== undefined ? { session: options.session } : {}),
     dicomweb: { archive, logger, events, aeTitle: options.aeTitle ?? 'PACS' },
   });
   const origin = `http://127.0.0.1:${server.port}`;

@@ -143,6 +143,25 @@ export async function registerStow(app: FastifyInstance, context: DicomwebContex
   });
 }
 
+/**
+ * A declared Content-Length larger than the free space above the store's floor can never be
+ * stored: 413 before a byte of the body is read, and the connection closed (HTTP/1.1) so that
+ * the rest is not read either. A body without a length streams, and the floor stops it.
+ */
+async function refuseWhatCannotFit(context: DicomwebContext, request: FastifyRequest): Promise<void> {
+  const declared = request.headers['content-length'];
+  if (declared === undefined || !/^[0-9]+$/.test(declared)) return;
+  const store = context.archive.store;
+  const room = Math.max(0, (await store.freeBytes()) - store.minFreeBytes);
+  if (Number(declared) <= room) return;
+  throw httpError(
+    413,
+    'ERR_HTTP_PAYLOAD_TOO_LARGE',
+    `the payload (${declared} bytes) is larger than the free space of the archive (${room} bytes above its floor)`,
+    request.raw.httpVersionMajor === 1 ? { headers: { connection: 'close' } } : {},
+  );
+}
+
 async function stow(
   context: DicomwebContext,
   request: FastifyRequest,
@@ -170,6 +189,7 @@ async function stow(
       'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
       `multipart/related type=${rootType} is not a STOW-RS payload (application/dicom or application/dicom+json)`,
     );
+  await refuseWhatCannotFit(context, request);
   let boundary: string;
   try {
     boundary = boundaryOf(contentType);
@@ -180,7 +200,10 @@ async function stow(
 
   const body = request.body as Readable;
   // Who sent it: the user, else the remote address (an IPv4-mapped IPv6 address as plain IPv4).
-  const source = (request.identity?.kind === 'user' ? request.identity.name : undefined) ?? request.ip?.replace(/^::ffff:/, '') ?? null;
+  const source =
+    (request.identity?.kind === 'user' ? request.identity.name : undefined) ??
+    request.ip?.replace(/^::ffff:/, '') ??
+    null;
   const report: StowReport = { stored: [], failed: [] };
   const metadata: Array<{ json: unknown; part: number }> = [];
   const bulk = new Map<string, BulkPart>();

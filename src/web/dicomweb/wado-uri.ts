@@ -13,6 +13,9 @@
  * (retrieve.ts planSyntax): default Explicit VR Little Endian, a valid syntax that cannot be
  * produced is 406. An object that is not in the archive, or not in the named study and series,
  * is 404.
+ *
+ * Authorization: the route's operation is 'dicomweb:view' (what a viewer shows); an answer in
+ * application/dicom hands the object over, so it also asks the policy for 'dicomweb:retrieve'.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -214,6 +217,8 @@ async function wadoUri(
       `no object ${objectUid} in series ${seriesUid} of study ${studyUid} in the archive`,
     );
   const contentType = chooseContentType(p.contentType, isImageClass(instance.sopClassUid));
+  // The route is a view (rendered images); the object itself taken away is a retrieve.
+  if (contentType === 'application/dicom') await request.authorize('dicomweb:retrieve');
   reply.header('cache-control', 'private, no-cache');
 
   if (contentType === 'application/dicom') {
@@ -275,7 +280,7 @@ export async function registerWadoUri(
     method: ['GET', 'HEAD'],
     url: '/wado',
     exposeHeadRoute: false,
-    config: { operation: 'dicomweb:retrieve' },
+    config: { operation: 'dicomweb:view' },
     handler: (request, reply) => wadoUri(context, options, request, reply),
   });
 }
