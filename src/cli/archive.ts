@@ -87,7 +87,13 @@ async function reindex(flags: ReindexFlags): Promise<void> {
   const keyring = current !== undefined ? await loadKeyring(current, previous) : undefined;
   // The floor only matters to new objects; reindex writes none.
   const { archive } = await openMaintenanceArchive(
-    { dataDir, dbUrl: flags.db, verbose: flags.verbose, minFreeBytes: 0, ...(keyring ? { archive: { keyring } } : {}) },
+    {
+      dataDir,
+      dbUrl: flags.db,
+      verbose: flags.verbose,
+      minFreeBytes: 0,
+      ...(keyring ? { archive: { keyring } } : {}),
+    },
     bar,
   );
   const started = performance.now();

@@ -21,9 +21,9 @@ import type { NetworkLogger } from '../network/logger.js';
 import type { AllowedCaller } from '../network/negotiation.js';
 import type { DimseService } from '../network/service.js';
 import type { TlsServerOptions } from '../network/transport.js';
+import type { IdentityService } from '../security/authentication.js';
 import type { Keyring } from '../security/envelope.js';
 import { keyringOf } from '../security/key-file.js';
-import type { IdentityService } from '../security/authentication.js';
 import { TLS_POLICY } from '../security/tls-policy.js';
 import type { HealthResult } from '../web/app.js';
 import { startWebServer, type WebServerHandle } from '../web/listen.js';
@@ -192,12 +192,14 @@ export async function startServer(
       logger: logger.child({ service: 'compression' }),
     });
 
+  // One per process, for every way in (HTTP and DICOM user identity): one failure count.
+  const identity = options.identityService ?? serverIdentity(config, archive, logger, events);
   const access = dicomAccess({
     config,
     registry: aeRegistryOf(archive.index),
     logger,
     events,
-    ...(options.identityService !== undefined ? { identityService: options.identityService } : {}),
+    identityService: identity,
   });
   try {
     await access.refresh();
@@ -287,8 +289,6 @@ export async function startServer(
     }
     return { ok: true };
   };
-  // One per process, for every way in (HTTP now; DICOM user identity shares it: one failure count).
-  const identity = serverIdentity(config, archive, logger, events);
   const web = server.http;
   if (web.port !== undefined) {
     try {

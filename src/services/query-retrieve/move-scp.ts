@@ -54,8 +54,8 @@ import { RejectResult } from '../../network/pdu.js';
 import type { DimseResponse, DimseService, RequestContext } from '../../network/service.js';
 import { failure } from '../../network/service-error.js';
 import type { TlsClientOptions } from '../../network/transport.js';
-import type { TranscodePolicy } from '../storage/transcoding.js';
 import { TLS_POLICY } from '../../security/tls-policy.js';
+import type { TranscodePolicy } from '../storage/transcoding.js';
 import {
   cancelledByPeer,
   prepared,

@@ -6,7 +6,16 @@
  */
 import { z } from 'zod';
 import { COMPRESSION_TARGETS } from '../../archive/compression/policy.js';
-import { addRule, type ConfigPart, expecting, filePath, integer, list, oneOf, section } from '../../core/config.js';
+import {
+  addRule,
+  type ConfigPart,
+  expecting,
+  filePath,
+  integer,
+  list,
+  oneOf,
+  section,
+} from '../../core/config.js';
 
 const storageSchema = section({
   duplicatePolicy: oneOf(['keep', 'replace', 'reject']).default('keep'),

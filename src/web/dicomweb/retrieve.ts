@@ -34,8 +34,8 @@ import {
 import type { ObjectStore } from '../../archive/store.js';
 import type { Logger } from '../../core/logger.js';
 import { CONVERSION_HEAD_STOP, checkConversion, startConversion } from '../../dicom/convert.js';
-import { checkTranscode } from '../../dicom/transcode.js';
 import { readDicomChunks } from '../../dicom/reader.js';
+import { checkTranscode } from '../../dicom/transcode.js';
 import {
   describeUid,
   EXPLICIT_VR_LE,
@@ -334,7 +334,8 @@ async function retrieve(
     let body = objectBody(store, first.path, plan, first.size);
     // A transcode is started before the status goes out: an object that cannot be is a 406; a
     // stored one is read ahead so that an integrity failure is a 500, not a cut answer.
-    body = plan.kind === 'transcode' ? await transcodeStarted(body, plan.transferSyntaxUid) : await primed(body);
+    body =
+      plan.kind === 'transcode' ? await transcodeStarted(body, plan.transferSyntaxUid) : await primed(body);
     body = logged(body, logger, request);
     return reply.send(Readable.from(body, { objectMode: false, highWaterMark: 64 * 1024 }));
   }

@@ -37,7 +37,9 @@ export async function encodePng(image: Image): Promise<Uint8Array> {
 }
 
 function input(image: Image): sharp.Sharp {
-  const s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
+  const s = sharp(image.data, {
+    raw: { width: image.width, height: image.height, channels: image.channels },
+  });
   // Without this libvips writes a grey image as sRGB, three times the samples for nothing.
   return image.channels === 1 ? s.toColourspace('b-w') : s;
 }
