@@ -28,6 +28,7 @@ import {
   type Pki,
   spawnChild,
   startPacsServer,
+  TEST_CLIENT_AES,
   tempDir,
   waitForPort,
 } from '../server/helpers.js';
@@ -101,7 +102,12 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     const events = new EventBus();
     const loaded = loadConfig({
       overrides: {
-        server: { host: '127.0.0.1', port: await freePort(), http: { port: await freePort() } },
+        server: {
+          host: '127.0.0.1',
+          port: await freePort(),
+          http: { port: await freePort() },
+          dicom: { aes: TEST_CLIENT_AES.map((a) => ({ ...a, tls: false, bindAddress: false })) },
+        },
         data: { dir: join(root.path, 'data-live') },
         audit: { repositories: [repositoryConfig(repository.port)] },
       },
@@ -241,7 +247,7 @@ describe('audit trail to rsyslog over mutual TLS', () => {
     await waitForPort(destPort);
     const loaded = loadConfig({
       overrides: {
-        server: { host: '127.0.0.1', port: await freePort() },
+        server: { host: '127.0.0.1', port: await freePort(), dicom: { aes: TEST_CLIENT_AES.map((a) => ({ ...a, tls: false, bindAddress: false })) } },
         data: { dir: join(root.path, 'data-move') },
         peers: [{ aet: 'DEST', host: '127.0.0.1', port: destPort, tls: false }],
         audit: { repositories: [repositoryConfig(repository.port)] },

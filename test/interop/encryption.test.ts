@@ -17,8 +17,21 @@ import { ENVELOPE_MAGIC, HEADER_SIZE } from '../../src/security/envelope.js';
 import { type FileInfo, readFileInfo } from '../../src/services/storage/scu.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool, TEST_FILES } from '../helpers/corpus.js';
-import { type Child, freePort, spawnChild, startPacsServer, tempDir } from '../server/helpers.js';
-import { get, parseMultipart } from '../web/wado-client.js';
+import {
+  type Child,
+  firstAdmin,
+  freePort,
+  spawnChild,
+  startPacsServer,
+  TEST_CLIENT_AES,
+  tempDir,
+} from '../server/helpers.js';
+import { get as getAnonymous, parseMultipart } from '../web/wado-client.js';
+
+/** The first start's admin of every server here: DICOMweb needs credentials. */
+const admin = await firstAdmin();
+const get = (url: string, headers: Record<string, string> = {}) =>
+  getAnonymous(url, { ...admin.headers, ...headers });
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 /** Uncompressed corpus files of five studies (C-GET and C-MOVE send them as stored). */
@@ -99,7 +112,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
 
   async function startServer(config: Record<string, unknown>): Promise<void> {
     const file = join(work.path, `config-${Date.now()}.json`);
-    await writeFile(file, JSON.stringify({ server: { shutdownTimeoutSeconds: 5 }, ...config }));
+    await writeFile(file, JSON.stringify({ server: { shutdownTimeoutSeconds: 5, dicom: { aes: TEST_CLIENT_AES } }, ...config }));
     httpPort = await freePort();
     const started = await startPacsServer([
       '--config',
@@ -110,6 +123,7 @@ describe('encryption at rest: pacs server with DCMTK and WADO-RS', () => {
       String(httpPort),
       '--peer',
       `STORESCP=127.0.0.1:${storescpPort}`,
+      ...admin.args,
     ]);
     server = started.server;
     port = started.port;
