@@ -24,7 +24,7 @@ import { dropSchema, PG_URL, randomSchema } from '../archive/helpers.js';
 import { run, runPacs } from '../helpers/cli.js';
 import { dcmtkTool } from '../helpers/corpus.js';
 import { makeCtDataSet } from '../helpers/synthetic.js';
-import { type Child, freePort, startPacsServer, tempDir } from './helpers.js';
+import { type Child, freePort, startPacsServer, TEST_CLIENT_AES, tempDir } from './helpers.js';
 
 const DCMTK_ENV = { TCP_NODELAY: '1' };
 const COUNT = 80;
@@ -66,7 +66,11 @@ for (const engine of ['sqlite', 'postgres'] as const)
       config = join(work.path, 'config.json');
       await writeFile(
         config,
-        JSON.stringify({ storage: { compression: 'jpeg-ls-lossless' }, log: { level: 'info' } }),
+        JSON.stringify({
+          storage: { compression: 'jpeg-ls-lossless' },
+          server: { dicom: { aes: TEST_CLIENT_AES } },
+          log: { level: 'info' },
+        }),
       );
       const src = join(work.path, 'src');
       await mkdir(src, { recursive: true });

@@ -422,7 +422,11 @@ describe('storage faults against the pacs server process', () => {
           assert.equal(refusedInARow, 3, `the disk filled up:\n${outcomes.join('\n')}`);
           assert.match(
             outcomes.join('\n'),
-            where === 'on the tmpfs' ? /0xa700 archive failure: indexing/ : /0xa700 out of storage space/,
+            // On the tmpfs the index, the audit spool and the object files share the 2 MiB: whichever
+            // fills it first, the answer is A700 and nothing is partial (checked below).
+            where === 'on the tmpfs'
+              ? /0xa700 (archive failure: indexing|out of storage space)/
+              : /0xa700 out of storage space/,
             'the expected part ran out of room',
           );
           assert.deepEqual(await tmpFiles(dataDir), [], 'no temporary file left by the refused ones');
