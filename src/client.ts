@@ -25,8 +25,8 @@ export { keywordOf, lookupTag, TAG } from './dicom/dictionary.js';
 export { toDicomJson } from './dicom/json.js';
 /** Tags. */
 export { formatTag } from './dicom/tag.js';
-/** UIDs. */
-export { isValidUid, lookupUid } from './dicom/uid.js';
+/** UIDs and transfer syntaxes (`pacs convert`'s --ts names). */
+export { isValidUid, lookupUid, transferSyntax, UID } from './dicom/uid.js';
 /** Binary values. */
 export { decodeNumbers, decodeTags } from './dicom/values.js';
 /** VRs. */
@@ -39,6 +39,10 @@ export { ApplicationEntity } from './network/ae.js';
 export { describeStatus, Status, statusCategory } from './network/dimse-status.js';
 /** Why an association was rejected or aborted, in words. */
 export { describeAbort, describeReject } from './network/negotiation.js';
+/** AE permissions (for `pacs ae` help text and flag parsing). */
+export { AE_PERMISSIONS, parseAePermissions } from './security/permissions.js';
+/** The TLS versions and cipher suites of every TLS listener and connection (`--tls` flags). */
+export { TLS_POLICY } from './security/tls-policy.js';
 /** MPPS SCU. */
 export { PPS_STATUS } from './services/mpps/model.js';
 /** MPPS SCU. */

@@ -448,6 +448,14 @@ export { type IngestRequest, IngestStream, type IngestVia } from './archive/inge
 export { JOB_STATES, type Job, JobPriority, type JobState, type JobStore } from './archive/jobs/job.js';
 /** The job store of an opened index. */
 export { jobStoreFor } from './archive/jobs/open.js';
+/** Rewrapping every object's data key under a new key; encrypting the plain objects in place. */
+export {
+  type EncryptionReport,
+  encryptObjects,
+  type RotationProgress,
+  type RotationReport,
+  rotateKeys,
+} from './archive/key-rotation.js';
 /** Reconciling the index with the object files on disk. */
 export {
   type ReconcileOptions,
@@ -455,6 +463,8 @@ export {
   type ReconcileReport,
   reconcile,
 } from './archive/reconcile.js';
+/** The object files of an archive's data folder (key rotation and encryption work on it). */
+export { ObjectStore, type ObjectStoreOptions } from './archive/store.js';
 /** The in-memory worklist store (tests, embedding without a database). */
 export { MemoryWorklistStore } from './archive/worklist/memory-store.js';
 /** Opening the worklist store of an index. */
@@ -473,11 +483,18 @@ export {
   makeKeyring,
   newKeyEncryptionKey,
 } from './security/envelope.js';
+/** Key files of encryption at rest: reading, writing a new one, the keyring of a config. */
 export { KeyFileError, keyringOf, loadKeyring, readKeyFile, writeNewKeyFile } from './security/key-file.js';
 
 // --- identity: users, roles, API tokens, sessions (issue 14) ----------------------------------------
 
+/** The AE registry kept in an index, opened from an index URL. */
+export { type OpenedAeRegistry, openAeRegistry } from './archive/security/ae-registry.js';
+/** The audit trail kept in the index: adding and querying records. */
+export { auditStoreOf, queryAudit } from './archive/security/audit-store.js';
+/** The first start's admin user. */
 export { type BootstrapOptions, bootstrapAdmin, type FirstAdmin } from './archive/security/bootstrap.js';
+/** The in-memory identity store (tests, embedding without a database). */
 export { MemoryIdentityStore } from './archive/security/memory-identity-store.js';
 /** The identity store of an index, or of an index URL; the first start's admin. */
 export {
@@ -486,6 +503,17 @@ export {
   type OpenedIdentityStore,
   openIdentityStore,
 } from './archive/security/open.js';
+/** The AE registry: the DICOM nodes the archive knows and what each may ask for. */
+export type { AeEntry, AeRegistry } from './security/ae-registry.js';
+/** Audit messages (DICOM PS3.15 A.5): the Order Record of worklist changes. */
+export { type AuditSource, orderRecord } from './security/audit/messages.js';
+/** Audit records as the index keeps them, and how they are queried. */
+export {
+  type AuditQuery,
+  type AuditRecord,
+  type AuditRecordStore,
+  auditRecordOf,
+} from './security/audit/record.js';
 /** The checks of administering users, roles and tokens (the CLI, the first admin, REST admin routes). */
 export * as identityAdmin from './security/identity-admin.js';
 /** The identity config part and its session limits. */
@@ -504,10 +532,22 @@ export type {
   TokenRecord,
   UserRecord,
 } from './security/identity-store.js';
+/** Generated passwords (`pacs user add` without --password, password resets). */
 export { generatePassword } from './security/passwords.js';
-export { PERMISSIONS, parsePermissions } from './security/permissions.js';
+/** Permissions: what a role may grant, what a DICOM node may ask for. */
+export {
+  AE_PERMISSIONS,
+  type AePermission,
+  PERMISSIONS,
+  type Permission,
+  parseAePermissions,
+  parsePermissions,
+} from './security/permissions.js';
 /** Roles: built-in and custom. */
 export { allRoles, resolveRole } from './security/roles.js';
+/** The TLS versions and cipher suites of every TLS endpoint (PS3.15 B.12, RFC 9325). */
+export { TLS_POLICY, type TlsPolicy } from './security/tls-policy.js';
+/** API tokens: the longest lifetime a token may be given. */
 export { MAX_TOKEN_DAYS } from './security/tokens.js';
 
 // --- server: the composition root -----------------------------------------------------------------

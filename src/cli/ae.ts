@@ -9,9 +9,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { isAeTitle, isHost, PacsError, UsageError } from '../client.js';
-import type { AeEntry } from '../security/ae-registry.js';
-import { AE_PERMISSIONS, parseAePermissions } from '../security/permissions.js';
+import { AE_PERMISSIONS, isAeTitle, isHost, PacsError, parseAePermissions, UsageError } from '../client.js';
+import type { AeEntry, AeRegistry } from '../index.js';
 import { indexUrlFlag, integerFlag } from './common.js';
 import { renderTable } from './table.js';
 
@@ -139,11 +138,11 @@ function entryOf(aeTitle: string, flags: AddFlags): AeEntry {
 async function withRegistry<T>(
   flags: IndexFlags,
   create: boolean,
-  body: (registry: import('../security/ae-registry.js').AeRegistry) => Promise<T>,
+  body: (registry: AeRegistry) => Promise<T>,
 ): Promise<T> {
   const url = await indexUrl(flags, create);
   // The index layer loads only now (src/client.ts says why).
-  const { openAeRegistry } = await import('../archive/security/ae-registry.js');
+  const { openAeRegistry } = await import('../index.js');
   let opened: Awaited<ReturnType<typeof openAeRegistry>>;
   try {
     opened = await openAeRegistry(url);

@@ -12,10 +12,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import type { RotationProgress } from '../archive/key-rotation.js';
-import { PacsError } from '../core/errors.js';
-import { makeKeyring } from '../security/envelope.js';
-import { readKeyFile, writeNewKeyFile } from '../security/key-file.js';
+import { PacsError } from '../client.js';
+import type { RotationProgress } from '../index.js';
 import { Progress } from './progress.js';
 
 interface EncryptFlags {
@@ -38,6 +36,8 @@ export function registerKeyCommands(archive: Command): void {
       'write a new key-encryption key for storage.encryption.keyFile (mode 0600, never overwrites)',
     )
     .action(async (file: string) => {
+      // The archive's modules load only now (src/client.ts says why).
+      const { writeNewKeyFile } = await import('../index.js');
       const kek = await writeNewKeyFile(file);
       process.stdout.write(`wrote key ${kek.id.toString('hex')} to ${file}\n`);
     });
@@ -73,13 +73,12 @@ export function registerKeyCommands(archive: Command): void {
 
 async function rotate(flags: RotateFlags): Promise<void> {
   const dataDir = archiveDir(flags.data);
+  // The archive's modules load only now (src/client.ts says why).
+  const { makeKeyring, ObjectStore, readKeyFile, rotateKeys } = await import('../index.js');
   const next = await readKeyFile(flags.newKey);
   const old = [];
   for (const f of flags.oldKey) old.push(await readKeyFile(f));
   const keyring = makeKeyring(next, old);
-  // The archive's modules load only now (src/client.ts says why).
-  const { ObjectStore } = await import('../archive/store.js');
-  const { rotateKeys } = await import('../archive/key-rotation.js');
   const store = await ObjectStore.open({ dataDir, minFreeBytes: 0 });
   await objectPass(
     'rotate-key',
@@ -93,9 +92,8 @@ async function rotate(flags: RotateFlags): Promise<void> {
 
 async function encrypt(flags: EncryptFlags): Promise<void> {
   const dataDir = archiveDir(flags.data);
+  const { encryptObjects, makeKeyring, ObjectStore, readKeyFile } = await import('../index.js');
   const kek = await readKeyFile(flags.keyFile);
-  const { ObjectStore } = await import('../archive/store.js');
-  const { encryptObjects } = await import('../archive/key-rotation.js');
   const store = await ObjectStore.open({ dataDir, minFreeBytes: 0, keyring: makeKeyring(kek) });
   await objectPass(
     'encrypt',

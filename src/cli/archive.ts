@@ -12,7 +12,6 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { PacsError } from '../client.js';
 import type { ReconcileProgress, ReconcileReport } from '../index.js';
-import { loadKeyring } from '../security/key-file.js';
 import { registerCompressCommand } from './archive-compress.js';
 import { registerKeyCommands } from './archive-keys.js';
 import { indexUrlFlag, integerFlag } from './common.js';
@@ -84,6 +83,7 @@ async function reindex(flags: ReindexFlags): Promise<void> {
     undefined,
   );
   const [current, ...previous] = flags.keyFile;
+  const { loadKeyring } = await import('../index.js');
   const keyring = current !== undefined ? await loadKeyring(current, previous) : undefined;
   // The floor only matters to new objects; reindex writes none.
   const { archive } = await openMaintenanceArchive(

@@ -75,8 +75,7 @@ async function listAudit(flags: AuditFlags): Promise<void> {
   const since = flags.since !== undefined ? parseSince(flags.since) : undefined;
   const url = await indexUrl(flags);
   // The index layer loads only now (src/client.ts says why).
-  const { openIndex } = await import('../archive/index/open.js');
-  const { queryAudit } = await import('../archive/security/audit-store.js');
+  const { openIndex, queryAudit } = await import('../index.js');
   let opened: Awaited<ReturnType<typeof openIndex>>;
   try {
     opened = await openIndex(url);
@@ -137,10 +136,7 @@ export interface OrderChange {
 export async function recordOrderChanges(url: string, changes: readonly OrderChange[]): Promise<void> {
   if (changes.length === 0) return;
   const { hostname, userInfo } = await import('node:os');
-  const { openIndex } = await import('../archive/index/open.js');
-  const { auditStoreOf } = await import('../archive/security/audit-store.js');
-  const { orderRecord } = await import('../security/audit/messages.js');
-  const { auditRecordOf } = await import('../security/audit/record.js');
+  const { auditRecordOf, auditStoreOf, openIndex, orderRecord } = await import('../index.js');
   const host = hostname();
   const source = {
     aeTitle: 'pacs',

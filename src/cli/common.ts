@@ -22,6 +22,7 @@ import {
   parseLevel,
   STUDY_ROOT,
   TAG,
+  TLS_POLICY,
   toDicomJson,
   UsageError,
 } from '../client.js';
@@ -39,7 +40,6 @@ import type {
   Tag,
   TlsClientOptions,
 } from '../index.js';
-import { TLS_POLICY } from '../security/tls-policy.js';
 
 /** The flags addConnectionOptions() declares, as commander hands them over. */
 export interface ConnectionFlags {

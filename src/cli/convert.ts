@@ -5,17 +5,7 @@
  * only with --lossy. The output is written to a temporary file and renamed into place.
  */
 import { type Command, Option } from 'commander';
-import {
-  closeTranscodePool,
-  convertFile,
-  needsCodec,
-  PacsError,
-  readDicomFile,
-  TranscodePriority,
-  transcodeFile,
-  transferSyntax,
-  UID,
-} from '../index.js';
+import { PacsError, transferSyntax, UID } from '../client.js';
 
 /** The names --ts takes besides a UID. */
 export const TS_ALIASES: Readonly<Record<string, string>> = {
@@ -61,6 +51,9 @@ async function runConvert(
   const quality = opts.quality === undefined ? undefined : Number(opts.quality);
   if (quality !== undefined && (!Number.isInteger(quality) || quality < 1 || quality > 100))
     throw new PacsError('ERR_USAGE', `--quality: expected 1..100, not ${opts.quality}`);
+  // The codecs and the transcoding pool load only now (src/client.ts says why).
+  const { closeTranscodePool, convertFile, needsCodec, readDicomFile, TranscodePriority, transcodeFile } =
+    await import('../index.js');
   const head = await readDicomFile(input, { stopAtTag: 0x00080019 });
   if (!needsCodec(head.transferSyntax, to)) {
     await convertFile(input, output, to);
